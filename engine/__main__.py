@@ -1,0 +1,112 @@
+"""Command line: python -m engine {render,worker,make-tiny-model,export} (run from the extension folder)."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import threading
+
+from . import plan as plan_mod
+from .models import LoadOptions, ModelError
+
+
+def _load_options(args) -> LoadOptions:
+    return LoadOptions(allow_download=args.allow_download, allow_unsafe=args.allow_unsafe, device=args.device)
+
+
+def _print_event(event: dict) -> None:
+    kind = event["event"]
+    if kind == "loading":
+        print(f"loading model {event['model']}", file=sys.stderr)
+    elif kind == "start":
+        print(f"{len(event['frames'])} frames, {len(event['todo'])} to render", file=sys.stderr)
+    elif kind == "frame" and not event["skipped"]:
+        print(f"[{event['done']}/{event['total']}] frame {event['frame']} -> {event['path']}", file=sys.stderr)
+    elif kind == "finished":
+        print(json.dumps(event))
+
+
+def cmd_render(args) -> int:
+    from .renderer import Renderer
+
+    plan = plan_mod.load(args.plan)
+    frame_range = plan_mod.parse_frame_range(args.frames) if args.frames else None
+    cancel = threading.Event()
+    try:
+        summary = Renderer(_load_options(args)).render(plan, frame_range, _print_event, cancel)
+    except KeyboardInterrupt:
+        return 130
+    return 0 if not summary["cancelled"] else 1
+
+
+def cmd_worker(args) -> int:
+    from .worker import serve
+
+    return serve(_load_options(args))
+
+
+def cmd_make_tiny_model(args) -> int:
+    from .tiny_model import make_tiny_model
+
+    print(make_tiny_model(args.dir, seed=args.seed))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export
+    from .frames import FrameStore
+
+    store = FrameStore(args.dir)
+    frames = store.finished_frames()
+    if args.frames:
+        a, b = plan_mod.parse_frame_range(args.frames)
+        frames = [f for f in frames if a <= f <= b]
+    paths = [store.path(f) for f in frames] or sorted(glob.glob(os.path.join(args.dir, "frame_*.png")))
+    print(export(paths, args.out, args.fps))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Keyframe Diffusion engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def model_flags(p):
+        p.add_argument("--allow-download", action="store_true", help="let diffusers download missing models")
+        p.add_argument("--allow-unsafe", action="store_true", help="allow pickle (.bin/.ckpt) weights")
+        p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+
+    p = sub.add_parser("render", help="render a baked plan")
+    p.add_argument("plan")
+    p.add_argument("--frames", help="A-B: only these frames")
+    model_flags(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("worker", help="serve render commands as JSON lines on stdin/stdout")
+    model_flags(p)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("make-tiny-model", help="write the embedded tiny pipeline folder")
+    p.add_argument("dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_tiny_model)
+
+    p = sub.add_parser("export", help="write finished frames as a GIF or MP4")
+    p.add_argument("dir", help="output folder holding the frames and manifest.json")
+    p.add_argument("out", help="a .gif or .mp4 file")
+    p.add_argument("--fps", type=float, default=24.0)
+    p.add_argument("--frames", help="A-B: only these frames")
+    p.set_defaults(func=cmd_export)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (plan_mod.PlanError, ModelError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
