@@ -1,0 +1,136 @@
+"""The bake: evaluate the scene at every frame and write what the engine needs as a plan (plain JSON).
+
+Values come from Blender's own evaluation (`frame_set`), so F-curves, modifiers, drivers, NLA and constraints all
+count exactly as they do in Blender's render.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import bpy
+
+from .engine import plan as plan_mod
+
+WEIGHT_EPSILON = 1e-6
+
+
+class BakeError(ValueError):
+    """The scene can't be baked; the message says what to fix and at which frame."""
+
+
+def output_dir(scene: bpy.types.Scene, override: str | None = None) -> str:
+    path = override or scene.keyframe_diffusion.output_dir
+    if path.startswith("//") and not bpy.data.filepath:
+        # An unsaved .blend has no folder for '//' to mean; use a temp folder rather than the working directory.
+        return os.path.join(tempfile.gettempdir(), "keyframe_diffusion", bpy.path.clean_name(scene.name))
+    return os.path.normpath(bpy.path.abspath(path))
+
+
+def _camera_record(scene: bpy.types.Scene, depsgraph) -> dict | None:
+    cam = scene.camera
+    if cam is None:
+        return None
+    evaluated = cam.evaluated_get(depsgraph)
+    record = {"name": cam.name, "matrix_world": [list(row) for row in evaluated.matrix_world]}
+    data = evaluated.data
+    if cam.type == "CAMERA":
+        record.update(
+            type=data.type,
+            lens=data.lens,
+            sensor_width=data.sensor_width,
+            sensor_height=data.sensor_height,
+            sensor_fit=data.sensor_fit,
+            shift_x=data.shift_x,
+            shift_y=data.shift_y,
+            clip_start=data.clip_start,
+            clip_end=data.clip_end,
+        )
+    return record
+
+
+def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
+    s = scene.keyframe_diffusion
+    fps = scene.render.fps / scene.render.fps_base
+    return {
+        "mode": s.mode,
+        "model": (model or s.model).strip(),
+        "width": s.width,
+        "height": s.height,
+        "output_dir": folder,
+        "scheduler": s.scheduler,
+        "batch_size": s.batch_size,
+        "device": s.device,
+        "latent_source": s.latent_source,
+        "fps": fps,
+        "frame_start": scene.frame_start,
+        "frame_end": scene.frame_end,
+    }
+
+
+def _frame_record(scene: bpy.types.Scene, frame: int, depsgraph) -> dict:
+    s = scene.keyframe_diffusion
+    active = [p for p in s.prompts if p.weight > WEIGHT_EPSILON]
+    if not active:
+        raise BakeError(f"frame {frame}: no prompt has a weight above 0 (add a prompt or key a weight there)")
+    total = sum(p.weight for p in active)
+    return {
+        "frame": frame,
+        "prompts": [
+            {
+                "text": p.text,
+                "negative": p.negative or s.negative_prompt,
+                "weight": p.weight / total,
+                "seed": p.seed,
+            }
+            for p in active
+        ],
+        "seed": s.seed,
+        "steps": s.steps,
+        "guidance": s.guidance,
+        "strength": s.strength,
+        "camera": _camera_record(scene, depsgraph),
+    }
+
+
+def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | None = None) -> dict:
+    """Evaluate the scene's frame range and return a validated plan. The current frame is restored afterwards."""
+    s = scene.keyframe_diffusion
+    if len(s.prompts) == 0:
+        raise BakeError("the scene has no prompts: add one in the Keyframe Diffusion panel (Sequencer sidebar)")
+    if s.width % 8 or s.height % 8:
+        raise BakeError(f"width and height must be multiples of 8 (now {s.width}x{s.height})")
+    folder = output_dir(scene, output)
+    current, subframe = scene.frame_current, scene.frame_subframe
+    records = []
+    try:
+        for frame in range(scene.frame_start, scene.frame_end + 1):
+            scene.frame_set(frame)
+            records.append(_frame_record(scene, frame, bpy.context.evaluated_depsgraph_get()))
+    finally:
+        scene.frame_set(current, subframe=subframe)
+    plan = {
+        "schema": plan_mod.SCHEMA,
+        "version": plan_mod.VERSION,
+        "source": {"blend": bpy.data.filepath, "scene": scene.name, "blender": bpy.app.version_string},
+        "settings": _settings(scene, folder, model),
+        "frames": records,
+    }
+    try:
+        return plan_mod.validate(plan)
+    except plan_mod.PlanError as e:
+        raise BakeError(str(e)) from e
+
+
+def write_plan(scene: bpy.types.Scene, output: str | None = None, model: str | None = None) -> tuple[str, dict]:
+    """Bake and write output_dir/plan.json; returns its path and the plan."""
+    plan = bake_scene(scene, output, model)
+    folder = plan["settings"]["output_dir"]
+    try:
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "plan.json")
+        plan_mod.save(plan, path)
+    except OSError as e:
+        raise BakeError(f"can't write the plan into '{folder}': {e.strerror}") from e
+    return path, plan

@@ -1,0 +1,91 @@
+"""`blender scene.blend -c keyframe_diffusion {generate,bake} ...`, registered with register_cli_command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import bpy
+
+from . import bake, jobs
+from .engine.plan import parse_frame_range
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blender FILE.blend -c keyframe_diffusion",
+                                     description="Bake and generate Keyframe Diffusion animations headless.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("generate", "bake, render missing frames, update the strip"), ("bake", "write the plan")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--scene", help="scene name (default: the active scene)")
+        p.add_argument("--model", help="model folder or Hugging Face id (overrides the scene's)")
+        p.add_argument("--output", help="output folder (overrides the scene's)")
+        p.add_argument("--save", action="store_true", help="save the .blend afterwards (keeps --model/--output)")
+        if name == "generate":
+            p.add_argument("--frames", help="A-B: render only these frames")
+    return parser
+
+
+def _print_event(event: dict) -> None:
+    kind = event.get("event")
+    if kind == "start":
+        print(f"keyframe_diffusion: {len(event['todo'])} of {len(event['frames'])} frames to render", flush=True)
+    elif kind == "loading":
+        print(f"keyframe_diffusion: loading {event['model']}", flush=True)
+    elif kind == "frame" and not event["skipped"]:
+        print(f"keyframe_diffusion: [{event['done']}/{event['total']}] frame {event['frame']} -> {event['path']}",
+              flush=True)
+
+
+def main(argv: list[str]) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits on --help and on errors; Blender wants a return code
+        return int(e.code or 0)
+    scene = bpy.data.scenes.get(args.scene) if args.scene else bpy.context.scene
+    if scene is None:
+        print(f"keyframe_diffusion: no scene named '{args.scene}'", file=sys.stderr)
+        return 1
+    settings = scene.keyframe_diffusion
+    if args.save:  # persist overrides only when asked to save
+        if args.model:
+            settings.model = args.model
+        if args.output:
+            settings.output_dir = args.output
+    try:
+        if args.command == "bake":
+            path, plan = bake.write_plan(scene, args.output, args.model)
+            print(f"keyframe_diffusion: baked {len(plan['frames'])} frames to {path}")
+        else:
+            frames = parse_frame_range(args.frames) if args.frames else None
+            job = jobs.GenerateJob(scene, frames, args.model, args.output)
+            job.run_blocking(on_event=_print_event)
+            print(f"keyframe_diffusion: {job.message}; frames in {job.folder}")
+            if job.cancelled:
+                return 1
+    except (bake.BakeError, jobs.GenerateError, ValueError) as e:
+        print(f"keyframe_diffusion: error: {e}", file=sys.stderr)
+        return 1
+    if args.save:
+        if not bpy.data.filepath:
+            print("keyframe_diffusion: error: --save needs a .blend file to save into", file=sys.stderr)
+            return 1
+        bpy.ops.wm.save_mainfile()
+        print(f"keyframe_diffusion: saved {bpy.data.filepath}")
+    return 0
+
+
+_handle = None
+
+
+def register() -> None:
+    global _handle
+    _handle = bpy.utils.register_cli_command("keyframe_diffusion", main)
+
+
+def unregister() -> None:
+    global _handle
+    if _handle is not None:
+        bpy.utils.unregister_cli_command(_handle)
+        _handle = None

@@ -1,0 +1,86 @@
+"""Every Blender-version difference the extension meets, in one place (4.2 LTS to 5.0).
+
+- Sequencer: `sequences` / `sequences_all` became `strips` / `strips_all` in 4.4; 5.0 has only `strips`.
+- Animation: `Action.fcurves` gave way to layered actions with channelbags in 4.4; 5.0 removed `Action.fcurves`.
+- `bpy_struct.keyframe_insert` takes keyword-only options from 4.5; keywords work on every version.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+
+def sequence_editor(scene: bpy.types.Scene):
+    return scene.sequence_editor or scene.sequence_editor_create()
+
+
+def top_strips(scene: bpy.types.Scene):
+    """The top-level strip collection (has new_image, remove, get)."""
+    editor = sequence_editor(scene)
+    return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def all_strips(scene: bpy.types.Scene):
+    editor = scene.sequence_editor
+    if editor is None:
+        return []
+    return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+
+
+def keyframe_insert(struct, prop: str, frame: float, index: int = -1) -> bool:
+    return struct.keyframe_insert(prop, index=index, frame=frame)
+
+
+def action_fcurves(id_data):
+    """The F-curves animating an ID (empty when it has no action)."""
+    anim = getattr(id_data, "animation_data", None)
+    if anim is None or anim.action is None:
+        return []
+    if bpy.app.version >= (4, 4, 0):
+        from bpy_extras import anim_utils
+
+        bag = anim_utils.action_get_channelbag_for_slot(anim.action, anim.action_slot)
+        return list(bag.fcurves) if bag is not None else []
+    return list(anim.action.fcurves)
+
+
+def _fcurve_collection(id_data):
+    anim = id_data.animation_data
+    if bpy.app.version >= (4, 4, 0):
+        from bpy_extras import anim_utils
+
+        return anim_utils.action_get_channelbag_for_slot(anim.action, anim.action_slot).fcurves
+    return anim.action.fcurves
+
+
+def remove_fcurve(id_data, fcurve) -> None:
+    _fcurve_collection(id_data).remove(fcurve)
+
+
+def find_fcurve(id_data, data_path: str, index: int = 0):
+    for fc in action_fcurves(id_data):
+        if fc.data_path == data_path and fc.array_index == index:
+            return fc
+    return None
+
+
+def set_video_output(render) -> None:
+    """Point the render output at FFmpeg (5.0 first needs the media type switched to video)."""
+    settings = render.image_settings
+    if hasattr(settings, "media_type"):
+        settings.media_type = "VIDEO"
+    settings.file_format = "FFMPEG"
+
+
+def image_output_state(render) -> dict:
+    """The output settings set_video_output changes, to restore them afterwards."""
+    settings = render.image_settings
+    state = {"file_format": settings.file_format, "color_mode": settings.color_mode}
+    if hasattr(settings, "media_type"):
+        state = {"media_type": settings.media_type, **state}
+    return state
+
+
+def restore_image_output(render, state: dict) -> None:
+    for key, value in state.items():  # media_type first: it decides which file formats are allowed
+        setattr(render.image_settings, key, value)

@@ -1,0 +1,179 @@
+"""Bake and Generate. Generate is modal in the UI (progress, Esc cancels, frames appear as they finish) and
+blocking from scripts and in background mode, where timers and modal handlers never run."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, StringProperty
+
+from .. import bake, jobs
+from ..engine.plan import parse_frame_range
+
+_active_job: jobs.GenerateJob | None = None
+
+
+def active_job() -> jobs.GenerateJob | None:
+    return _active_job
+
+
+def _tag_redraw(context) -> None:
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type in {"SEQUENCE_EDITOR", "STATUSBAR"}:
+                area.tag_redraw()
+
+
+def _set_status(context, job: jobs.GenerateJob | None) -> None:
+    status = context.window_manager.keyframe_diffusion_status
+    status.running = job is not None and not job.finished
+    if job is not None:
+        status.progress = job.progress
+        status.message = job.error.splitlines()[0] if job.error else job.message
+
+
+def _draw_status_bar(header, context):
+    status = context.window_manager.keyframe_diffusion_status
+    row = header.layout.row(align=True)
+    row.label(text="Keyframe Diffusion", icon="RENDER_ANIMATION")
+    row.progress(factor=status.progress, type="BAR", text=status.message or "Generating")
+    row.label(text="Esc to cancel")
+
+
+class KD_OT_bake(bpy.types.Operator):
+    """Evaluate the timeline at every frame and write the plan (plan.json in the output folder)"""
+
+    bl_idname = "keyframe_diffusion.bake"
+    bl_label = "Bake Plan"
+
+    output: StringProperty(name="Output", description="Output folder (default: the scene's)", default="")
+    model: StringProperty(name="Model", description="Model override (default: the scene's)", default="")
+
+    def execute(self, context):
+        try:
+            path, plan = bake.write_plan(context.scene, self.output or None, self.model or None)
+        except bake.BakeError as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Baked {len(plan['frames'])} frames to {path}")
+        return {"FINISHED"}
+
+
+class KD_OT_generate(bpy.types.Operator):
+    """Bake the timeline and render the missing frames into the Sequencer strip"""
+
+    bl_idname = "keyframe_diffusion.generate"
+    bl_label = "Generate"
+
+    current_frame: BoolProperty(name="Current Frame Only", default=False)
+    frames: StringProperty(name="Frames", description="A-B: render only these frames (empty: all)", default="")
+    model: StringProperty(name="Model", description="Model override (default: the scene's)", default="")
+    output: StringProperty(name="Output", description="Output folder override", default="")
+
+    _timer = None
+
+    def _make_job(self, context) -> jobs.GenerateJob:
+        scene = context.scene
+        if self.current_frame:
+            frame_range = (scene.frame_current, scene.frame_current)
+        else:
+            frame_range = parse_frame_range(self.frames) if self.frames.strip() else None
+        return jobs.GenerateJob(scene, frame_range, self.model or None, self.output or None)
+
+    def _busy(self) -> bool:
+        if _active_job is not None and not _active_job.finished:
+            self.report({"ERROR"}, "A generation is already running (Esc or Cancel stops it)")
+            return True
+        return False
+
+    def execute(self, context):
+        global _active_job
+        if self._busy():
+            return {"CANCELLED"}
+        try:
+            job = self._make_job(context)
+            _active_job = job
+            job.run_blocking(context)
+        except (jobs.GenerateError, ValueError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        finally:
+            _active_job = None
+        self.report({"INFO"}, job.message)
+        return {"FINISHED"} if not job.cancelled else {"CANCELLED"}
+
+    def invoke(self, context, event):
+        global _active_job
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        if self._busy():
+            return {"CANCELLED"}
+        try:
+            job = self._make_job(context)
+            job.start(context)
+        except (jobs.GenerateError, ValueError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        _active_job = job
+        _set_status(context, job)
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        context.workspace.status_text_set(_draw_status_bar)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = _active_job
+        if event.type == "ESC" and event.value == "PRESS":
+            job.cancel()
+            job.message = "Cancelling..."
+        elif event.type == "TIMER":
+            job.poll()
+            _set_status(context, job)
+            _tag_redraw(context)
+            if job.finished:
+                return self._finish(context, job)
+        return {"PASS_THROUGH"}
+
+    def _finish(self, context, job):
+        global _active_job
+        context.window_manager.event_timer_remove(self._timer)
+        context.workspace.status_text_set(None)
+        _active_job = None
+        _set_status(context, job)
+        _tag_redraw(context)
+        if job.error:
+            self.report({"ERROR"}, job.error)
+            return {"CANCELLED"}
+        self.report({"INFO"}, job.message)
+        return {"FINISHED"} if not job.cancelled else {"CANCELLED"}
+
+
+class KD_OT_cancel(bpy.types.Operator):
+    """Stop the running generation after the current denoising step (finished frames stay)"""
+
+    bl_idname = "keyframe_diffusion.cancel"
+    bl_label = "Cancel Generation"
+
+    def execute(self, context):
+        if _active_job is None:
+            return {"CANCELLED"}
+        _active_job.cancel()
+        _active_job.message = "Cancelling..."
+        return {"FINISHED"}
+
+
+class KD_OT_release(bpy.types.Operator):
+    """Stop the engine worker and free the memory of its loaded model"""
+
+    bl_idname = "keyframe_diffusion.release"
+    bl_label = "Release Engine"
+
+    def execute(self, context):
+        if _active_job is not None and not _active_job.finished:
+            self.report({"ERROR"}, "Cancel the running generation first")
+            return {"CANCELLED"}
+        jobs.release_worker()
+        return {"FINISHED"}
+
+
+classes = (KD_OT_bake, KD_OT_generate, KD_OT_cancel, KD_OT_release)
