@@ -118,8 +118,9 @@ def validate(plan: Any) -> dict:
     seen: set[int] = set()
     for i, record in enumerate(frames):
         where = f"frames[{i}]"
+        if isinstance(record, dict) and isinstance(record.get("frame"), int):
+            where += f" (frame {record['frame']})"
         _check_fields(record, FRAME_FIELDS, where)
-        where = f"frames[{i}] (frame {record['frame']})"
         if record["frame"] in seen:
             raise PlanError(f"{where}: frame {record['frame']} appears twice")
         seen.add(record["frame"])

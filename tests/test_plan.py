@@ -1,0 +1,79 @@
+"""The plan contract: validation errors name the field and frame; hashes follow what changes pixels."""
+
+import copy
+import json
+
+import pytest
+from conftest import make_plan
+
+from engine import plan as plan_mod
+
+
+def test_valid_plan_gets_defaults():
+    plan = plan_mod.validate(make_plan("/tmp/x"))
+    assert plan["settings"]["scheduler"] == "default"
+    assert plan["settings"]["latent_source"] == "PROMPT_SEEDS"
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda p: p.update(version=99), "unknown plan version 99"),
+        (lambda p: p.update(schema="other"), "not a Keyframe Diffusion plan"),
+        (lambda p: p["settings"].pop("model"), "settings: missing field 'model'"),
+        (lambda p: p["settings"].update(width=60), "'width' must be a multiple of 8"),
+        (lambda p: p["settings"].update(mode="DANCE"), "unknown mode 'DANCE'"),
+        (lambda p: p["frames"][1].update(guidance="high"), "frames[1] (frame 2): field 'guidance' must be a number"),
+        (lambda p: p["frames"][2].pop("steps"), "frames[2] (frame 3): missing field 'steps'"),
+        (lambda p: p["frames"][0].update(steps=True), "field 'steps' must be an integer"),
+        (lambda p: p["frames"][1].update(prompts=[]), "frames[1] (frame 2): no prompt has weight above zero"),
+        (lambda p: p["frames"][1]["prompts"][0].update(weight=-1), "prompts[0]: 'weight' must not be negative"),
+        (lambda p: p["frames"][1].update(frame=1), "frame 1 appears twice"),
+        (lambda p: p.update(frames=[]), "no 'frames'"),
+    ],
+)
+def test_bad_plans_say_what_and_where(mutate, message):
+    plan = make_plan("/tmp/x")
+    mutate(plan)
+    with pytest.raises(plan_mod.PlanError) as err:
+        plan_mod.validate(plan)
+    assert message in str(err.value)
+
+
+def test_load_reports_json_position(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text('{"schema": "keyframe_diffusion.plan",\n "version": 1,,}')
+    with pytest.raises(plan_mod.PlanError, match=r"line 2, column 15"):
+        plan_mod.load(path)
+
+
+def test_load_resolves_relative_output(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(make_plan("frames")))
+    assert plan_mod.load(path)["settings"]["output_dir"] == str(tmp_path / "frames")
+
+
+def test_frame_hash_follows_pixels_not_paths():
+    plan = plan_mod.validate(make_plan("/tmp/a"))
+    other = copy.deepcopy(plan)
+    other["settings"]["output_dir"] = "/tmp/b"
+    other["settings"]["batch_size"] = 7
+    other["frames"][0]["camera"] = {"lens": 35}
+    h = [plan_mod.frame_hash(plan["settings"], r) for r in plan["frames"]]
+    assert h == [plan_mod.frame_hash(other["settings"], r) for r in other["frames"]]
+    assert len(set(h)) == 3
+    other["frames"][1]["guidance"] = 6.0
+    assert plan_mod.frame_hash(other["settings"], other["frames"][1]) != h[1]
+    other["settings"]["model"] = "some/model"
+    assert plan_mod.frame_hash(other["settings"], other["frames"][0]) != h[0]
+
+
+@pytest.mark.parametrize("text, expected", [("1-24", (1, 24)), ("7", (7, 7)), ("-5--1", (-5, -1)), ("3..4", (3, 4))])
+def test_frame_ranges(text, expected):
+    assert plan_mod.parse_frame_range(text) == expected
+
+
+@pytest.mark.parametrize("text", ["a-b", "5-1", "", "1-2-3"])
+def test_bad_frame_ranges(text):
+    with pytest.raises(ValueError):
+        plan_mod.parse_frame_range(text)

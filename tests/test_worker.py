@@ -1,0 +1,143 @@
+"""The real worker subprocess and its line protocol: render, cancel, kill, bad plans, missing models."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, make_plan, write_plan
+
+from engine.frames import FrameStore
+from worker_client import WorkerClient
+
+
+def wait_for(client, kinds, timeout=120):
+    """Collect events until one of `kinds` arrives."""
+    seen = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for event in client.events(0.2):
+            seen.append(event)
+            if event["event"] in kinds:
+                return seen
+    raise AssertionError(f"no {kinds} within {timeout}s; saw {[e['event'] for e in seen]}")
+
+
+@pytest.fixture
+def client():
+    c = WorkerClient(ROOT)
+    c.start()
+    yield c
+    c.stop()
+
+
+def test_worker_renders_then_serves_again(client, tmp_path):
+    plan = write_plan(tmp_path / "plan.json", make_plan(str(tmp_path / "out"), frames=3))
+    assert wait_for(client, {"ready"})[-1]["pid"] == client.process.pid
+    client.render(plan)
+    events = wait_for(client, {"finished", "error"})
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "finished", events
+    assert "progress" in kinds
+    assert [e["frame"] for e in events if e["event"] == "frame"] == [1, 2, 3]
+    client.render(plan, (2, 3))
+    events = wait_for(client, {"finished", "error"})
+    assert events[-1]["rendered"] == 0 and events[-1]["skipped"] == 2
+    assert "loading" not in [e["event"] for e in events]  # the model stayed loaded
+
+
+def test_malformed_plan_and_missing_model_are_errors_not_crashes(client, tmp_path):
+    bad = make_plan(str(tmp_path / "out"))
+    bad["frames"][1]["steps"] = "four"
+    client.render(write_plan(tmp_path / "bad.json", bad))
+    error = wait_for(client, {"error", "finished"})[-1]
+    assert error["event"] == "error" and error["kind"] == "plan"
+    assert "frames[1] (frame 2): field 'steps' must be an integer" in error["message"]
+
+    client.render(write_plan(tmp_path / "missing.json", make_plan(str(tmp_path / "m"), model="nobody/no-model")))
+    error = wait_for(client, {"error", "finished"})[-1]
+    assert error["kind"] == "model" and "nobody/no-model" in error["message"]
+
+    client.render(str(tmp_path / "does-not-exist.json"))
+    error = wait_for(client, {"error", "finished"})[-1]
+    assert error["kind"] == "plan" and "not found" in error["message"]
+    assert client.alive()
+
+
+def test_cancel_within_a_denoising_step(client, tmp_path):
+    plan = write_plan(tmp_path / "plan.json", make_plan(str(tmp_path / "out"), frames=3, steps=200, batch_size=1))
+    client.render(plan)
+    wait_for(client, {"progress"})
+    sent = time.time()
+    client.cancel()
+    events = wait_for(client, {"finished", "error"})
+    assert events[-1]["event"] == "finished" and events[-1]["cancelled"]
+    steps = [e["step"] for e in events if e["event"] == "progress"]
+    assert not steps or max(steps) < 200  # it never ran to the end of the frame
+    assert time.time() - sent < 10
+    assert FrameStore(str(tmp_path / "out")).finished_frames() == []
+    assert client.alive()
+
+
+def test_killed_worker_loses_only_the_frame_in_flight(tmp_path):
+    out = str(tmp_path / "out")
+    plan = write_plan(tmp_path / "plan.json", make_plan(out, frames=6, steps=20, batch_size=1))
+    client = WorkerClient(ROOT)
+    client.start()
+    client.render(plan)
+    done = [e["frame"] for e in wait_for(client, {"frame"}) if e["event"] == "frame"]
+    os.kill(client.process.pid, signal.SIGKILL)
+    events = wait_for(client, {"exit"})
+    assert events[-1]["code"] == -signal.SIGKILL
+    finished = FrameStore(out).finished_frames()
+    assert done[0] in finished and len(finished) < 6
+    # A new worker resumes: it renders only what is missing.
+    client = WorkerClient(ROOT)
+    client.start()
+    try:
+        client.render(plan)
+        events = wait_for(client, {"finished", "error"})
+        assert events[-1]["event"] == "finished"
+        assert events[-1]["rendered"] == 6 - len(finished) and events[-1]["skipped"] == len(finished)
+    finally:
+        client.stop()
+
+
+def test_worker_exits_when_its_parent_goes_away(tmp_path):
+    client = WorkerClient(ROOT)
+    client.start()
+    wait_for(client, {"ready"})
+    client.process.stdin.close()  # what the OS does when Blender dies
+    assert client.process.wait(30) == 0
+
+
+def test_bad_engine_python_is_a_clear_error():
+    from worker_client import WorkerError
+
+    with pytest.raises(WorkerError, match="does not exist"):
+        WorkerClient(ROOT, python="/nowhere/python3").start()
+
+
+def test_render_command_line(tmp_path):
+    plan = write_plan(tmp_path / "plan.json", make_plan("frames", frames=2))
+    done = subprocess.run([sys.executable, "-m", "engine", "render", plan, "--frames", "2-2"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["rendered"] == 1 and os.path.isfile(tmp_path / "frames" / "frame_000002.png")
+    bad = subprocess.run([sys.executable, "-m", "engine", "render", str(tmp_path / "nope.json")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "plan file not found" in bad.stderr
+
+
+def test_make_tiny_model_command_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "engine", "make-tiny-model", str(tmp_path / "tiny")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(tmp_path / "tiny"), local_files_only=True)
+    assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
