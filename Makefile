@@ -1,0 +1,33 @@
+# Two commands on a fresh machine (Python 3.11 and pip): `make demo` and `make test`. Everything else is set up here.
+PYTHON ?= python3
+VENV := .venv
+VENV42 := .venv-bpy42
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test build clean
+
+setup: $(VENV)/.ready $(VENV42)/.ready
+
+$(VENV)/.ready: requirements/engine.txt requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	touch $@
+
+# bpy 4.2 LTS in its own venv: one Python can hold only one bpy.
+$(VENV42)/.ready: requirements/bpy42.txt
+	$(PYTHON) -m venv $(VENV42)
+	$(VENV42)/bin/python -m pip install --quiet -r requirements/bpy42.txt
+	touch $@
+
+demo: $(VENV)/.ready
+	$(PY) scripts/demo.py --output out/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+build: $(VENV)/.ready
+	$(PY) scripts/build_extension.py
+
+clean:
+	rm -rf build out .pytest_cache

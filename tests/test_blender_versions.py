@@ -1,0 +1,30 @@
+"""The built zip on the bpy 4.2 LTS wheel (its own venv), with the engine in an external Python."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+from engine.frames import frame_filename
+
+BPY42_PYTHON = os.environ.get("KD_BPY42_PYTHON", os.path.join(ROOT, ".venv-bpy42", "bin", "python"))
+
+
+def test_extension_installs_bakes_and_generates_on_bpy_4_2(built_zip, tmp_path):
+    assert os.path.isfile(BPY42_PYTHON), "the bpy 4.2 venv is missing: run `make setup`"
+    out = str(tmp_path / "out")
+    env = dict(os.environ)
+    env.pop("BLENDER_USER_RESOURCES", None)
+    done = subprocess.run([BPY42_PYTHON, os.path.join(ROOT, "tests", "blender_version_check.py"), built_zip,
+                           sys.executable, out], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["blender"].startswith("4.2")
+    assert result["installed"] == ["FINISHED"] and result["enabled"]
+    assert result["weights_at_2"] == [round(2 / 3, 4), round(1 / 3, 4)]
+    assert result["bake"] == ["FINISHED"] and result["generate"] == ["FINISHED"]
+    assert result["strip"]["start"] == 1 and result["strip"]["duration"] == 4
+    assert result["strip"]["files"] == [frame_filename(f) for f in range(1, 5)]
+    assert all(os.path.isfile(os.path.join(out, frame_filename(f))) for f in range(1, 5))
