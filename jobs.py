@@ -112,7 +112,9 @@ class GenerateJob:
         elif kind == "progress":
             share = len(event["frames"]) * event["step"] / event["steps"]
             self.progress = (event["done"] + share) / max(1, event["total"])
-            self.message = f"Frame {event['frames'][0]}: step {event['step']}/{event['steps']}"
+            first, last = event["frames"][0], event["frames"][-1]
+            frames = f"frame {first}" if first == last else f"frames {first}-{last}"
+            self.message = f"{event['done']}/{event['total']} done, {frames}: step {event['step']}/{event['steps']}"
         elif kind == "frame":
             self.done_frames = event["done"]
             self.progress = event["done"] / max(1, event["total"])

@@ -35,7 +35,9 @@ def _draw_status_bar(header, context):
     status = context.window_manager.keyframe_diffusion_status
     row = header.layout.row(align=True)
     row.label(text="Keyframe Diffusion", icon="RENDER_ANIMATION")
-    row.progress(factor=status.progress, type="BAR", text=status.message or "Generating")
+    bar = row.row()
+    bar.ui_units_x = 18  # wide enough for "12/48 done, frames 13-16: step 3/4"
+    bar.progress(factor=status.progress, type="BAR", text=status.message or "Generating")
     row.label(text="Esc to cancel")
 
 
@@ -130,6 +132,7 @@ class KD_OT_generate(bpy.types.Operator):
             job.poll()
             _set_status(context, job)
             _tag_redraw(context)
+            context.workspace.status_text_set(_draw_status_bar)  # setting it again redraws the status bar
             if job.finished:
                 return self._finish(context, job)
         return {"PASS_THROUGH"}

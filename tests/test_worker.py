@@ -141,3 +141,24 @@ def test_make_tiny_model_command_line(tmp_path):
 
     pipe = StableDiffusionPipeline.from_pretrained(str(tmp_path / "tiny"), local_files_only=True)
     assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
+
+
+def test_model_from_hugging_face_cache_id(tiny_model_dir, tmp_path):
+    """A Hugging Face id found in the local cache loads offline through from_pretrained."""
+    import shutil
+
+    snapshot = tmp_path / "hub" / "models--kd-test--tiny-sd" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_model_dir, snapshot)
+    (tmp_path / "hub" / "models--kd-test--tiny-sd" / "refs").mkdir()
+    (tmp_path / "hub" / "models--kd-test--tiny-sd" / "refs" / "main").write_text("0" * 40)
+    plan = write_plan(tmp_path / "plan.json", make_plan("frames", frames=1, model="kd-test/tiny-sd"))
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "engine", "render", plan], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert os.path.isfile(tmp_path / "frames" / "frame_000001.png")
+    env["HF_HUB_CACHE"] = str(tmp_path / "empty-hub")
+    shutil.rmtree(tmp_path / "frames")  # with the frame up to date the model would not even be needed
+    missing = subprocess.run([sys.executable, "-m", "engine", "render", plan], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "'kd-test/tiny-sd' is not in the Hugging Face cache" in missing.stderr
