@@ -66,13 +66,16 @@ def resolve(model: str, allow_download: bool) -> str:
                 "(single-file checkpoints arrive with a later release)"
             )
         return expanded
-    if os.path.sep in model and not _looks_like_repo_id(model) or os.path.exists(expanded):
-        raise ModelError(f"model '{model}' not found: no such folder")
+    if os.path.isfile(expanded):
+        raise ModelError(f"model '{model}' is a single file: give a diffusers folder with model_index.json "
+                         "(single-file checkpoints arrive with a later release)")
     if not _looks_like_repo_id(model):
+        if os.path.sep in model or model.startswith((".", "~")):
+            raise ModelError(f"model '{model}' not found: no such folder")
         raise ModelError(f"model '{model}' is neither a folder nor a Hugging Face id like 'stabilityai/sd-turbo'")
     if not allow_download and not _in_hf_cache(model):
         raise ModelError(
-            f"model '{model}' is not in the Hugging Face cache and downloads are off. Get it with "
+            f"model '{model}' is not in the Hugging Face cache (nor a folder here) and downloads are off. Get it with "
             f"`hf download {model}` (or `huggingface-cli download {model}`), or allow downloads in the "
             "Keyframe Diffusion preferences (and Blender's online access)."
         )
@@ -129,16 +132,13 @@ SCHEDULERS = {
 
 
 def set_scheduler(pipe, name: str) -> None:
+    """Switch the pipeline's scheduler by name, always derived from the model's own scheduler config."""
     import diffusers
 
     if name not in SCHEDULERS:
         raise ModelError(f"unknown scheduler '{name}' (known: {', '.join(SCHEDULERS)})")
-    cls_name = SCHEDULERS[name]
-    if cls_name is None:
-        if not hasattr(pipe, "_kd_default_scheduler"):
-            pipe._kd_default_scheduler = pipe.scheduler
-        pipe.scheduler = pipe._kd_default_scheduler
-        return
     if not hasattr(pipe, "_kd_default_scheduler"):
         pipe._kd_default_scheduler = pipe.scheduler
-    pipe.scheduler = getattr(diffusers, cls_name).from_config(pipe._kd_default_scheduler.config)
+    default = pipe._kd_default_scheduler
+    cls_name = SCHEDULERS[name]
+    pipe.scheduler = default if cls_name is None else getattr(diffusers, cls_name).from_config(default.config)

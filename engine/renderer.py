@@ -53,8 +53,9 @@ class Renderer:
         total = len(records)
         done = total - len(todo)
         emit({"event": "start", "frames": plan_mod.frames_of(records), "todo": plan_mod.frames_of(todo)})
+        todo_frames = {r["frame"] for r in todo}
         for r in records:
-            if r not in todo:
+            if r["frame"] not in todo_frames:
                 emit({"event": "frame", "frame": r["frame"], "path": store.path(r["frame"]), "skipped": True,
                       "done": done, "total": total})
         rendered = 0

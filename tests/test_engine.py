@@ -127,6 +127,11 @@ def test_missing_models_are_named(tmp_path):
         resolve("someone/not-here", allow_download=False)
     with pytest.raises(ModelError, match="no such folder"):
         resolve(str(tmp_path / "nothing" / "here"), allow_download=False)
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelError, match="is a single file"):
+        resolve(str(tmp_path / "model.safetensors"), allow_download=False)
+    with pytest.raises(ModelError, match="neither a folder nor a Hugging Face id"):
+        resolve("just words", allow_download=False)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="no model_index.json"):
         resolve(str(tmp_path / "empty"), allow_download=False)
