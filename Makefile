@@ -4,7 +4,7 @@ VENV := .venv
 VENV42 := .venv-bpy42
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test build clean
+.PHONY: setup demo test build clean e2e-real-blender
 
 setup: $(VENV)/.ready $(VENV42)/.ready
 
@@ -31,3 +31,7 @@ build: $(VENV)/.ready
 
 clean:
 	rm -rf build out .pytest_cache
+
+# Real Blender 4.3 binary (needs root, debootstrap and Debian's archive; not part of `make test`).
+e2e-real-blender: $(VENV)/.ready
+	scripts/real_blender_e2e.sh out/real-blender
