@@ -70,4 +70,40 @@ def start():
 bpy.app.timers.register(setup, first_interval=2.0)
 PY
 "$RB" shot "$OUT/generating.png" --wait 40 --size 1400x800 --bind "$BASE" --bind "$OUT" -- "$OUT/scene.blend" --python "$OUT/gui.py"
+
+# Esc in the GUI: simulated key press once the first frame is done; the job must stop and keep that frame.
+cat > "$OUT/esc.py" <<PY
+import bpy, os
+state = {}
+LOG = "$OUT/esc.log"
+def setup():
+    win = bpy.context.window_manager.windows[0]
+    area = max(win.screen.areas, key=lambda a: a.width * a.height)
+    area.type = "SEQUENCE_EDITOR"
+    state.update(win=win, area=area)
+    s = bpy.context.scene.keyframe_diffusion
+    s.steps, s.batch_size, s.output_dir = 8, 1, "//frames_esc/"
+    with bpy.context.temp_override(window=win, area=area):
+        bpy.ops.keyframe_diffusion.generate("INVOKE_DEFAULT")
+    bpy.app.timers.register(press_esc, first_interval=1.0)
+def press_esc():
+    st = bpy.context.window_manager.keyframe_diffusion_status
+    if "done" not in st.message or st.message.startswith("0/"):
+        return 0.5
+    win = state["win"]
+    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=win.width // 3, y=win.height // 2)
+    win.event_simulate(type="ESC", value="PRESS", x=win.width // 3, y=win.height // 2)
+    bpy.app.timers.register(report, first_interval=6.0)
+def report():
+    st = bpy.context.window_manager.keyframe_diffusion_status
+    frames = [f for f in os.listdir(bpy.path.abspath("//frames_esc/")) if f.endswith(".png")]
+    open(LOG, "w").write("running=%s frames=%d message=%s\\n" % (st.running, len(frames), st.message))
+bpy.app.timers.register(setup, first_interval=2.0)
+PY
+"$RB" shot "$OUT/cancelled.png" --wait 45 --size 1400x800 --bind "$BASE" --bind "$OUT" -- "$OUT/scene.blend" \
+  --enable-event-simulate --python "$OUT/esc.py"
+cat "$OUT/esc.log"
+grep -q "running=False" "$OUT/esc.log" && grep -q "message=Cancelled" "$OUT/esc.log"
+test "$(ls "$OUT"/frames_esc/frame_*.png | wc -l)" -lt 12
+
 echo "real Blender end to end: OK (frames in $OUT/frames, screenshot $OUT/generating.png)"
