@@ -29,12 +29,16 @@ def update_strip(scene: bpy.types.Scene, folder: str, frames: list[int]):
     settings = scene.keyframe_diffusion
     strips = compat.top_strips(scene)
     channel = settings.strip_channel
-    old = find_strip(scene)
-    if old is not None:
-        channel = old.channel
-        strips.remove(old)
     first = frames[0]
     frames = list(range(first, frames[-1] + 1))
+    names = [frame_filename(f) for f in frames]
+    old = find_strip(scene)
+    if old is not None:
+        same_folder = os.path.normpath(bpy.path.abspath(old.directory)) == os.path.normpath(folder)
+        if same_folder and old.frame_start == first and [e.filename for e in old.elements] == names:
+            return old  # already right: keep the user's trims, effects and placement
+        channel = old.channel
+        strips.remove(old)
     strip = strips.new_image(
         name=settings.strip_name,
         filepath=os.path.join(folder, frame_filename(first)),
@@ -42,8 +46,8 @@ def update_strip(scene: bpy.types.Scene, folder: str, frames: list[int]):
         frame_start=first,
         fit_method="FIT",
     )
-    for frame in frames[1:]:
-        strip.elements.append(frame_filename(frame))
+    for name in names[1:]:
+        strip.elements.append(name)
     return strip
 
 

@@ -111,11 +111,19 @@ def test_generate_operator_fills_the_strip(scene):
     assert files == [os.path.join(out, frame_filename(f)) for f in range(1, 7)]
     assert all(Image.open(p).size == (64, 64) for p in files)
     assert os.path.isfile(os.path.join(out, "plan.json")) and os.path.isfile(os.path.join(out, "manifest.json"))
-    # A second press renders nothing; the strip stays the same.
+    # A second press renders nothing and leaves the strip as the user arranged it.
     mtimes = [os.path.getmtime(p) for p in files]
+    strip.channel, strip.blend_alpha = 5, 0.5
     assert bpy.ops.keyframe_diffusion.generate() == {"FINISHED"}
     assert [os.path.getmtime(p) for p in files] == mtimes
     assert len(scene.sequence_editor.strips) == 1
+    strip = scene.sequence_editor.strips["Keyframe Diffusion"]
+    assert (strip.channel, strip.blend_alpha) == (5, 0.5)
+    # A longer scene rebuilds it on the same channel.
+    scene.frame_end = 8
+    bpy.ops.keyframe_diffusion.generate()
+    strip = scene.sequence_editor.strips["Keyframe Diffusion"]
+    assert (strip.channel, strip.frame_final_duration) == (5, 8)
 
 
 def test_current_frame_generate(scene):
