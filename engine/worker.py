@@ -82,6 +82,10 @@ def serve(options: LoadOptions, stdin: IO[str] | None = None, out: IO[str] | Non
             emit({"event": "error", "kind": "plan", "message": f"{cmd['plan']}: {e}"})
         except ModelError as e:
             emit({"event": "error", "kind": "model", "message": str(e)})
+        except ImportError as e:  # the chosen interpreter lacks the engine's libraries
+            emit({"event": "error", "kind": "environment", "message": (
+                f"the engine Python ({sys.executable}) can't import {e.name or e}: install the engine requirements "
+                "there (pip install -r requirements/engine.txt) or choose another Engine Python in the preferences")})
         except Exception as e:  # the worker reports and stays up; Blender decides what to do
             traceback.print_exc()
             emit({"event": "error", "kind": "internal", "message": f"{type(e).__name__}: {e}"})

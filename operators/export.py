@@ -22,6 +22,7 @@ def export_mp4_with_sound(scene, strip, filepath: str) -> str:
         "frame_start": scene.frame_start,
         "frame_end": scene.frame_end,
         "use_sequencer": render.use_sequencer,
+        "use_file_extension": render.use_file_extension,
         "ffmpeg": (render.ffmpeg.format, render.ffmpeg.codec, render.ffmpeg.audio_codec),
     }
     image_state = compat.image_output_state(render)
@@ -49,6 +50,7 @@ def export_mp4_with_sound(scene, strip, filepath: str) -> str:
         render.ffmpeg.format, render.ffmpeg.codec, render.ffmpeg.audio_codec = saved["ffmpeg"]
         render.filepath = saved["filepath"]
         render.use_sequencer = saved["use_sequencer"]
+        render.use_file_extension = saved["use_file_extension"]
         scene.frame_start, scene.frame_end = saved["frame_start"], saved["frame_end"]
     return filepath
 

@@ -226,4 +226,6 @@ def test_export_gif_and_mp4_with_sound(scene, tmp_path):
     assert bpy.ops.keyframe_diffusion.export(format="MP4", filepath=mp4) == {"FINISHED"}
     probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", mp4], capture_output=True, text=True)
     assert "Video: h264" in probe.stderr and "Audio: aac" in probe.stderr
-    assert scene.render.image_settings.file_format == "PNG"  # output settings restored
+    # Output settings are restored.
+    assert scene.render.image_settings.file_format == "PNG" and scene.render.use_file_extension
+    assert (scene.frame_start, scene.frame_end) == (1, 6)

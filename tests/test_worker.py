@@ -162,3 +162,18 @@ def test_model_from_hugging_face_cache_id(tiny_model_dir, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "engine", "render", plan], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "'kd-test/tiny-sd' is not in the Hugging Face cache" in missing.stderr
+
+
+def test_engine_python_without_torch_says_how_to_fix(tmp_path):
+    # The bare interpreter this venv was made from has none of the engine's libraries.
+    base = getattr(sys, "_base_executable", None)
+    assert base and sys.prefix != sys.base_prefix
+    client = WorkerClient(ROOT, python=base)
+    client.start()
+    try:
+        client.render(write_plan(tmp_path / "plan.json", make_plan(str(tmp_path / "out"))))
+        error = wait_for(client, {"error", "finished", "exit"})[-1]
+        assert error["event"] == "error" and error["kind"] == "environment", error
+        assert "can't import torch" in error["message"] and "Engine Python" in error["message"]
+    finally:
+        client.stop()
