@@ -94,6 +94,13 @@ def _frame_record(scene: bpy.types.Scene, frame: int, depsgraph) -> dict:
     }
 
 
+def _depsgraph(scene: bpy.types.Scene):
+    # The CLI's --scene may name a scene that is not the context's; use that scene's own evaluation then.
+    if scene == bpy.context.scene:
+        return bpy.context.evaluated_depsgraph_get()
+    return scene.view_layers[0].depsgraph
+
+
 def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | None = None) -> dict:
     """Evaluate the scene's frame range and return a validated plan. The current frame is restored afterwards."""
     s = scene.keyframe_diffusion
@@ -107,7 +114,7 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
     try:
         for frame in range(scene.frame_start, scene.frame_end + 1):
             scene.frame_set(frame)
-            records.append(_frame_record(scene, frame, bpy.context.evaluated_depsgraph_get()))
+            records.append(_frame_record(scene, frame, _depsgraph(scene)))
     finally:
         scene.frame_set(current, subframe=subframe)
     plan = {

@@ -128,7 +128,8 @@ class KD_OT_generate(bpy.types.Operator):
         if event.type == "ESC" and event.value == "PRESS":
             job.cancel()
             job.message = "Cancelling..."
-        elif event.type == "TIMER":
+            return {"RUNNING_MODAL"}  # Esc is ours while generating; don't let it reach other tools
+        if event.type == "TIMER":
             job.poll()
             _set_status(context, job)
             _tag_redraw(context)

@@ -229,3 +229,24 @@ def test_export_gif_and_mp4_with_sound(scene, tmp_path):
     # Output settings are restored.
     assert scene.render.image_settings.file_format == "PNG" and scene.render.use_file_extension
     assert (scene.frame_start, scene.frame_end) == (1, 6)
+
+
+def test_cli_bakes_a_scene_that_is_not_active(scene, extension, tmp_path):
+    import json
+
+    other = bpy.data.scenes.new("Other")
+    other.frame_start, other.frame_end = 1, 3
+    other.keyframe_diffusion.prompts.add().text = "elsewhere"
+    cam = bpy.data.objects.new("OtherCam", bpy.data.cameras.new("OtherCam"))
+    other.collection.objects.link(cam)
+    other.camera = cam
+    for frame, z in ((1, 1.0), (3, 3.0)):
+        cam.location.z = z
+        cam.keyframe_insert("location", index=2, frame=frame)
+    out = str(tmp_path / "other")
+    assert extension.cli.main(["bake", "--scene", "Other", "--output", out]) == 0
+    with open(os.path.join(out, "plan.json")) as f:
+        plan = json.load(f)
+    assert [r["prompts"][0]["text"] for r in plan["frames"]] == ["elsewhere"] * 3
+    assert [round(r["camera"]["matrix_world"][2][3], 4) for r in plan["frames"]] == [1.0, 2.0, 3.0]
+    assert extension.cli.main(["bake", "--scene", "Nope"]) == 1
