@@ -1,4 +1,4 @@
-"""Command line: python -m engine {render,worker,make-tiny-model,export} (run from the extension folder)."""
+"""Command line: python -m engine {render,worker,make-tiny-model,export,schedule,inspire} (from the extension folder)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,26 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_schedule(args) -> int:
+    from . import schedule
+
+    if args.frames < 1:
+        raise ValueError(f"--frames must be at least 1, got {args.frames}")
+    values, warnings = schedule.evaluate(args.text, args.frames, args.seed)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    # A stable interface for scripts: Deforum frame numbers from 0, one value per frame, the warnings.
+    print(json.dumps({"frames": args.frames, "seed": args.seed, "values": [float(v) for v in values],
+                      "warnings": warnings}))
+    return 0
+
+
+def cmd_inspire(args) -> int:
+    from .inspire import cli
+
+    return cli(args.rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Keyframe Diffusion engine")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, default=24.0)
     p.add_argument("--frames", help="A-B: only these frames")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("schedule", help="print a Deforum keyframe string's per-frame values as JSON")
+    p.add_argument("text", help="e.g. '0:(1.0), 30:(1.04), 60:(1+0.02*sin(t/5))'")
+    p.add_argument("--frames", type=int, required=True, help="number of frames (Deforum's max_frames)")
+    p.add_argument("--seed", type=int, default=0, help="value of 's' in expressions")
+    p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser("inspire", help="suggest prompts for subjects, as JSON (see: inspire --help)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_inspire)
 
     args = parser.parse_args(argv)
     try:
