@@ -11,7 +11,10 @@ import tempfile
 
 import bpy
 
+from . import text_prompts
 from .engine import plan as plan_mod
+from .engine import seeds
+from .properties import FRAME_PARAMS
 
 WEIGHT_EPSILON = 1e-6
 
@@ -66,32 +69,40 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "fps": fps,
         "frame_start": scene.frame_start,
         "frame_end": scene.frame_end,
+        "motion_mode": s.motion_mode,
+        "border": s.border,
+        "cadence": s.cadence,
+        "color_coherence": s.color_coherence,
     }
 
 
-def _frame_record(scene: bpy.types.Scene, frame: int, depsgraph) -> dict:
-    s = scene.keyframe_diffusion
-    active = [p for p in s.prompts if p.weight > WEIGHT_EPSILON]
-    if not active:
-        raise BakeError(f"frame {frame}: no prompt has a weight above 0 (add a prompt or key a weight there)")
+def _key_prompts(settings) -> list[dict]:
+    """The prompt keys' weights as evaluated at the current frame."""
+    active = [p for p in settings.prompts if p.weight > WEIGHT_EPSILON]
     total = sum(p.weight for p in active)
-    return {
-        "frame": frame,
-        "prompts": [
-            {
-                "text": p.text,
-                "negative": p.negative or s.negative_prompt,
-                "weight": p.weight / total,
-                "seed": p.seed,
-            }
-            for p in active
-        ],
-        "seed": s.seed,
-        "steps": s.steps,
-        "guidance": s.guidance,
-        "strength": s.strength,
-        "camera": _camera_record(scene, depsgraph),
-    }
+    return [
+        {"text": p.text, "negative": p.negative or settings.negative_prompt, "weight": p.weight / total, "seed": p.seed}
+        for p in active
+    ]
+
+
+def _strip_prompts(settings, spans: list, frame: int) -> list[dict]:
+    return [
+        {"text": span.text, "negative": span.negative or settings.negative_prompt, "weight": w, "seed": span.seed}
+        for span, w in text_prompts.weights(spans, frame)
+    ]
+
+
+def _frame_values(settings) -> dict:
+    """The per-frame settings as evaluated now, grouped the way the plan's frame records hold them."""
+    record: dict = {"motion": {}, "image": {}}
+    for name, (group, key) in FRAME_PARAMS.items():
+        value = getattr(settings, name)
+        if group is None:
+            record[key] = value
+        else:
+            record[group][key] = value
+    return record
 
 
 def _depsgraph(scene: bpy.types.Scene):
@@ -101,22 +112,48 @@ def _depsgraph(scene: bpy.types.Scene):
     return scene.view_layers[0].depsgraph
 
 
+def _frame_seeds(settings, evaluated: list[int]) -> list[int]:
+    """Per-frame seeds from the seed behaviour; `evaluated` is the seed property at every frame."""
+    return seeds.seed_sequence(settings.seed_behavior, evaluated[0], len(evaluated), settings.seed_iter_n,
+                               schedule=evaluated)
+
+
 def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | None = None) -> dict:
     """Evaluate the scene's frame range and return a validated plan. The current frame is restored afterwards."""
     s = scene.keyframe_diffusion
-    if len(s.prompts) == 0:
+    from_strips = s.prompt_source == "TEXT_STRIPS"
+    channels = text_prompts.channel_label(s.prompt_channel, s.prompt_channels)
+    spans = text_prompts.spans(scene, s.prompt_channel, s.prompt_channels) if from_strips else []
+    if from_strips and not spans:
+        raise BakeError(f"no text strips on {channels}: add text strips there or choose other channels "
+                        "(Prompts From: Text Strips)")
+    if not from_strips and len(s.prompts) == 0:
         raise BakeError("the scene has no prompts: add one in the Keyframe Diffusion panel (Sequencer sidebar)")
     if s.width % 8 or s.height % 8:
         raise BakeError(f"width and height must be multiples of 8 (now {s.width}x{s.height})")
     folder = output_dir(scene, output)
     current, subframe = scene.frame_current, scene.frame_subframe
-    records = []
+    records, evaluated_seeds = [], []
     try:
         for frame in range(scene.frame_start, scene.frame_end + 1):
             scene.frame_set(frame)
-            records.append(_frame_record(scene, frame, _depsgraph(scene)))
+            prompts = _strip_prompts(s, spans, frame) if from_strips else _key_prompts(s)
+            if not prompts:
+                where = (f"no text strip on {channels} covers it" if from_strips
+                         else "no prompt has a weight above 0 (add a prompt or key a weight there)")
+                raise BakeError(f"frame {frame}: {where}")
+            # Asked after frame_set: a scene that isn't the window's has its depsgraph only once evaluated.
+            record = {"frame": frame, "prompts": prompts, **_frame_values(s),
+                      "camera": _camera_record(scene, _depsgraph(scene))}
+            evaluated_seeds.append(s.seed)
+            records.append(record)
     finally:
         scene.frame_set(current, subframe=subframe)
+    try:
+        for record, seed in zip(records, _frame_seeds(s, evaluated_seeds)):
+            record["seed"] = seed
+    except ValueError as e:
+        raise BakeError(f"seed behaviour: {e}") from e
     plan = {
         "schema": plan_mod.SCHEMA,
         "version": plan_mod.VERSION,

@@ -15,8 +15,41 @@ from bpy.props import (
 
 from .engine.plan import EMBEDDED_MODEL
 
-# Properties a user may keyframe; the bake reads each at every frame. Later features add theirs here.
-ANIMATABLE = ("steps", "guidance", "strength", "seed")
+# Every per-frame setting: property name -> (group in the plan's frame record or None for top level, key).
+# The bake reads each at every frame, so F-curves, modifiers, drivers and NLA all count. New features add theirs here.
+FRAME_PARAMS: dict[str, tuple[str | None, str]] = {
+    "steps": (None, "steps"),
+    "guidance": (None, "guidance"),
+    "guidance_rescale": (None, "guidance_rescale"),
+    "strength": (None, "strength"),
+    "zoom": ("motion", "zoom"),
+    "angle": ("motion", "angle"),
+    "translation_x": ("motion", "translation_x"),
+    "translation_y": ("motion", "translation_y"),
+    "translation_z": ("motion", "translation_z"),
+    "transform_center_x": ("motion", "transform_center_x"),
+    "transform_center_y": ("motion", "transform_center_y"),
+    "rotation_3d_x": ("motion", "rotation_3d_x"),
+    "rotation_3d_y": ("motion", "rotation_3d_y"),
+    "rotation_3d_z": ("motion", "rotation_3d_z"),
+    "fov": ("motion", "fov"),
+    "noise": ("image", "noise"),
+    "contrast": ("image", "contrast"),
+    "color_coherence_amount": ("image", "color_coherence_amount"),
+    "coherence_scale": ("image", "coherence_scale"),
+    "coherence_alpha": ("image", "coherence_alpha"),
+}
+# Properties a user may keyframe (the seed is baked through its behaviour, see engine/seeds.py).
+ANIMATABLE = (*FRAME_PARAMS, "seed")
+
+SEED_BEHAVIORS = [
+    ("SCHEDULE", "Schedule", "The seed property as keyed (constant when not animated)"),
+    ("FIXED", "Fixed", "The seed at the first frame for every frame"),
+    ("ITER", "Iter", "Add 1 every N frames"),
+    ("LADDER", "Ladder", "Alternately add 2 and subtract 1"),
+    ("ALTERNATE", "Alternate", "Alternately add 1 and subtract 1"),
+    ("RANDOM", "Random", "A random seed per frame, reproducible from the seed at the first frame"),
+]
 
 
 class KD_PromptKey(bpy.types.PropertyGroup):
@@ -62,6 +95,53 @@ class KD_Settings(bpy.types.PropertyGroup):
     )
     seed: IntProperty(name="Seed", description="Frame seed (animatable); with Fixed latents, the noise of every frame",
                       default=0, min=0)
+    seed_behavior: EnumProperty(name="Seed Behavior", items=SEED_BEHAVIORS, default="SCHEDULE",
+                                description="How the frame seed changes from frame to frame")
+    seed_iter_n: IntProperty(name="Every N Frames", description="Iter: frames per seed step", default=1, min=1)
+    guidance_rescale: FloatProperty(
+        name="CFG Rescale", description="Rescale of classifier-free guidance against over-exposure, 0 = off (animatable)",
+        default=0.0, min=0.0, max=1.0)
+    # Motion (feedback mode), per frame, with Deforum's names, units and meaning so schedules import one to one.
+    motion_mode: EnumProperty(name="Motion", items=[("2D", "2D", "Zoom, angle and translation of the image"),
+                                                     ("3D", "3D", "Reproject with depth into the moved camera")],
+                              default="2D")
+    zoom: FloatProperty(name="Zoom", description="Scale per frame, 1 = still, above 1 moves in (animatable)", default=1.0, soft_min=0.5, soft_max=2.0)
+    angle: FloatProperty(name="Angle", description="Rotation per frame in degrees, positive is counter-clockwise (animatable)", default=0.0)
+    translation_x: FloatProperty(name="Translation X", description="2D: pixels per frame, positive moves the image right; 3D: Deforum units per frame (animatable)", default=0.0)
+    translation_y: FloatProperty(name="Translation Y", description="2D: pixels per frame, positive moves the image down (Deforum's sign); 3D: Deforum units (animatable)", default=0.0)
+    translation_z: FloatProperty(name="Translation Z", description="3D: units per frame towards the view (animatable)", default=0.0)
+    transform_center_x: FloatProperty(name="Center X", description="2D rotation and zoom centre, 0-1 of the width (animatable)", default=0.5)
+    transform_center_y: FloatProperty(name="Center Y", description="2D rotation and zoom centre, 0-1 of the height (animatable)", default=0.5)
+    rotation_3d_x: FloatProperty(name="Rotation X", description="3D: degrees per frame about X (animatable)", default=0.0)
+    rotation_3d_y: FloatProperty(name="Rotation Y", description="3D: degrees per frame about Y (animatable)", default=0.0)
+    rotation_3d_z: FloatProperty(name="Rotation Z", description="3D: degrees per frame about Z (animatable)", default=0.0)
+    fov: FloatProperty(name="FOV", description="3D: field of view in degrees when the scene has no camera (animatable)", default=40.0, min=1.0, max=179.0)
+    border: EnumProperty(name="Border", items=[("REPLICATE", "Replicate", ""), ("WRAP", "Wrap", ""),
+                                               ("REFLECT", "Reflect", "")], default="REPLICATE",
+                         description="How 2D motion fills pixels that come from outside the frame")
+    cadence: IntProperty(name="Cadence", description="Diffuse every Nth frame, warp-blend the ones between",
+                         default=1, min=1, max=50)
+    noise: FloatProperty(name="Noise", description="Noise added to the previous frame before img2img (animatable)", default=0.02, min=0.0, soft_max=1.0)
+    contrast: FloatProperty(name="Contrast", description="Contrast applied to the previous frame, 1 = unchanged (animatable)", default=1.0, min=0.0, soft_max=2.0)
+    color_coherence: EnumProperty(name="Color Coherence",
+                                  items=[("NONE", "None", ""), ("LAB", "LAB", ""), ("HSV", "HSV", ""),
+                                         ("RGB", "RGB", "")], default="NONE",
+                                  description="Match each frame's colour histogram to the first frame's")
+    color_coherence_amount: FloatProperty(name="Coherence Amount", description="How much of the colour match is applied, 0-1 (animatable)", default=1.0, min=0.0, max=1.0)
+    coherence_scale: FloatProperty(name="Latent Coherence", description="Pull of the latents towards the previous frame's, 0 = off (animatable)", default=0.0, min=0.0, soft_max=1000.0)
+    coherence_alpha: FloatProperty(name="Coherence Alpha", description="How fast the coherence target follows new frames, 0-1 (animatable)", default=1.0, min=0.0, max=1.0)
+    prompt_source: EnumProperty(
+        name="Prompts From",
+        items=[("KEYS", "Prompt Keys", "The prompt list with its keyed weights"),
+               ("TEXT_STRIPS", "Text Strips", "Text strips on one Sequencer channel: a strip holds its prompt over its "
+                "span, overlapping strips crossfade")],
+        default="KEYS",
+    )
+    prompt_channel: IntProperty(name="Text Channel", description="First Sequencer channel whose text strips are the "
+                                "prompts", default=3, min=1, max=128)
+    prompt_channels: IntProperty(name="Channels", description="How many channels from the first one hold prompt "
+                                 "strips (strips on neighbouring channels overlap to crossfade)", default=2, min=1,
+                                 max=32)
     latent_source: EnumProperty(
         name="Latents",
         items=[

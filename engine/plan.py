@@ -41,6 +41,11 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "fps": (_NUMBER, False),
     "frame_start": ((int,), False),
     "frame_end": ((int,), False),
+    # Feedback-mode settings, recorded now so the plan says what the scene asked for.
+    "motion_mode": ((str,), False),
+    "border": ((str,), False),
+    "cadence": ((int,), False),
+    "color_coherence": ((str,), False),
 }
 FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "frame": ((int,), True),
@@ -49,6 +54,9 @@ FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "steps": ((int,), True),
     "guidance": (_NUMBER, True),
     "strength": (_NUMBER, False),
+    "guidance_rescale": (_NUMBER, False),
+    "motion": ((dict,), False),  # zoom, angle, translation_x ... fov: numbers, Deforum's names and units
+    "image": ((dict,), False),  # noise, contrast, color_coherence_amount, coherence_scale, coherence_alpha
     "camera": ((dict, type(None)), False),
 }
 PROMPT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
@@ -65,6 +73,7 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "latent_source": "PROMPT_SEEDS",
     "fps": 24.0,
 }
+FRAME_DEFAULTS: dict[str, Any] = {"guidance_rescale": 0.0}
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -126,6 +135,10 @@ def validate(plan: Any) -> dict:
         seen.add(record["frame"])
         if record["steps"] < 1:
             raise PlanError(f"{where}: 'steps' must be at least 1, got {record['steps']}")
+        for group in ("motion", "image"):
+            for key, value in record.get(group, {}).items():
+                if isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value):
+                    raise PlanError(f"{where}: '{group}.{key}' must be a finite number, got {json.dumps(value)[:60]}")
         if not record["prompts"]:
             raise PlanError(f"{where}: no prompt has weight above zero at this frame")
         for j, prompt in enumerate(record["prompts"]):
@@ -162,7 +175,7 @@ def save(plan: dict, path: str | os.PathLike) -> None:
 
 # What changes the pixels of a frame. Device and batch size don't (beyond float noise), output paths don't.
 _HASHED_SETTINGS = ("mode", "model", "width", "height", "scheduler", "latent_source")
-_HASHED_FRAME = {"INTERPOLATE": ("prompts", "seed", "steps", "guidance")}
+_HASHED_FRAME = {"INTERPOLATE": ("prompts", "seed", "steps", "guidance", "guidance_rescale")}
 
 
 def frame_hash(settings: dict, record: dict) -> str:
@@ -170,7 +183,7 @@ def frame_hash(settings: dict, record: dict) -> str:
     keys = _HASHED_FRAME[settings["mode"]]
     data = {
         "settings": {k: settings.get(k) for k in _HASHED_SETTINGS},
-        "frame": {k: record.get(k) for k in keys},
+        "frame": {k: record.get(k, FRAME_DEFAULTS.get(k)) for k in keys},
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 

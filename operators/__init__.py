@@ -2,9 +2,10 @@
 
 import bpy
 
-from . import export, generate, prompts
+from . import export, generate, inspire, presets, prompts, schedules
 
-classes = (*prompts.classes, *generate.classes, *export.classes)
+classes = (*prompts.classes, *generate.classes, *export.classes, *schedules.classes, *presets.classes,
+           *inspire.classes)
 
 
 register, unregister = bpy.utils.register_classes_factory(classes)

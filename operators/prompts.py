@@ -1,90 +1,16 @@
-"""Prompt keys: adding one at a frame keys the crossfade with its neighbours; removing one re-links them."""
+"""Prompt key operators: add (keys the crossfade with the neighbours), remove (re-links them), transitions."""
 
 from __future__ import annotations
-
-import re
 
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
-from .. import compat
+from ..engine.schedule import ScheduleError
+from ..fcurves import TRANSITION_ITEMS, TRANSITIONS
+from ..prompt_keys import add_prompt_key, remove_prompt_key, set_transitions
 
-INTERPOLATIONS = [
-    ("LINEAR", "Linear", "Even crossfade"),
-    ("BEZIER", "Ease", "Ease in and out (Blender's Bezier keys)"),
-    ("SINE", "Sine", "Sinusoidal easing"),
-    ("CONSTANT", "Hard Cut", "Switch at the key, no crossfade"),
-]
-
-
-def _weight_fcurve(scene, item):
-    return compat.find_fcurve(scene, item.path_from_id("weight"))
-
-
-def _key(scene, item, frame: int, value: float, interpolation: str) -> None:
-    item.weight = value
-    compat.keyframe_insert(item, "weight", frame)
-    fc = _weight_fcurve(scene, item)
-    for point in fc.keyframe_points:
-        if round(point.co[0]) == frame:
-            point.interpolation = interpolation
-            if interpolation == "SINE":
-                point.easing = "EASE_IN_OUT"
-
-
-def add_prompt_key(scene, text: str, negative: str = "", frame: int | None = None,
-                   interpolation: str = "LINEAR"):
-    """Add a prompt at `frame` with weight 1 there and 0 at its neighbours' frames; neighbours get 0 at `frame`."""
-    settings = scene.keyframe_diffusion
-    frame = scene.frame_current if frame is None else frame
-    others = list(settings.prompts)
-    earlier = [p.frame for p in others if p.frame < frame]
-    later = [p.frame for p in others if p.frame > frame]
-    item = settings.prompts.add()
-    item.text, item.negative, item.frame = text, negative, frame
-    item.seed = max((p.seed for p in others), default=-1) + 1  # distinct noise per key
-    for other in others:
-        if other.frame != frame:
-            _key(scene, other, frame, 0.0, interpolation)
-    if earlier:
-        _key(scene, item, max(earlier), 0.0, interpolation)
-    if later:
-        _key(scene, item, min(later), 0.0, interpolation)
-    _key(scene, item, frame, 1.0, interpolation)
-    settings.active_prompt = len(settings.prompts) - 1
-    scene.frame_set(scene.frame_current)  # re-evaluate so properties show the animated values
-    return item
-
-
-def remove_prompt_key(scene, index: int) -> None:
-    """Remove a prompt, its weight curve, and the zero keys it put on others; keep later curves on their items."""
-    settings = scene.keyframe_diffusion
-    item = settings.prompts[index]
-    frame = item.frame
-    fc = _weight_fcurve(scene, item)
-    if fc is not None:
-        compat.remove_fcurve(scene, fc)
-    for other in settings.prompts:
-        if other.frame != frame and other != item:
-            curve = _weight_fcurve(scene, other)
-            if curve is not None:
-                for point in [p for p in curve.keyframe_points if round(p.co[0]) == frame]:
-                    curve.keyframe_points.remove(point)
-    # Curves address items by index: move those of later items down by one.
-    pattern = re.compile(r"^keyframe_diffusion\.prompts\[(\d+)\]")
-    for curve in sorted(compat.action_fcurves(scene), key=lambda c: c.data_path):
-        m = pattern.match(curve.data_path)
-        if m and int(m.group(1)) > index:
-            curve.data_path = pattern.sub(f"keyframe_diffusion.prompts[{int(m.group(1)) - 1}]", curve.data_path)
-    settings.prompts.remove(index)
-    # Re-link the neighbours that the removed key stood between.
-    keys = sorted(settings.prompts, key=lambda p: p.frame)
-    for a, b in zip(keys, keys[1:]):
-        if a.frame < frame < b.frame:
-            _key(scene, a, b.frame, 0.0, "LINEAR")
-            _key(scene, b, a.frame, 0.0, "LINEAR")
-    settings.active_prompt = min(settings.active_prompt, max(0, len(settings.prompts) - 1))
-    scene.frame_set(scene.frame_current)
+# Shapes one key pair can have (Giffusion's schedules need all keys at once: the transitions operator).
+KEY_TRANSITIONS = [item for item in TRANSITION_ITEMS if item[0] in TRANSITIONS]
 
 
 class KD_OT_prompt_add(bpy.types.Operator):
@@ -97,7 +23,8 @@ class KD_OT_prompt_add(bpy.types.Operator):
     text: StringProperty(name="Prompt", default="")
     negative: StringProperty(name="Negative", default="")
     frame: IntProperty(name="Frame", description="Frame of the key (default: the current frame)", default=-(2**30))
-    interpolation: EnumProperty(name="Transition", items=INTERPOLATIONS, default="LINEAR")
+    transition: EnumProperty(name="Transition", items=KEY_TRANSITIONS,
+                             default="LINEAR", description="Shape of the crossfade with the neighbouring prompts")
 
     def invoke(self, context, event):
         if self.frame == -(2**30):
@@ -106,7 +33,7 @@ class KD_OT_prompt_add(bpy.types.Operator):
 
     def execute(self, context):
         frame = context.scene.frame_current if self.frame == -(2**30) else self.frame
-        add_prompt_key(context.scene, self.text, self.negative, frame, self.interpolation)
+        add_prompt_key(context.scene, self.text, self.negative, frame, self.transition)
         return {"FINISHED"}
 
 
@@ -129,4 +56,40 @@ class KD_OT_prompt_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (KD_OT_prompt_add, KD_OT_prompt_remove)
+class KD_OT_prompt_transitions(bpy.types.Operator):
+    """Rewrite every prompt's crossfade with one shape (Blender easing, or Giffusion's sine and curve schedules)"""
+
+    bl_idname = "keyframe_diffusion.prompt_transitions"
+    bl_label = "Set Transitions"
+    bl_options = {"REGISTER", "UNDO"}
+
+    transition: EnumProperty(name="Transition", items=TRANSITION_ITEMS, default="LINEAR")
+    frequencies: StringProperty(name="Frequencies", default="1.0",
+                                description="Giffusion Sine: comma-separated frequencies, e.g. 1.0, 2.0")
+    curve: StringProperty(name="Curve", default="0:(0), 10:(1)",
+                          description="Giffusion Curve: Deforum-format keys of the mix (0-1), frames from 0")
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self)
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "transition")
+        if self.transition == "GIFFUSION_SINE":
+            layout.prop(self, "frequencies")
+        elif self.transition == "GIFFUSION_CURVE":
+            layout.prop(self, "curve")
+
+    def execute(self, context):
+        if len(context.scene.keyframe_diffusion.prompts) < 2:
+            self.report({"ERROR"}, "Transitions need at least two prompt keys")
+            return {"CANCELLED"}
+        try:
+            set_transitions(context.scene, self.transition, self.frequencies, self.curve)
+        except (ScheduleError, ValueError) as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+classes = (KD_OT_prompt_add, KD_OT_prompt_remove, KD_OT_prompt_transitions)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import bpy
 
+from ..operators.presets import KD_PT_presets
+
 
 class _Panel:
     bl_space_type = "SEQUENCE_EDITOR"
@@ -52,24 +54,42 @@ class KD_PT_prompts(_Panel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.keyframe_diffusion
-        row = layout.row()
-        row.template_list("KD_UL_prompts", "", settings, "prompts", settings, "active_prompt", rows=3)
-        col = row.column(align=True)
-        col.operator("keyframe_diffusion.prompt_add", icon="ADD", text="")
-        col.operator("keyframe_diffusion.prompt_remove", icon="REMOVE", text="")
-        if 0 <= settings.active_prompt < len(settings.prompts):
-            item = settings.prompts[settings.active_prompt]
-            col = layout.column()
-            col.prop(item, "text")
-            col.prop(item, "negative")
-            col.prop(item, "weight")
-            col.prop(item, "seed")
+        layout.prop(settings, "prompt_source", expand=True)
+        if settings.prompt_source == "TEXT_STRIPS":
+            row = layout.row(align=True)
+            row.prop(settings, "prompt_channel")
+            row.prop(settings, "prompt_channels")
+            col = layout.column(align=True)
+            col.label(text="A text strip holds its prompt; strips overlapping", icon="INFO")
+            col.label(text="on neighbouring channels crossfade.")
+            col.label(text="Mute the channel to keep the text out of the render.")
+        else:
+            row = layout.row()
+            row.template_list("KD_UL_prompts", "", settings, "prompts", settings, "active_prompt", rows=3)
+            col = row.column(align=True)
+            col.operator("keyframe_diffusion.prompt_add", icon="ADD", text="")
+            col.operator("keyframe_diffusion.prompt_remove", icon="REMOVE", text="")
+            col.separator()
+            col.operator("keyframe_diffusion.inspire", icon="LIGHT", text="")
+            if 0 <= settings.active_prompt < len(settings.prompts):
+                item = settings.prompts[settings.active_prompt]
+                col = layout.column()
+                col.prop(item, "text")
+                col.prop(item, "negative")
+                col.prop(item, "weight")
+                col.prop(item, "seed")
+            row = layout.row(align=True)
+            row.operator("keyframe_diffusion.prompt_transitions", icon="IPO_EASE_IN_OUT")
+            row.operator("keyframe_diffusion.prompts_import", icon="IMPORT")
         layout.prop(settings, "negative_prompt")
 
 
 class KD_PT_settings(_Panel, bpy.types.Panel):
     bl_label = "Settings"
     bl_parent_id = "KD_PT_main"
+
+    def draw_header_preset(self, context):
+        KD_PT_presets.draw_panel_header(self.layout)
 
     def draw(self, context):
         layout = self.layout
@@ -79,8 +99,13 @@ class KD_PT_settings(_Panel, bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(settings, "width")
         col.prop(settings, "height")
-        for name in ("steps", "guidance", "strength", "seed"):
+        for name in ("steps", "guidance", "guidance_rescale", "strength"):
             layout.prop(settings, name)
+        col = layout.column(align=True)
+        col.prop(settings, "seed")
+        col.prop(settings, "seed_behavior")
+        if settings.seed_behavior == "ITER":
+            col.prop(settings, "seed_iter_n")
         layout.prop(settings, "latent_source")
         layout.prop(settings, "scheduler")
         layout.prop(settings, "batch_size")
@@ -91,4 +116,51 @@ class KD_PT_settings(_Panel, bpy.types.Panel):
         layout.prop(settings, "generate_before_render")
 
 
-classes = (KD_UL_prompts, KD_PT_main, KD_PT_prompts, KD_PT_settings)
+class KD_PT_motion(_Panel, bpy.types.Panel):
+    bl_label = "Motion"
+    bl_parent_id = "KD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        settings = context.scene.keyframe_diffusion
+        layout.prop(settings, "motion_mode")
+        col = layout.column(align=True)
+        if settings.motion_mode == "2D":
+            for name in ("zoom", "angle", "translation_x", "translation_y", "transform_center_x",
+                         "transform_center_y"):
+                col.prop(settings, name)
+            layout.prop(settings, "border")
+        else:
+            for name in ("translation_x", "translation_y", "translation_z", "rotation_3d_x", "rotation_3d_y",
+                         "rotation_3d_z", "fov"):
+                col.prop(settings, name)
+        layout.prop(settings, "cadence")
+        col = layout.column(align=True)
+        for name in ("noise", "contrast"):
+            col.prop(settings, name)
+        layout.prop(settings, "color_coherence")
+        if settings.color_coherence != "NONE":
+            layout.prop(settings, "color_coherence_amount")
+        col = layout.column(align=True)
+        col.prop(settings, "coherence_scale")
+        col.prop(settings, "coherence_alpha")
+
+
+class KD_PT_schedules(_Panel, bpy.types.Panel):
+    bl_label = "Schedules"
+    bl_parent_id = "KD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        col = layout.column(align=True)
+        col.operator("keyframe_diffusion.schedule_import", icon="IMPORT")
+        col.operator("keyframe_diffusion.schedule_export", icon="COPYDOWN")
+        col = layout.column(align=True)
+        col.operator("keyframe_diffusion.deforum_import", icon="IMPORT")
+        col.operator("keyframe_diffusion.deforum_export", icon="EXPORT")
+
+
+classes = (KD_UL_prompts, KD_PT_main, KD_PT_prompts, KD_PT_settings, KD_PT_motion, KD_PT_schedules)

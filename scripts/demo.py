@@ -53,7 +53,7 @@ def make_scene(bpy, frames: int, size: int) -> None:
     settings.batch_size = 4
     keys = [1 + round(i * (frames - 1) / (len(PROMPTS) - 1)) for i in range(len(PROMPTS))]
     for frame, text in zip(keys, PROMPTS):
-        bpy.ops.keyframe_diffusion.prompt_add(text=text, frame=frame, interpolation="BEZIER")
+        bpy.ops.keyframe_diffusion.prompt_add(text=text, frame=frame, transition="BEZIER")
     for frame, guidance in ((1, 7.5), (frames, 4.0)):
         settings.guidance = guidance
         settings.keyframe_insert("guidance", frame=frame)

@@ -16,8 +16,8 @@ bpy = pytest.importorskip("bpy")
 
 
 def two_prompt_scene(scene, interpolation="LINEAR"):
-    bpy.ops.keyframe_diffusion.prompt_add(text="a red circle", frame=1, interpolation=interpolation)
-    bpy.ops.keyframe_diffusion.prompt_add(text="a blue square", frame=6, interpolation=interpolation)
+    bpy.ops.keyframe_diffusion.prompt_add(text="a red circle", frame=1, transition=interpolation)
+    bpy.ops.keyframe_diffusion.prompt_add(text="a blue square", frame=6, transition=interpolation)
     return scene.keyframe_diffusion
 
 
@@ -55,7 +55,7 @@ def test_prompt_keys_crossfade_with_neighbours(scene):
 
 def test_bake_matches_fcurves(scene, extension):
     settings = two_prompt_scene(scene, interpolation="BEZIER")
-    bpy.ops.keyframe_diffusion.prompt_add(text="a green triangle", frame=4, interpolation="SINE")
+    bpy.ops.keyframe_diffusion.prompt_add(text="a green triangle", frame=4, transition="SINE")
     for frame, guidance, steps, seed in ((1, 3.0, 2, 10), (6, 11.0, 5, 40)):
         settings.guidance, settings.steps, settings.seed = guidance, steps, seed
         settings.keyframe_insert("guidance", frame=frame)

@@ -54,13 +54,14 @@ def frame_inputs(record: dict, settings: dict, prompts: PromptCache, shape) -> t
 
 
 def batches(records: list[dict], batch_size: int) -> Iterator[list[dict]]:
-    """Consecutive records that can share one pipeline call (same steps and guidance)."""
+    """Consecutive records that can share one pipeline call (same steps, guidance and CFG rescale)."""
     batch: list[dict] = []
     for record in records:
         if batch and (
             len(batch) >= batch_size
             or record["steps"] != batch[0]["steps"]
             or record["guidance"] != batch[0]["guidance"]
+            or record.get("guidance_rescale", 0.0) != batch[0].get("guidance_rescale", 0.0)
         ):
             yield batch
             batch = []
@@ -93,6 +94,7 @@ def render(pipe, settings: dict, records: list[dict], on_step: StepCallback) -> 
                 latents=latents,
                 num_inference_steps=steps,
                 guidance_scale=float(batch[0]["guidance"]),
+                guidance_rescale=float(batch[0].get("guidance_rescale", 0.0)),
                 width=settings["width"],
                 height=settings["height"],
                 generator=[torch.Generator("cpu").manual_seed(r["seed"]) for r in batch],

@@ -1,0 +1,172 @@
+"""Schedule operators: Deforum/Giffusion strings, prompt schedules and settings files in and out of the scene."""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
+
+from .. import schedules
+from ..engine import deforum, schedule
+from ..fcurves import TRANSITION_ITEMS
+from ..properties import ANIMATABLE
+
+_PROP_ITEMS = [(p, p.replace("_", " ").title(), f"scene.keyframe_diffusion.{p}") for p in ANIMATABLE]
+
+
+def _report_lines(op, kind: set, lines: list[str], limit: int = 8) -> None:
+    for line in lines[:limit]:
+        op.report(kind, line)
+    if len(lines) > limit:
+        op.report(kind, f"... and {len(lines) - limit} more (see the console)")
+        print("\n".join(lines))
+
+
+class KD_OT_schedule_import(bpy.types.Operator):
+    """Key a setting from a Deforum/Giffusion keyframe string such as 0:(1.0), 30:(1.04), 60:(1+0.02*sin(t/5))"""
+
+    bl_idname = "keyframe_diffusion.schedule_import"
+    bl_label = "Import Schedule"
+    bl_options = {"REGISTER", "UNDO"}
+
+    prop: EnumProperty(name="Setting", items=_PROP_ITEMS)
+    text: StringProperty(name="Schedule", description="Deforum keyframe string; frame 0 is the scene's first frame")
+    seed: IntProperty(name="Seed (s)", default=-1, min=-1,
+                      description="Value of 's' in expressions (-1: the scene's seed)")
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self, width=500)
+
+    def execute(self, context):
+        try:
+            warnings = schedules.import_schedule(context.scene, self.prop, self.text,
+                                                 None if self.seed < 0 else self.seed)
+        except (schedule.ScheduleError, ValueError) as e:
+            self.report({"ERROR"}, f"{self.prop}: {e}")
+            return {"CANCELLED"}
+        _report_lines(self, {"WARNING"}, warnings)
+        return {"FINISHED"}
+
+
+class KD_OT_schedule_export(bpy.types.Operator):
+    """Copy a setting's animation as a Deforum keyframe string to the clipboard"""
+
+    bl_idname = "keyframe_diffusion.schedule_export"
+    bl_label = "Copy as Schedule"
+
+    prop: EnumProperty(name="Setting", items=_PROP_ITEMS)
+
+    def execute(self, context):
+        text = schedules.export_schedules(context.scene, [self.prop])[self.prop]
+        context.window_manager.clipboard = text
+        self.report({"INFO"}, f"{self.prop}: {text[:200]}")
+        return {"FINISHED"}
+
+
+class KD_OT_prompts_import(bpy.types.Operator):
+    """Replace the prompt keys with a Deforum prompt schedule ({"0": "...", "30": "... --neg ..."}) or Giffusion
+    prompt lines ("0: a corgi"), from a Text datablock or a string"""
+
+    bl_idname = "keyframe_diffusion.prompts_import"
+    bl_label = "Import Prompts"
+    bl_options = {"REGISTER", "UNDO"}
+
+    source_format: EnumProperty(name="Format", items=[
+        ("AUTO", "Auto", "JSON is Deforum, lines are Giffusion"),
+        ("DEFORUM", "Deforum", 'JSON object {"frame": "prompt --neg negative"}'),
+        ("GIFFUSION", "Giffusion", "One 'frame: prompt' per line"),
+    ], default="AUTO")
+    text_name: StringProperty(name="Text", description="Text datablock holding the schedule (Text Editor)")
+    text: StringProperty(name="Schedule", description="The schedule itself, when no Text datablock is named")
+    transition: EnumProperty(name="Transition", items=TRANSITION_ITEMS, default="LINEAR")
+    frequencies: StringProperty(name="Frequencies", default="1.0")
+    curve: StringProperty(name="Curve", default="0:(0), 10:(1)")
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self, width=500)
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "source_format")
+        layout.prop_search(self, "text_name", bpy.data, "texts")
+        if not self.text_name:
+            layout.prop(self, "text")
+        layout.prop(self, "transition")
+        if self.transition == "GIFFUSION_SINE":
+            layout.prop(self, "frequencies")
+        elif self.transition == "GIFFUSION_CURVE":
+            layout.prop(self, "curve")
+
+    def execute(self, context):
+        if self.text_name:
+            block = bpy.data.texts.get(self.text_name)
+            if block is None:
+                self.report({"ERROR"}, f"No Text datablock named '{self.text_name}'")
+                return {"CANCELLED"}
+            source = block.as_string()
+        else:
+            source = self.text
+        fmt = self.source_format
+        if fmt == "AUTO":
+            fmt = "DEFORUM" if source.lstrip().startswith("{") else "GIFFUSION"
+        try:
+            if fmt == "DEFORUM":
+                keys = schedule.parse_deforum_prompts(source, schedules.frame_count(context.scene))
+            else:
+                keys = schedule.parse_giffusion_prompts(source)
+            warnings = schedules.import_prompts(context.scene, keys, self.transition, self.frequencies, self.curve)
+        except (schedule.ScheduleError, ValueError) as e:
+            self.report({"ERROR"}, f"Prompts: {e}")
+            return {"CANCELLED"}
+        _report_lines(self, {"WARNING"}, warnings)
+        self.report({"INFO"}, f"{len(keys)} prompt keys imported")
+        return {"FINISHED"}
+
+
+class KD_OT_deforum_import(bpy.types.Operator, ImportHelper):
+    """Import a Deforum settings file (.txt/.json): schedules become F-curves, prompts become prompt keys"""
+
+    bl_idname = "keyframe_diffusion.deforum_import"
+    bl_label = "Import Deforum Settings"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filter_glob: StringProperty(default="*.txt;*.json", options={"HIDDEN"})
+    prompt_transition: EnumProperty(name="Prompt Transition", items=TRANSITION_ITEMS, default="CONSTANT",
+                                    description="Deforum switches prompts at their frames (Hard Cut)")
+
+    def execute(self, context):
+        try:
+            ignored, warnings = schedules.apply_settings_file(context.scene, self.filepath, self.prompt_transition)
+        except (deforum.DeforumError, schedule.ScheduleError, ValueError, OSError) as e:
+            self.report({"ERROR"}, f"{os.path.basename(self.filepath)}: {e}")
+            return {"CANCELLED"}
+        _report_lines(self, {"WARNING"}, warnings)
+        if ignored:
+            self.report({"INFO"}, f"Not imported (no counterpart here): {', '.join(ignored)}")
+        self.report({"INFO"}, f"Imported {os.path.basename(self.filepath)}")
+        return {"FINISHED"}
+
+
+class KD_OT_deforum_export(bpy.types.Operator, ExportHelper):
+    """Write the scene's settings, animated parameters and prompts as a Deforum settings file"""
+
+    bl_idname = "keyframe_diffusion.deforum_export"
+    bl_label = "Export Deforum Settings"
+
+    filename_ext = ".json"
+    filter_glob: StringProperty(default="*.json;*.txt", options={"HIDDEN"})
+
+    def execute(self, context):
+        try:
+            schedules.write_settings_file(context.scene, self.filepath)
+        except OSError as e:
+            self.report({"ERROR"}, f"Can't write {self.filepath}: {e.strerror}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Wrote {self.filepath}")
+        return {"FINISHED"}
+
+
+classes = (KD_OT_schedule_import, KD_OT_schedule_export, KD_OT_prompts_import, KD_OT_deforum_import,
+           KD_OT_deforum_export)

@@ -1,0 +1,180 @@
+"""Schedule strings in and out of F-curves: Deforum keyframe strings, prompt schedules and settings files.
+
+Frame numbering, defined here once: Deforum and Giffusion count frames from 0, a Blender scene from its
+`frame_start`. Deforum frame `t` is scene frame `frame_start + t`, and Deforum's `max_frames` is the scene's frame
+count. Importing writes ordinary keys: numeric keys stay keys (linear in-betweens, constant before and after, as
+Deforum holds them); expression spans become a key per frame; integer properties (steps, seed) get constant keys
+where Deforum's truncated value changes, so Blender's evaluation equals Deforum's exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from . import fcurves
+from .engine import deforum, schedule
+from .properties import ANIMATABLE
+
+SPECS = {spec.prop: spec for spec in deforum.SCHEDULES}
+# Plain (not per-frame) settings that Deforum settings files carry.
+VALUE_PROPS = ("width", "height", "seed_behavior", "seed_iter_n", "scheduler", "motion_mode", "border",
+               "color_coherence", "cadence", "negative_prompt")
+
+
+def scene_frame(scene, deforum_frame: int) -> int:
+    """The scene frame of a Deforum/Giffusion frame index."""
+    return scene.frame_start + deforum_frame
+
+
+def frame_count(scene) -> int:
+    return scene.frame_end - scene.frame_start + 1
+
+
+def _is_integer(settings, prop: str) -> bool:
+    return settings.bl_rna.properties[prop].type == "INT"
+
+
+def _invert(prop: str) -> bool:
+    spec = SPECS.get(prop)
+    return bool(spec and spec.invert)
+
+
+def _step_keys(values) -> list[tuple[int, float]]:
+    """Constant keys at each change of an integer sequence."""
+    keys = []
+    for i, v in enumerate(values):
+        if not keys or keys[-1][1] != v:
+            keys.append((i, float(v)))
+    return keys
+
+
+def import_schedule(scene, prop: str, text: str, seed: int | None = None) -> list[str]:
+    """Key `scene.keyframe_diffusion.<prop>` from a Deforum keyframe string; returns the parser's warnings.
+
+    Raises schedule.ScheduleError (with the position) for bad text, ValueError for a property that can't be keyed.
+    """
+    settings = scene.keyframe_diffusion
+    if prop not in ANIMATABLE:
+        raise ValueError(f"'{prop}' is not an animatable Keyframe Diffusion setting (known: {', '.join(ANIMATABLE)})")
+    count = frame_count(scene)
+    seed = settings.seed if seed is None else seed
+    rna = settings.bl_rna.properties[prop]
+    if _is_integer(settings, prop):
+        values, warnings = schedule.evaluate(text, count, seed)
+        ints = np.trunc(values).astype(np.int64)  # Deforum's .astype(int)
+        keys, interpolation = _step_keys(ints.tolist()), "CONSTANT"
+    else:
+        keys, warnings = schedule.fcurve_keys(text, count, seed)
+        interpolation = "LINEAR"
+    if _invert(prop):
+        keys = [(f, 1.0 - v) for f, v in keys]
+    low, high = rna.hard_min, rna.hard_max
+    outside = [(f, v) for f, v in keys if not low <= v <= high]
+    if outside:
+        f, v = outside[0]
+        raise ValueError(f"{prop}: value {v:g} at Deforum frame {f} is outside {low:g}..{high:g}")
+    if len({v for _, v in keys}) == 1:  # one value everywhere: a plain setting, no curve
+        fcurves.clear_animation(settings, prop)
+        setattr(settings, prop, int(keys[0][1]) if rna.type == "INT" else keys[0][1])
+    else:
+        fcurves.replace_keys(settings, prop, [(scene_frame(scene, f), v) for f, v in keys], interpolation)
+    scene.frame_set(scene.frame_current)
+    return warnings
+
+
+def sample(scene, props) -> dict[str, list[float]]:
+    """Each property's value at every frame of the scene, as Blender evaluates it (curves, drivers, NLA)."""
+    settings = scene.keyframe_diffusion
+    current, subframe = scene.frame_current, scene.frame_subframe
+    values: dict[str, list[float]] = {p: [] for p in props}
+    try:
+        for frame in range(scene.frame_start, scene.frame_end + 1):
+            scene.frame_set(frame)
+            for p in props:
+                values[p].append(getattr(settings, p))
+    finally:
+        scene.frame_set(current, subframe=subframe)
+    return values
+
+
+def export_schedules(scene, props=None) -> dict[str, str]:
+    """Deforum keyframe strings of the given (default: all) animatable properties, as few keys as reproduce them."""
+    props = list(props or ANIMATABLE)
+    out = {}
+    for prop, values in sample(scene, props).items():
+        if _invert(prop):
+            values = [1.0 - v for v in values]
+        values = [float(np.float32(v)) for v in values]  # Blender's own precision; no spurious digits
+        keys = schedule.simplify(range(len(values)), values)
+        if len({v for _, v in keys}) == 1:
+            keys = keys[:1]  # a constant is one key, as Deforum writes it
+        out[prop] = schedule.format_keyframes(keys)
+    return out
+
+
+def import_prompts(scene, keys, transition: str = "LINEAR", frequencies: str = "1.0",
+                   curve: str = "0:(0), 1:(1)") -> list[str]:
+    """Replace the prompt keys with schedule.PromptKey items (Deforum/Giffusion frames); returns warnings."""
+    from .prompt_keys import replace_prompts
+
+    count = frame_count(scene)
+    beyond = [k for k in keys if k.frame >= count]
+    warnings = [f"prompt at frame {k.frame} lies beyond the scene's {count} frames (kept; extend the frame range to "
+                "see it)" for k in beyond]
+    replace_prompts(scene, [(scene_frame(scene, k.frame), k.text, k.negative) for k in keys], transition, frequencies,
+                    curve)
+    return warnings
+
+
+def _fps_pair(fps: float) -> tuple[int, float]:
+    """Blender's (fps, fps_base) for a rate: 29.97 -> (30, 1.001)."""
+    whole = max(1, round(fps))
+    return whole, whole / fps
+
+
+def apply_settings_file(scene, path: str, prompt_transition: str = "CONSTANT") -> tuple[list[str], list[str]]:
+    """Import a Deforum settings file into the scene; returns (ignored Deforum keys, warnings)."""
+    data = deforum.read_settings(path)
+    settings = scene.keyframe_diffusion
+    warnings = list(data.warnings)
+    if "frame_count" in data.scene:
+        scene.frame_end = scene.frame_start + int(data.scene["frame_count"]) - 1
+    if "fps" in data.scene:
+        scene.render.fps, scene.render.fps_base = _fps_pair(float(data.scene["fps"]))
+    for prop, value in data.values.items():
+        if prop in ANIMATABLE:
+            fcurves.clear_animation(settings, prop)
+        setattr(settings, prop, value)
+    seed = settings.seed
+    for prop, text in data.schedules.items():
+        try:
+            warnings += [f"{SPECS[prop].deforum_key}: {w}" for w in import_schedule(scene, prop, text, seed)]
+        except (schedule.ScheduleError, ValueError) as e:
+            raise schedule.ScheduleError(f"{SPECS[prop].deforum_key}: {e}", text,
+                                         getattr(e, "position", None)) from e
+    if data.prompts:
+        keys = [schedule.PromptKey(frame, text, negative) for frame, text, negative in data.prompts]
+        warnings += import_prompts(scene, keys, prompt_transition)
+    return data.ignored, warnings
+
+
+def settings_dict(scene) -> dict:
+    """The scene as a Deforum settings dict (the export direction of apply_settings_file)."""
+    settings = scene.keyframe_diffusion
+    props = [spec.prop for spec in deforum.SCHEDULES]
+    values = {p: getattr(settings, p) for p in VALUE_PROPS}
+    fps = scene.render.fps / scene.render.fps_base
+    prompts = {}
+    for item in sorted(settings.prompts, key=lambda p: p.frame):
+        prompts[str(item.frame - scene.frame_start)] = item.text + (f" --neg {item.negative}" if item.negative else "")
+    return deforum.write_settings(values, export_schedules(scene, props),
+                                  {"fps": fps if not math.isclose(fps, round(fps)) else round(fps),
+                                   "frame_count": frame_count(scene)}, prompts)
+
+
+def write_settings_file(scene, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(settings_dict(scene), f, indent=2)
