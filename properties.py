@@ -99,37 +99,86 @@ class KD_Settings(bpy.types.PropertyGroup):
                                 description="How the frame seed changes from frame to frame")
     seed_iter_n: IntProperty(name="Every N Frames", description="Iter: frames per seed step", default=1, min=1)
     guidance_rescale: FloatProperty(
-        name="CFG Rescale", description="Rescale of classifier-free guidance against over-exposure, 0 = off (animatable)",
+        name="CFG Rescale",
+        description="Rescale of classifier-free guidance against over-exposure, 0 = off (animatable)",
         default=0.0, min=0.0, max=1.0)
     # Motion (feedback mode), per frame, with Deforum's names, units and meaning so schedules import one to one.
     motion_mode: EnumProperty(name="Motion", items=[("2D", "2D", "Zoom, angle and translation of the image"),
                                                      ("3D", "3D", "Reproject with depth into the moved camera")],
                               default="2D")
-    zoom: FloatProperty(name="Zoom", description="Scale per frame, 1 = still, above 1 moves in (animatable)", default=1.0, soft_min=0.5, soft_max=2.0)
-    angle: FloatProperty(name="Angle", description="Rotation per frame in degrees, positive is counter-clockwise (animatable)", default=0.0)
-    translation_x: FloatProperty(name="Translation X", description="2D: pixels per frame, positive moves the image right; 3D: Deforum units per frame (animatable)", default=0.0)
-    translation_y: FloatProperty(name="Translation Y", description="2D: pixels per frame, positive moves the image down (Deforum's sign); 3D: Deforum units (animatable)", default=0.0)
-    translation_z: FloatProperty(name="Translation Z", description="3D: units per frame towards the view (animatable)", default=0.0)
-    transform_center_x: FloatProperty(name="Center X", description="2D rotation and zoom centre, 0-1 of the width (animatable)", default=0.5)
-    transform_center_y: FloatProperty(name="Center Y", description="2D rotation and zoom centre, 0-1 of the height (animatable)", default=0.5)
-    rotation_3d_x: FloatProperty(name="Rotation X", description="3D: degrees per frame about X (animatable)", default=0.0)
-    rotation_3d_y: FloatProperty(name="Rotation Y", description="3D: degrees per frame about Y (animatable)", default=0.0)
-    rotation_3d_z: FloatProperty(name="Rotation Z", description="3D: degrees per frame about Z (animatable)", default=0.0)
-    fov: FloatProperty(name="FOV", description="3D: field of view in degrees when the scene has no camera (animatable)", default=40.0, min=1.0, max=179.0)
+    zoom: FloatProperty(
+        name="Zoom", default=1.0, soft_min=0.5, soft_max=2.0,
+        description="Scale per frame, 1 = still, above 1 moves in (animatable)",
+    )
+    angle: FloatProperty(
+        name="Angle", default=0.0,
+        description="Rotation per frame in degrees, positive is counter-clockwise (animatable)",
+    )
+    translation_x: FloatProperty(
+        name="Translation X", default=0.0,
+        description="2D: pixels per frame, positive moves the image right; 3D: Deforum units per frame (animatable)",
+    )
+    translation_y: FloatProperty(
+        name="Translation Y", default=0.0,
+        description="2D: pixels per frame, positive moves the image down (Deforum's sign); 3D: units (animatable)",
+    )
+    translation_z: FloatProperty(
+        name="Translation Z", default=0.0,
+        description="3D: units per frame towards the view (animatable)",
+    )
+    transform_center_x: FloatProperty(
+        name="Center X", default=0.5,
+        description="2D rotation and zoom centre, 0-1 of the width (animatable)",
+    )
+    transform_center_y: FloatProperty(
+        name="Center Y", default=0.5,
+        description="2D rotation and zoom centre, 0-1 of the height (animatable)",
+    )
+    rotation_3d_x: FloatProperty(
+        name="Rotation X", default=0.0,
+        description="3D: degrees per frame about X (animatable)",
+    )
+    rotation_3d_y: FloatProperty(
+        name="Rotation Y", default=0.0,
+        description="3D: degrees per frame about Y (animatable)",
+    )
+    rotation_3d_z: FloatProperty(
+        name="Rotation Z", default=0.0,
+        description="3D: degrees per frame about Z (animatable)",
+    )
+    fov: FloatProperty(
+        name="FOV", default=40.0, min=1.0, max=179.0,
+        description="3D: field of view in degrees when the scene has no camera (animatable)",
+    )
     border: EnumProperty(name="Border", items=[("REPLICATE", "Replicate", ""), ("WRAP", "Wrap", ""),
                                                ("REFLECT", "Reflect", "")], default="REPLICATE",
                          description="How 2D motion fills pixels that come from outside the frame")
     cadence: IntProperty(name="Cadence", description="Diffuse every Nth frame, warp-blend the ones between",
                          default=1, min=1, max=50)
-    noise: FloatProperty(name="Noise", description="Noise added to the previous frame before img2img (animatable)", default=0.02, min=0.0, soft_max=1.0)
-    contrast: FloatProperty(name="Contrast", description="Contrast applied to the previous frame, 1 = unchanged (animatable)", default=1.0, min=0.0, soft_max=2.0)
+    noise: FloatProperty(
+        name="Noise", default=0.02, min=0.0, soft_max=1.0,
+        description="Noise added to the previous frame before img2img (animatable)",
+    )
+    contrast: FloatProperty(
+        name="Contrast", default=1.0, min=0.0, soft_max=2.0,
+        description="Contrast applied to the previous frame, 1 = unchanged (animatable)",
+    )
     color_coherence: EnumProperty(name="Color Coherence",
                                   items=[("NONE", "None", ""), ("LAB", "LAB", ""), ("HSV", "HSV", ""),
                                          ("RGB", "RGB", "")], default="NONE",
                                   description="Match each frame's colour histogram to the first frame's")
-    color_coherence_amount: FloatProperty(name="Coherence Amount", description="How much of the colour match is applied, 0-1 (animatable)", default=1.0, min=0.0, max=1.0)
-    coherence_scale: FloatProperty(name="Latent Coherence", description="Pull of the latents towards the previous frame's, 0 = off (animatable)", default=0.0, min=0.0, soft_max=1000.0)
-    coherence_alpha: FloatProperty(name="Coherence Alpha", description="How fast the coherence target follows new frames, 0-1 (animatable)", default=1.0, min=0.0, max=1.0)
+    color_coherence_amount: FloatProperty(
+        name="Coherence Amount", default=1.0, min=0.0, max=1.0,
+        description="How much of the colour match is applied, 0-1 (animatable)",
+    )
+    coherence_scale: FloatProperty(
+        name="Latent Coherence", default=0.0, min=0.0, soft_max=1000.0,
+        description="Pull of the latents towards the previous frame's, 0 = off (animatable)",
+    )
+    coherence_alpha: FloatProperty(
+        name="Coherence Alpha", default=1.0, min=0.0, max=1.0,
+        description="How fast the coherence target follows new frames, 0-1 (animatable)",
+    )
     prompt_source: EnumProperty(
         name="Prompts From",
         items=[("KEYS", "Prompt Keys", "The prompt list with its keyed weights"),

@@ -1,11 +1,12 @@
 """Prompts from text strips: the text strips on a band of Sequencer channels are the prompt schedule.
 
-A strip holds its prompt over its span. Blender keeps strips of one channel from overlapping, so the band is
-several channels (two by default) and prompts overlap the way video crossfades do, on neighbouring channels.
-Where two strips overlap they crossfade across the overlap: the earlier one
-ramps down and the later one ramps up, sampled at frame centres so no frame of the overlap is all one prompt. A strip
-that lies wholly inside another fades in over its whole length. Muting a strip takes it out of the schedule; mute the
-channel instead (the channel region's checkbox) to keep the text out of the render but in the schedule.
+A strip holds its prompt over its span; "--neg" in its text starts the negative prompt, as in Deforum. Blender
+keeps the strips of one channel from overlapping, so the schedule reads a band of channels (two by default) and
+prompts overlap the way video crossfades do, on neighbouring channels. Where two strips overlap they crossfade across
+the overlap: the earlier one ramps down and the later one ramps up, sampled at frame centres so no frame of the
+overlap is all one prompt. A strip that lies wholly inside another fades in over its whole length. Muting a strip
+takes it out of the schedule; mute the channels instead (the channel region's checkboxes) to keep the text out of the
+render but in the schedule.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import compat
-
-NEGATIVE_MARK = "--neg"  # Deforum's way to give a negative prompt inside the prompt text
+from .engine.schedule import split_negative
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,6 @@ class Span:
     text: str
     negative: str
     seed: int
-
-
-def split_negative(text: str) -> tuple[str, str]:
-    positive, mark, negative = text.partition(NEGATIVE_MARK)
-    return positive.strip(), negative.strip() if mark else ""
 
 
 def channel_label(first: int, count: int) -> str:

@@ -1,4 +1,5 @@
-"""Command line: python -m engine {render,worker,make-tiny-model,export,schedule,inspire} (from the extension folder)."""
+"""Command line: python -m engine {render,worker,make-tiny-model,export,schedule,inspire}, run from the extension
+folder."""
 
 from __future__ import annotations
 

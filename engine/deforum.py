@@ -52,14 +52,13 @@ back to the same values and schedules.
 
 from __future__ import annotations
 
-import ast
 import json
 import math
-import operator
 import random
 import re
 from dataclasses import dataclass, field
 
+from . import schedule
 from .seeds import BEHAVIORS, SEED_MAX, wrap_seed
 
 
@@ -422,50 +421,16 @@ def _is_on(value: object) -> bool:
 
 # ---------------------------------------------------------------------------------------------------------- prompts
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
-
-
-def _eval_frame(expr: str, names: dict[str, float]) -> float:
-    """Arithmetic on numbers and ``names`` only (never eval): Deforum's prompt keys like ``"max_f/2-5"``."""
-
-    def walk(node: ast.AST) -> float:
-        if isinstance(node, ast.Expression):
-            return walk(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
-                and not isinstance(node.value, bool):
-            return node.value
-        if isinstance(node, ast.Name):
-            if node.id not in names:
-                raise ValueError(f"unknown name {node.id!r}")
-            return names[node.id]
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.UAdd, ast.USub)):
-            value = walk(node.operand)
-            return -value if isinstance(node.op, ast.USub) else value
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            left, right = walk(node.left), walk(node.right)
-            if isinstance(node.op, ast.Pow) and abs(right) > 64:
-                raise ValueError("exponent too large")
-            return _OPS[type(node.op)](left, right)
-        raise ValueError(f"unsupported {type(node).__name__}")
-
-    return walk(ast.parse(expr.strip(), mode="eval"))
-
-
 def _frame_of(key: object, max_frames: int | None) -> int:
-    if isinstance(key, int) and not isinstance(key, bool):
-        return key
-    text = str(key).strip().strip("'\"")
-    if text.isdigit():
-        return int(text)
-    names = {} if max_frames is None else {"max_f": float(max_frames)}  # prompts: max_f = max_frames (Deforum)
-    return int(_eval_frame(text, names))
+    if isinstance(key, str):
+        key = key.strip().strip("'\"")  # Deforum accepts quoted keys such as "'max_f-10'"
+    return schedule.prompt_frame(key, max_frames)
 
 
 def _split_neg(text: str) -> tuple[str, str, bool]:
     """(positive, negative, more than one --neg) of a Deforum prompt: the negative follows the first --neg."""
-    positive, sep, negative = text.partition("--neg")
-    return positive.strip(), negative.strip(), "--neg" in negative
+    positive, negative = schedule.split_negative(text)
+    return positive, negative, text.count("--neg") > 1
 
 
 def _join(*parts: str) -> str:

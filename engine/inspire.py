@@ -299,16 +299,6 @@ def _resolve_model(model: str, allow_download: bool) -> str:
 _LOADED: dict[tuple[str, str], tuple[object, object]] = {}
 
 
-def _pick_device(torch, device: str) -> str:
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def _load(model: str, source: str, allow_download: bool, device: str):
     key = (source, device)
     if key in _LOADED:
@@ -371,7 +361,9 @@ def _suggest_from_model(subjects: list[str], count: int, seed: int, model: str, 
         import torch
     except ImportError as e:
         raise InspireError(f"prompt models need torch ({e}); the built-in vocabulary works without") from e
-    device = _pick_device(torch, device)
+    from .models import pick_device  # imports torch: only on the model path
+
+    device = pick_device(device)
     tokenizer, lm = _load(model, source, allow_download, device)
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -648,12 +648,15 @@ def simplify(frames: Sequence[int], values: Sequence[float], tolerance: float = 
 # prompt schedules
 
 
-def _split_negative(prompt: str) -> tuple[str, str]:
+def split_negative(prompt: str) -> tuple[str, str]:
+    """(positive, negative) of a prompt with Deforum's " --neg " marker (the negative follows the first one)."""
     positive, *rest = prompt.split(_NEG)
     return positive.strip(), "".join(rest).strip()
 
 
-def _prompt_frame(key: Any, max_frames: int | None) -> int:
+def prompt_frame(key: Any, max_frames: int | None) -> int:
+    """A Deforum prompt key as a frame: a number, or an expression of max_f (= max_frames, as Deforum's prompt
+    code has it, unlike schedules where max_f is max_frames - 1)."""
     if isinstance(key, bool):
         raise ScheduleError(f"frame key {key!r} must be a whole number >= 0")
     if isinstance(key, (int, np.integer)):
@@ -670,7 +673,7 @@ def _prompt_frame(key: Any, max_frames: int | None) -> int:
     _check_names(key, text, key.find(text), PROMPT_FRAME_NAMES, "the frame key")
     if max_frames is None:
         raise ScheduleError(f"frame key {key!r} is an expression; it needs the frame count (max_frames)")
-    frame = int(_eval_scalar_expr(key, text, key.find(text), {"max_f": int(max_frames) - 1}, "frame key"))
+    frame = int(_eval_scalar_expr(key, text, key.find(text), {"max_f": int(max_frames)}, "frame key"))
     if frame < 0:
         raise ScheduleError(f"frame key {key!r} is {frame} with {max_frames} frames; frames start at 0")
     return frame
@@ -701,10 +704,10 @@ def parse_deforum_prompts(source: str | Mapping[str, Any], max_frames: int | Non
                             source if isinstance(source, str) else "")
     by_frame: dict[int, PromptKey] = {}
     for key, prompt in data.items():
-        frame = _prompt_frame(key, max_frames)
+        frame = prompt_frame(key, max_frames)
         if not isinstance(prompt, str):
             raise ScheduleError(f"the prompt for frame {key!r} must be text, got {type(prompt).__name__}")
-        positive, negative = _split_negative(prompt)
+        positive, negative = split_negative(prompt)
         by_frame[frame] = PromptKey(frame, positive, negative)  # later wins, as in Deforum's series
     return [by_frame[f] for f in sorted(by_frame)]
 

@@ -9,6 +9,15 @@ from ..engine.schedule import ScheduleError
 from ..fcurves import TRANSITION_ITEMS, TRANSITIONS
 from ..prompt_keys import add_prompt_key, remove_prompt_key, set_transitions
 
+def draw_transition(layout, op) -> None:
+    """The transition choice and, for Giffusion's shapes, their argument (operators with those three props)."""
+    layout.prop(op, "transition")
+    if op.transition == "GIFFUSION_SINE":
+        layout.prop(op, "frequencies")
+    elif op.transition == "GIFFUSION_CURVE":
+        layout.prop(op, "curve")
+
+
 # Shapes one key pair can have (Giffusion's schedules need all keys at once: the transitions operator).
 KEY_TRANSITIONS = [item for item in TRANSITION_ITEMS if item[0] in TRANSITIONS]
 
@@ -73,12 +82,7 @@ class KD_OT_prompt_transitions(bpy.types.Operator):
         return context.window_manager.invoke_props_dialog(self)
 
     def draw(self, context):
-        layout = self.layout
-        layout.prop(self, "transition")
-        if self.transition == "GIFFUSION_SINE":
-            layout.prop(self, "frequencies")
-        elif self.transition == "GIFFUSION_CURVE":
-            layout.prop(self, "curve")
+        draw_transition(self.layout, self)
 
     def execute(self, context):
         if len(context.scene.keyframe_diffusion.prompts) < 2:

@@ -12,6 +12,7 @@ from .. import schedules
 from ..engine import deforum, schedule
 from ..fcurves import TRANSITION_ITEMS
 from ..properties import ANIMATABLE
+from .prompts import draw_transition
 
 _PROP_ITEMS = [(p, p.replace("_", " ").title(), f"scene.keyframe_diffusion.{p}") for p in ANIMATABLE]
 
@@ -93,11 +94,7 @@ class KD_OT_prompts_import(bpy.types.Operator):
         layout.prop_search(self, "text_name", bpy.data, "texts")
         if not self.text_name:
             layout.prop(self, "text")
-        layout.prop(self, "transition")
-        if self.transition == "GIFFUSION_SINE":
-            layout.prop(self, "frequencies")
-        elif self.transition == "GIFFUSION_CURVE":
-            layout.prop(self, "curve")
+        draw_transition(layout, self)
 
     def execute(self, context):
         if self.text_name:

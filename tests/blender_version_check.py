@@ -36,4 +36,25 @@ strips = editor.strips if hasattr(editor, "strips") else editor.sequences
 strip = strips["Keyframe Diffusion"]
 result["strip"] = {"start": strip.frame_final_start, "duration": strip.frame_final_duration,
                    "files": [e.filename for e in strip.elements], "directory": bpy.path.abspath(strip.directory)}
+
+# The timeline features on this Blender: schedules, transitions, text strips, Deforum files, presets.
+result["schedule"] = sorted(bpy.ops.keyframe_diffusion.schedule_import(prop="zoom", text="0:(1), 2:(1+t/10)"))
+result["steps_schedule"] = sorted(bpy.ops.keyframe_diffusion.schedule_import(prop="steps", text="0:(2), 3:(4)"))
+result["transitions"] = sorted(bpy.ops.keyframe_diffusion.prompt_transitions(transition="GIFFUSION_SINE"))
+package_module = sys.modules[package]
+plan = package_module.bake.bake_scene(scene)
+result["zoom"] = [round(r["motion"]["zoom"], 5) for r in plan["frames"]]
+result["steps"] = [r["steps"] for r in plan["frames"]]
+settings.prompt_source, settings.prompt_channel = "TEXT_STRIPS", 5
+for name, channel, start, length in (("a corgi", 5, 1, 3), ("a lion", 6, 3, 2)):
+    span = {"length": length} if bpy.app.version >= (4, 4, 0) else {"frame_end": start + length}
+    strips.new_effect(name=name, type="TEXT", channel=channel, frame_start=start, **span).text = name
+plan = package_module.bake.bake_scene(scene)
+result["strip_prompts"] = [{p["text"]: round(p["weight"], 4) for p in r["prompts"]} for r in plan["frames"]]
+deforum_file = os.path.join(out, "deforum.txt")
+with open(deforum_file, "w") as f:
+    json.dump({"max_frames": 4, "W": 64, "H": 64, "angle": "0:(0), 3:(3)", "prompts": {"0": "a", "2": "b"}}, f)
+result["deforum"] = sorted(bpy.ops.keyframe_diffusion.deforum_import(filepath=deforum_file))
+result["deforum_prompts"] = [(p.frame, p.text) for p in settings.prompts]
+result["preset"] = sorted(bpy.ops.keyframe_diffusion.preset_add(name="check"))
 print(json.dumps(result))

@@ -28,3 +28,10 @@ def test_extension_installs_bakes_and_generates_on_bpy_4_2(built_zip, tmp_path):
     assert result["strip"]["start"] == 1 and result["strip"]["duration"] == 4
     assert result["strip"]["files"] == [frame_filename(f) for f in range(1, 5)]
     assert all(os.path.isfile(os.path.join(out, frame_filename(f))) for f in range(1, 5))
+    # Timeline features on 4.2: schedules into F-curves, Giffusion transitions, text strips, Deforum files, presets.
+    assert result["schedule"] == result["steps_schedule"] == result["transitions"] == ["FINISHED"]
+    assert result["zoom"] == [1.0, 1.1, 1.2, 1.3] and result["steps"] == [2, 2, 3, 4]  # Deforum truncates
+    assert result["strip_prompts"] == [{"a corgi": 1.0}, {"a corgi": 1.0}, {"a corgi": 0.5, "a lion": 0.5},
+                                       {"a lion": 1.0}]
+    assert result["deforum"] == ["FINISHED"] and result["deforum_prompts"] == [[1, "a"], [3, "b"]]
+    assert result["preset"] == ["FINISHED"]

@@ -142,3 +142,14 @@ def test_renderer_reports_missing_model_before_touching_frames(tmp_path):
     with pytest.raises(ModelError, match="someone/not-here"):
         Renderer().render(plan_mod.validate(plan), None, lambda e: None)
     assert FrameStore(str(tmp_path / "m")).finished_frames() == []
+
+
+def test_cfg_rescale_reaches_the_pipeline(renderer, tiny_model_dir, tmp_path):
+    images = []
+    for rescale in (0.0, 0.9):
+        plan = make_plan(str(tmp_path / f"r{rescale}"), frames=1, model=tiny_model_dir)
+        plan["frames"][0]["guidance_rescale"] = rescale
+        summary, _ = render(renderer, plan)
+        assert summary["rendered"] == 1
+        images.append(pixels(FrameStore(plan["settings"]["output_dir"]).path(1)))
+    assert np.abs(images[0] - images[1]).max() > 0

@@ -30,6 +30,9 @@ def test_valid_plan_gets_defaults():
         (lambda p: p["frames"][1]["prompts"][0].update(weight=-1), "prompts[0]: 'weight' must not be negative"),
         (lambda p: p["frames"][1].update(frame=1), "frame 1 appears twice"),
         (lambda p: p.update(frames=[]), "no 'frames'"),
+        (lambda p: p["frames"][0].update(motion={"zoom": "x"}), "frames[0] (frame 1): 'motion.zoom' must be a finite"),
+        (lambda p: p["frames"][0].update(image={"noise": float("nan")}), "'image.noise' must be a finite number"),
+        (lambda p: p["frames"][0].update(guidance_rescale=None), "field 'guidance_rescale' must be a number"),
     ],
 )
 def test_bad_plans_say_what_and_where(mutate, message):
@@ -66,6 +69,26 @@ def test_frame_hash_follows_pixels_not_paths():
     assert plan_mod.frame_hash(other["settings"], other["frames"][1]) != h[1]
     other["settings"]["model"] = "some/model"
     assert plan_mod.frame_hash(other["settings"], other["frames"][0]) != h[0]
+
+
+def test_frame_hash_of_interpolate_ignores_motion_but_not_cfg_rescale():
+    plan = plan_mod.validate(make_plan("/tmp/a"))
+    record = plan["frames"][0]
+    base = plan_mod.frame_hash(plan["settings"], record)
+    # Interpolate frames don't use motion or image settings: keying them must not re-render anything.
+    moved = {**record, "motion": {"zoom": 1.5}, "image": {"noise": 0.3}, "strength": 0.9}
+    assert plan_mod.frame_hash(plan["settings"], moved) == base
+    assert plan_mod.frame_hash(plan["settings"], {**record, "guidance_rescale": 0.0}) == base
+    assert plan_mod.frame_hash(plan["settings"], {**record, "guidance_rescale": 0.7}) != base
+
+
+def test_batches_split_where_steps_guidance_or_cfg_rescale_change():
+    from engine.modes.interpolate import batches
+
+    records = [{"frame": i, "steps": 2, "guidance": 5.0, "guidance_rescale": 0.0} for i in range(6)]
+    records[3]["guidance_rescale"] = 0.5
+    records[4]["guidance_rescale"] = 0.5
+    assert [[r["frame"] for r in b] for b in batches(records, 4)] == [[0, 1, 2], [3, 4], [5]]
 
 
 @pytest.mark.parametrize("text, expected", [("1-24", (1, 24)), ("7", (7, 7)), ("-5--1", (-5, -1)), ("3..4", (3, 4))])

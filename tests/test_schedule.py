@@ -298,8 +298,8 @@ def test_deforum_prompts():
 
 
 def test_deforum_prompt_frame_expressions():
-    source = {"0": "a", "max_f/4-5": "b", "max_f-20": "c"}
-    assert [k.frame for k in S.parse_deforum_prompts(source, max_frames=101)] == [0, 20, 80]
+    source = {"0": "a", "max_f/4-5": "b", "max_f-20": "c"}  # max_f is max_frames in Deforum's prompt keys
+    assert [k.frame for k in S.parse_deforum_prompts(source, max_frames=100)] == [0, 20, 80]
     with pytest.raises(ScheduleError, match="max_frames"):
         S.parse_deforum_prompts(source)
     with pytest.raises(ScheduleError, match="unknown name 't'"):
