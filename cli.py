@@ -1,4 +1,5 @@
-"""`blender scene.blend -c keyframe_diffusion {generate,bake} ...`, registered with register_cli_command."""
+"""`blender scene.blend -c keyframe_diffusion {generate,bake,import-deforum,export-deforum} ...`, registered with
+register_cli_command."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 
 import bpy
 
-from . import bake, jobs
+from . import bake, jobs, schedules
 from .engine.plan import parse_frame_range
 
 
@@ -23,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--save", action="store_true", help="save the .blend afterwards (keeps --model/--output)")
         if name == "generate":
             p.add_argument("--frames", help="A-B: render only these frames")
+    for name, text in (("import-deforum", "key the scene from a Deforum settings file (.txt/.json)"),
+                       ("export-deforum", "write the scene as a Deforum settings file")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("file")
+        p.add_argument("--scene", help="scene name (default: the active scene)")
+        p.add_argument("--save", action="store_true", help="save the .blend afterwards")
     return parser
 
 
@@ -48,13 +55,22 @@ def main(argv: list[str]) -> int:
         print(f"keyframe_diffusion: no scene named '{args.scene}'", file=sys.stderr)
         return 1
     settings = scene.keyframe_diffusion
-    if args.save:  # persist overrides only when asked to save
+    if args.save and args.command in ("generate", "bake"):  # persist overrides only when asked to save
         if args.model:
             settings.model = args.model
         if args.output:
             settings.output_dir = args.output
     try:
-        if args.command == "bake":
+        if args.command == "import-deforum":
+            ignored, warnings = schedules.apply_settings_file(scene, args.file)
+            for line in warnings:
+                print(f"keyframe_diffusion: warning: {line}")
+            print(f"keyframe_diffusion: imported {args.file}; not imported (no counterpart): {len(ignored)} keys"
+                  + (f" ({', '.join(ignored[:12])}{', ...' if len(ignored) > 12 else ''})" if ignored else ""))
+        elif args.command == "export-deforum":
+            schedules.write_settings_file(scene, args.file)
+            print(f"keyframe_diffusion: wrote {args.file}")
+        elif args.command == "bake":
             path, plan = bake.write_plan(scene, args.output, args.model)
             print(f"keyframe_diffusion: baked {len(plan['frames'])} frames to {path}")
         else:
@@ -64,7 +80,7 @@ def main(argv: list[str]) -> int:
             print(f"keyframe_diffusion: {job.message}; frames in {job.folder}")
             if job.cancelled:
                 return 1
-    except (bake.BakeError, jobs.GenerateError, ValueError) as e:
+    except (bake.BakeError, jobs.GenerateError, ValueError, OSError) as e:
         print(f"keyframe_diffusion: error: {e}", file=sys.stderr)
         return 1
     if args.save:

@@ -51,6 +51,19 @@ def _step_keys(values) -> list[tuple[int, float]]:
     return keys
 
 
+def _evaluate_in_engine(text: str, count: int, seed: int) -> tuple[list[float], list[str]]:
+    """Per-frame values from `python -m engine schedule` in the engine's Python, for a Blender without numexpr."""
+    from . import jobs
+    from .worker_client import WorkerError
+
+    try:
+        out = jobs.make_client().run_command(["schedule", text, "--frames", str(count), "--seed", str(seed)], 60)
+    except WorkerError as e:
+        raise schedule.ScheduleError(str(e).removeprefix("error: "), text) from e
+    result = json.loads(out)
+    return result["values"], result["warnings"]
+
+
 def import_schedule(scene, prop: str, text: str, seed: int | None = None) -> list[str]:
     """Key `scene.keyframe_diffusion.<prop>` from a Deforum keyframe string; returns the parser's warnings.
 
@@ -62,12 +75,20 @@ def import_schedule(scene, prop: str, text: str, seed: int | None = None) -> lis
     count = frame_count(scene)
     seed = settings.seed if seed is None else seed
     rna = settings.bl_rna.properties[prop]
+    try:
+        if _is_integer(settings, prop):
+            values, warnings = schedule.evaluate(text, count, seed)
+            keys = None
+        else:
+            keys, warnings = schedule.fcurve_keys(text, count, seed)
+    except schedule.ExpressionsUnavailable:
+        values, warnings = _evaluate_in_engine(text, count, seed)
+        keys = None
     if _is_integer(settings, prop):
-        values, warnings = schedule.evaluate(text, count, seed)
         ints = np.trunc(values).astype(np.int64)  # Deforum's .astype(int)
         keys, interpolation = _step_keys(ints.tolist()), "CONSTANT"
     else:
-        keys, warnings = schedule.fcurve_keys(text, count, seed)
+        keys = keys if keys is not None else schedule.simplify(range(count), values)
         interpolation = "LINEAR"
     if _invert(prop):
         keys = [(f, 1.0 - v) for f, v in keys]
@@ -109,8 +130,8 @@ def export_schedules(scene, props=None) -> dict[str, str]:
             values = [1.0 - v for v in values]
         values = [float(np.float32(v)) for v in values]  # Blender's own precision; no spurious digits
         keys = schedule.simplify(range(len(values)), values)
-        if len({v for _, v in keys}) == 1:
-            keys = keys[:1]  # a constant is one key, as Deforum writes it
+        while len(keys) > 1 and keys[-1][1] == keys[-2][1]:
+            keys.pop()  # a value held to the end needs no key there: Deforum holds after the last key
         out[prop] = schedule.format_keyframes(keys)
     return out
 

@@ -104,6 +104,11 @@ class ScheduleError(ValueError):
         self.position = position
 
 
+class ExpressionsUnavailable(ScheduleError):
+    """This Python lacks numexpr; numeric schedules still work (Blender evaluates expressions in the engine's
+    Python then)."""
+
+
 @dataclass(frozen=True)
 class Key:
     """One ``FRAME:(VALUE)`` key, as written.
@@ -154,7 +159,7 @@ def _numexpr() -> Any:
     try:
         import numexpr
     except ImportError as exc:  # only expressions need it; numeric schedules never get here
-        raise ScheduleError(
+        raise ExpressionsUnavailable(
             f"numexpr is not installed, and schedule expressions need it: pip install {NUMEXPR_REQUIREMENT}"
         ) from exc
     return numexpr

@@ -12,6 +12,9 @@ BASE="$("$ROOT/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')"
 ENGINE_PY="$ROOT/.venv/bin/python"
 rm -rf "$OUT"/*
 "$RB" setup >/dev/null
+# Blender's official builds bundle numpy; Debian's package leaves it to python3-numpy. The extension's Blender side
+# uses numpy (schedules), as every official build allows.
+"$RB" sh -- "python3 -c 'import numpy' 2>/dev/null || apt-get install -y -q python3-numpy >/dev/null"
 ZIP="$("$ENGINE_PY" "$ROOT/scripts/build_extension.py" --output-dir "$OUT/build" | tail -n 1)"
 run() { "$RB" run --bind "$BASE" --bind "$OUT" -- "$@"; }
 
@@ -106,4 +109,61 @@ cat "$OUT/esc.log"
 grep -q "running=False" "$OUT/esc.log" && grep -q "message=Cancelled" "$OUT/esc.log"
 test "$(ls "$OUT"/frames_esc/frame_*.png | wc -l)" -lt 12
 
-echo "real Blender end to end: OK (frames in $OUT/frames, screenshot $OUT/generating.png)"
+# The timeline as schedule: a Deforum settings file imported headless (its expression is evaluated by the engine's
+# Python, since Blender's own has no numexpr), the baked zoom checked against `python -m engine schedule`.
+cat > "$OUT/deforum.txt" <<'JSON'
+{"max_frames": 12, "W": 64, "H": 64, "fps": 12, "seed": 7, "seed_behavior": "iter", "animation_mode": "2D",
+ "zoom": "0:(1.0), 4:(1.0+0.05*sin(3.14*t/8))", "angle": "0:(0), 11:(10)", "cfg_scale_schedule": "0:(5), 11:(9)",
+ "prompts": {"0": "a red circle --neg blurry", "6": "a blue square"}}
+JSON
+run -b "$OUT/scene.blend" -c keyframe_diffusion import-deforum "$OUT/deforum.txt" --save
+run -b "$OUT/scene.blend" -c keyframe_diffusion bake --output "$OUT/frames_timeline"
+"$ENGINE_PY" - "$OUT" <<'PY'
+import json, subprocess, sys
+out = sys.argv[1]
+plan = json.load(open(f"{out}/frames_timeline/plan.json"))
+expected = json.loads(subprocess.run([sys.executable, "-m", "engine", "schedule", "0:(1.0), 4:(1.0+0.05*sin(3.14*t/8))",
+                                      "--frames", "12"], capture_output=True, text=True, check=True).stdout)["values"]
+zoom = [r["motion"]["zoom"] for r in plan["frames"]]
+assert all(abs(a - b) < 1e-5 for a, b in zip(zoom, expected)) and len(zoom) == 12, (zoom, expected)
+assert [r["seed"] for r in plan["frames"]] == list(range(7, 19))
+assert plan["frames"][6]["prompts"] == [{"text": "a blue square", "negative": "", "weight": 1.0, "seed": 1}]
+print("timeline bake on real Blender: OK")
+PY
+
+# The sidebar next to the Graph Editor showing the imported curves.
+cat > "$OUT/timeline_gui.py" <<'PY'
+import bpy
+state = {}
+def setup():
+    win = bpy.context.window_manager.windows[0]
+    area = max(win.screen.areas, key=lambda a: a.width * a.height)
+    area.type = "GRAPH_EDITOR"
+    area.spaces.active.use_normalization = True
+    area.spaces.active.show_region_ui = False
+    with bpy.context.temp_override(window=win, area=area):
+        bpy.ops.screen.area_split(direction="VERTICAL", factor=0.5)
+    seq = max((a for a in win.screen.areas if a.type == "GRAPH_EDITOR"), key=lambda a: a.x)
+    seq.type = "SEQUENCE_EDITOR"
+    seq.spaces.active.view_type = "SEQUENCER_PREVIEW"
+    seq.spaces.active.show_region_ui = True
+    bpy.context.scene.frame_set(5)
+    state.update(win=win, seq=seq)
+    bpy.app.timers.register(later, first_interval=1.5)
+def later():
+    win = state["win"]
+    for region in state["seq"].regions:
+        if region.type == "UI":
+            region.active_panel_category = "Diffusion"
+            region.tag_redraw()  # else the sidebar keeps showing its old tab until something redraws it
+    for area in win.screen.areas:
+        if area.type == "GRAPH_EDITOR":
+            region = next(r for r in area.regions if r.type == "WINDOW")
+            with bpy.context.temp_override(window=win, area=area, region=region):
+                bpy.ops.graph.view_all()
+bpy.app.timers.register(setup, first_interval=2.0)
+PY
+"$RB" shot "$OUT/timeline.png" --wait 15 --size 1400x800 --bind "$BASE" --bind "$OUT" -- "$OUT/scene.blend" \
+  --python "$OUT/timeline_gui.py"
+
+echo "real Blender end to end: OK (frames in $OUT/frames, screenshots $OUT/generating.png, $OUT/timeline.png)"

@@ -356,3 +356,30 @@ def test_inspiration_fills_prompt_keys_from_the_vocabulary(scene):
     assert bpy.data.texts["Keyframe Diffusion Inspiration"].as_string().startswith("0: a corgi")
     with pytest.raises(RuntimeError, match="subject"):
         bpy.ops.keyframe_diffusion.inspire(subjects=" ", model="")
+
+
+def test_cli_imports_and_exports_deforum_settings(scene, extension, tmp_path, capsys):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(A1111_SETTINGS))
+    assert extension.cli.main(["import-deforum", str(path)]) == 0
+    assert scene.frame_end == 12 and scene.keyframe_diffusion.prompts[1].text == "a lion"
+    assert "not imported (no counterpart)" in capsys.readouterr().out
+    out = tmp_path / "back.json"
+    assert extension.cli.main(["export-deforum", str(out)]) == 0
+    assert json.loads(out.read_text())["angle"] == "0:(0), 6:(2)"
+    path.write_text('{"zoom": "0:(1), 5:(sin(q))"}')
+    assert extension.cli.main(["import-deforum", str(path)]) == 1
+    assert "unknown name 'q'" in capsys.readouterr().err
+    assert extension.cli.main(["import-deforum", str(tmp_path / "missing.txt")]) == 1
+
+
+def test_expressions_fall_back_to_the_engine_python_when_blender_lacks_numexpr(scene, extension, monkeypatch):
+    # Blender's own Python may have no numexpr (no bundled wheels): the engine's Python evaluates the expression.
+    monkeypatch.setitem(__import__("sys").modules, "numexpr", None)
+    bpy.ops.keyframe_diffusion.prompt_add(text="a", frame=1)
+    text = "0:(1), 2:(1+0.1*sin(t))"
+    assert bpy.ops.keyframe_diffusion.schedule_import(prop="zoom", text=text) == {"FINISHED"}
+    monkeypatch.undo()
+    expected, _ = schedule.evaluate(text, 6)
+    baked = [r["motion"]["zoom"] for r in extension.bake.bake_scene(scene)["frames"]]
+    assert baked == pytest.approx(list(expected), abs=1e-5)
