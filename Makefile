@@ -4,7 +4,7 @@ VENV := .venv
 VENV42 := .venv-bpy42
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test build clean e2e-real-blender
+.PHONY: setup demo test bench build clean e2e-real-blender
 
 setup: $(VENV)/.ready $(VENV42)/.ready
 
@@ -25,6 +25,10 @@ demo: $(VENV)/.ready
 
 test: setup
 	$(PY) -m pytest -q
+
+# Benchmarks (not part of `make test`); record results in bench/RESULTS.md.
+bench: $(VENV)/.ready
+	$(PY) bench/bake.py
 
 build: $(VENV)/.ready
 	$(PY) scripts/build_extension.py

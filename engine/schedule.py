@@ -338,7 +338,7 @@ def _match_paren(text: str, open_pos: int) -> int:
             if not stack:
                 return i
         i += 1
-    raise _error(text, stack[-1], f"'(' at position {stack[-1]} is never closed")
+    raise _error(text, stack[-1], "this '(' is never closed")
 
 
 def _scan_frame(text: str, i: int) -> tuple[str, int, int, bool]:
@@ -348,11 +348,11 @@ def _scan_frame(text: str, i: int) -> tuple[str, int, int, bool]:
     if c == ",":
         raise _error(text, i, "expected a frame number, found ','")
     if c == ")":
-        raise _error(text, i, f"unexpected ')' at position {i}")
+        raise _error(text, i, "unexpected ')'")
     if c in "\"'":
         end = text.find(c, i + 1)
         if end < 0:
-            raise _error(text, i, f"quote {c} at position {i} is never closed")
+            raise _error(text, i, f"quote {c} is never closed")
         after = _skip_ws(text, end + 1)
         if after >= n or text[after] != ":":
             raise _error(text, after, f"expected ':' after frame {text[i:end + 1]}")
@@ -375,7 +375,7 @@ def _scan_frame(text: str, i: int) -> tuple[str, int, int, bool]:
         elif text[j] == ")":
             depth -= 1
             if depth < 0:
-                raise _error(text, j, f"unexpected ')' at position {j}")
+                raise _error(text, j, "unexpected ')'")
         j += 1
     if j >= n or text[j] == ",":
         raise _error(text, j, f"expected ':' after frame {text[i:j].strip()!r}")
@@ -445,7 +445,7 @@ def parse_keyframes(text: str, max_frames: int | None = None, seed: int = 0) -> 
                 break  # trailing comma
             continue
         if c == ")":
-            raise _error(text, i, f"unexpected ')' at position {i}")
+            raise _error(text, i, "unexpected ')'")
         raise _error(text, i, f"expected ',' between keys, found {c!r}")
     for key in keys:  # names are checked after the syntax so a syntax error is reported first
         if key.number is None:
