@@ -43,15 +43,14 @@ def fcurve_for(struct, prop: str):
 
 
 def replace_keys(struct, prop: str, keys: Sequence[tuple[float, float]], interpolation: str = "LINEAR",
-                 easing: str = "AUTO", interpolations: Sequence[str] | None = None) -> None:
-    """Make `keys` (frame, value) the only keys of `struct.prop`; one interpolation for all, or one per key."""
+                 easing: str = "AUTO") -> None:
+    """Make `keys` (frame, value) the only keys of `struct.prop`, all with one interpolation and easing."""
     fc = fcurve_for(struct, prop)
     points = fc.keyframe_points
     points.clear()
     points.add(len(keys))
     points.foreach_set("co", [c for key in keys for c in (float(key[0]), float(key[1]))])
-    modes = interpolations or [interpolation] * len(keys)
-    points.foreach_set("interpolation", [_enum_value("interpolation", m) for m in modes])
+    points.foreach_set("interpolation", [_enum_value("interpolation", interpolation)] * len(keys))
     points.foreach_set("easing", [_enum_value("easing", easing)] * len(keys))
     # Bezier keys get handles from their neighbours; update() sorts keys and recalculates them.
     points.foreach_set("handle_left_type", [_enum_value("handle_left_type", "AUTO_CLAMPED")] * len(keys))

@@ -94,7 +94,8 @@ def _mix_factors(scene, transition: str, a: int, b: int, frequencies: Sequence[f
         return schedule.giffusion_sine(b - a + 1, frequencies)[:-1]
     count = scene.frame_end - scene.frame_start + 1
     # Giffusion counts frames from 0 like Deforum: the curve's frame 0 is the scene's first frame.
-    return schedule.giffusion_curve(curve, a - scene.frame_start, b - 1 - scene.frame_start, max(count, b))
+    return schedule.giffusion_curve(curve, a - scene.frame_start, b - 1 - scene.frame_start,
+                                    max(count, b - scene.frame_start))
 
 
 def set_transitions(scene, transition: str = "LINEAR", frequencies: str = "1.0", curve: str = "0:(0), 1:(1)") -> None:
@@ -109,7 +110,6 @@ def set_transitions(scene, transition: str = "LINEAR", frequencies: str = "1.0",
         twice = sorted({f for f in frames if frames.count(f) > 1})
         raise ValueError(f"more than one prompt at frame {twice[0]}: move one before setting transitions")
     keys: dict[int, list[tuple[int, float]]] = {i: [] for i in range(len(items))}
-    modes: dict[int, list[str]] = {i: [] for i in range(len(items))}
     if transition in fcurves.TRANSITIONS:
         _label, interpolation, easing, _ = fcurves.TRANSITIONS[transition]
         for i, frame in enumerate(frames):

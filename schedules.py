@@ -96,7 +96,7 @@ def import_schedule(scene, prop: str, text: str, seed: int | None = None) -> lis
     outside = [(f, v) for f, v in keys if not low <= v <= high]
     if outside:
         f, v = outside[0]
-        raise ValueError(f"{prop}: value {v:g} at Deforum frame {f} is outside {low:g}..{high:g}")
+        raise ValueError(f"value {v:g} at Deforum frame {f} is outside the setting's range {low:g}..{high:g}")
     if len({v for _, v in keys}) == 1:  # one value everywhere: a plain setting, no curve
         fcurves.clear_animation(settings, prop)
         setattr(settings, prop, int(keys[0][1]) if rna.type == "INT" else keys[0][1])

@@ -246,6 +246,8 @@ def test_schedule_import_errors_name_the_position_and_keep_the_curve(scene, exte
                         ("", "empty")):
         with pytest.raises(RuntimeError, match=match):
             bpy.ops.keyframe_diffusion.schedule_import(prop="zoom", text=text)
+    with pytest.raises(RuntimeError, match="steps: value 0 at Deforum frame 0 is outside"):
+        bpy.ops.keyframe_diffusion.schedule_import(prop="steps", text="0:(0), 3:(10)")
     fc = extension.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
     assert [tuple(p.co) for p in fc.keyframe_points] == [(1.0, 1.0), (6.0, 2.0)]
 
