@@ -1,5 +1,5 @@
-"""Command line: python -m engine {render,worker,make-tiny-model,export,schedule,inspire}, run from the extension
-folder."""
+"""Command line: python -m engine {render,worker,make-tiny-model,export,schedule,inspire,audio}, run from the
+extension folder."""
 
 from __future__ import annotations
 
@@ -90,7 +90,21 @@ def cmd_inspire(args) -> int:
     return cli(args.rest)
 
 
+def cmd_audio(args) -> int:
+    from .audio import cli
+
+    return cli(args.rest)
+
+
+# Commands with their own parser: handed everything after their name (argparse's REMAINDER can't take a leading
+# option such as --help).
+_DELEGATED = {"inspire": cmd_inspire, "audio": cmd_audio}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _DELEGATED:
+        return _DELEGATED[argv[0]](argparse.Namespace(rest=argv[1:]))
     parser = argparse.ArgumentParser(prog="python -m engine", description="Keyframe Diffusion engine")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -130,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("inspire", help="suggest prompts for subjects, as JSON (see: inspire --help)", add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_inspire)
+
+    p = sub.add_parser("audio", help="per-frame curve, onsets and beats of an audio file as JSON (see: audio --help)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_audio)
 
     args = parser.parse_args(argv)
     try:
