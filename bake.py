@@ -11,7 +11,7 @@ import tempfile
 
 import bpy
 
-from . import text_prompts
+from . import audio_keys, text_prompts
 from .engine import plan as plan_mod
 from .engine import seeds
 from .properties import FRAME_PARAMS
@@ -131,6 +131,12 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
         raise BakeError("the scene has no prompts: add one in the Keyframe Diffusion panel (Sequencer sidebar)")
     if s.width % 8 or s.height % 8:
         raise BakeError(f"width and height must be multiples of 8 (now {s.width}x{s.height})")
+    if s.audio_links:
+        # A sound strip moved or trimmed since its keys were written: write them again before reading them.
+        try:
+            audio_keys.refresh(scene)
+        except audio_keys.AudioError as e:
+            raise BakeError(f"audio: {e}") from e
     folder = output_dir(scene, output)
     current, subframe = scene.frame_current, scene.frame_subframe
     records, evaluated_seeds = [], []

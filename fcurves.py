@@ -62,3 +62,37 @@ def clear_animation(struct, prop: str) -> None:
     fc = compat.find_fcurve(struct.id_data, struct.path_from_id(prop))
     if fc is not None:
         compat.remove_fcurve(struct.id_data, fc)
+
+
+def id_fcurve(id_data, data_path: str, index: int = 0):
+    """The F-curve of `id_data`'s `data_path[index]`, created with a key at the current value if missing."""
+    fc = compat.find_fcurve(id_data, data_path, index)
+    if fc is None:
+        value = id_data.path_resolve(data_path)
+        is_array = hasattr(value, "__len__") and not isinstance(value, str)
+        id_data.keyframe_insert(data_path, index=index if is_array else -1, frame=0)
+        fc = compat.find_fcurve(id_data, data_path, index)
+        fc.keyframe_points.clear()
+    return fc
+
+
+def splice_keys(fc, keys: Sequence[tuple[float, float]], first: float, last: float,
+                interpolation: str = "LINEAR") -> None:
+    """Replace the keys of `fc` between frames first..last (inclusive) with `keys`; keys outside stay as they are."""
+    points = fc.keyframe_points
+    n = len(points)
+    co, interp, easing = [0.0] * (2 * n), [0] * n, [0] * n
+    points.foreach_get("co", co)
+    points.foreach_get("interpolation", interp)
+    points.foreach_get("easing", easing)
+    kept = [(co[2 * i], co[2 * i + 1], interp[i], easing[i]) for i in range(n) if not first <= co[2 * i] <= last]
+    mode, auto = _enum_value("interpolation", interpolation), _enum_value("easing", "AUTO")
+    merged = sorted(kept + [(float(f), float(v), mode, auto) for f, v in keys])
+    points.clear()
+    points.add(len(merged))
+    points.foreach_set("co", [c for m in merged for c in m[:2]])
+    points.foreach_set("interpolation", [m[2] for m in merged])
+    points.foreach_set("easing", [m[3] for m in merged])
+    for side in ("handle_left_type", "handle_right_type"):
+        points.foreach_set(side, [_enum_value(side, "AUTO_CLAMPED")] * len(merged))
+    fc.update()

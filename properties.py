@@ -66,6 +66,44 @@ class KD_PromptKey(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", description="Seed of this prompt's starting noise", default=0, min=0)
 
 
+class KD_AudioLink(bpy.types.PropertyGroup):
+    """Audio driving one animatable property: re-applied when its sound strip moves or is trimmed."""
+
+    strip: StringProperty(name="Sound Strip", description="Sound strip whose audio drives the property")
+    filepath: StringProperty(name="Audio File", subtype="FILE_PATH",
+                             description="Audio file (used when no strip is named); its time 0 is the scene's start")
+    id_type: StringProperty(name="Data", default="scenes", description="bpy.data collection of the animated ID")
+    id_name: StringProperty(name="ID", description="Name of the animated ID (empty: the link's scene)")
+    data_path: StringProperty(name="Path", description="Property path from the ID, e.g. keyframe_diffusion.zoom")
+    index: IntProperty(name="Index", default=0, min=0)
+    feature: EnumProperty(name="Feature", default="onset", items=[
+        ("onset", "Onset Strength", "How sharply the sound starts: beats and hits"),
+        ("rms", "Loudness (RMS)", "Root-mean-square level of the band"),
+        ("mel", "Mel Spectrum", "The mel spectrogram reduced over the band (Giffusion's signal)")])
+    part: EnumProperty(name="Part", default="full", items=[
+        ("full", "Full", "The whole sound"), ("percussive", "Percussive", "Drums and hits (HPSS)"),
+        ("harmonic", "Harmonic", "Tones and chords (HPSS)")])
+    margin: FloatProperty(name="HPSS Margin", default=1.0, min=1.0, soft_max=10.0,
+                          description="Above 1 separates percussive and harmonic parts more strictly")
+    reduce: EnumProperty(name="Reduce", default="max", items=[("max", "Max", ""), ("mean", "Mean", ""),
+                                                                ("median", "Median", "")])
+    fmin: FloatProperty(name="Low Hz", default=0.0, min=0.0, description="Band low edge (0: from 0 Hz)")
+    fmax: FloatProperty(name="High Hz", default=0.0, min=0.0, description="Band high edge (0: up to Nyquist); "
+                        "e.g. 20-150 Hz for kick drums")
+    shape: EnumProperty(name="Shape", default="pulse", items=[
+        ("pulse", "Pulse", "The signal itself: peaks on hits"),
+        ("ramp", "Ramp", "Normalised cumulative sum: moves fast on beats, slow otherwise, from Low to High")])
+    low: FloatProperty(name="Low", default=0.0, description="Value at silence (ramp: at the start)")
+    high: FloatProperty(name="High", default=1.0, description="Value at the loudest frame (ramp: at the end)")
+    attack: FloatProperty(name="Attack", default=0.0, min=0.0, description="Frames to rise (0: instant)")
+    release: FloatProperty(name="Release", default=0.0, min=0.0, description="Frames to fall back (0: instant)")
+    smooth: IntProperty(name="Smooth", default=0, min=0, description="Moving-average width in frames (0: off)")
+    # Where the keys were written and where the strip was then: a moved strip is re-applied.
+    applied_first: IntProperty(default=0)
+    applied_last: IntProperty(default=-1)
+    applied_state: StringProperty(default="")
+
+
 class KD_Settings(bpy.types.PropertyGroup):
     mode: EnumProperty(
         name="Mode",
@@ -230,6 +268,8 @@ class KD_Settings(bpy.types.PropertyGroup):
     )
     prompts: CollectionProperty(type=KD_PromptKey)
     active_prompt: IntProperty(name="Active Prompt", default=0)
+    audio_links: CollectionProperty(type=KD_AudioLink)
+    active_audio_link: IntProperty(name="Active Audio Link", default=0)
 
 
 class KD_Status(bpy.types.PropertyGroup):
@@ -240,7 +280,7 @@ class KD_Status(bpy.types.PropertyGroup):
     message: StringProperty(default="")
 
 
-classes = (KD_PromptKey, KD_Settings, KD_Status)
+classes = (KD_PromptKey, KD_AudioLink, KD_Settings, KD_Status)
 
 
 def register() -> None:

@@ -2,10 +2,19 @@
 
 import bpy
 
-from . import export, generate, inspire, presets, prompts, schedules
+from . import audio, export, generate, inspire, presets, prompts, schedules
 
 classes = (*prompts.classes, *generate.classes, *export.classes, *schedules.classes, *presets.classes,
-           *inspire.classes)
+           *inspire.classes, *audio.classes)
+
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 
 
-register, unregister = bpy.utils.register_classes_factory(classes)
+def register() -> None:
+    _register_classes()
+    bpy.types.UI_MT_button_context_menu.append(audio.context_menu)
+
+
+def unregister() -> None:
+    bpy.types.UI_MT_button_context_menu.remove(audio.context_menu)
+    _unregister_classes()

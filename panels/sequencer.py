@@ -21,6 +21,13 @@ class KD_UL_prompts(bpy.types.UIList):
         row.prop(item, "weight", text="", slider=True)
 
 
+class KD_UL_audio_links(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        source = item.strip or bpy.path.basename(item.filepath) or "?"
+        target = item.data_path + (f"[{item.index}]" if item.index else "")
+        layout.label(text=f"{source} \u2192 {target}", icon="SOUND")
+
+
 class KD_PT_main(_Panel, bpy.types.Panel):
     bl_label = "Keyframe Diffusion"
 
@@ -148,6 +155,38 @@ class KD_PT_motion(_Panel, bpy.types.Panel):
         col.prop(settings, "coherence_alpha")
 
 
+class KD_PT_audio(_Panel, bpy.types.Panel):
+    bl_label = "Audio"
+    bl_parent_id = "KD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.keyframe_diffusion
+        row = layout.row()
+        row.template_list("KD_UL_audio_links", "", settings, "audio_links", settings, "active_audio_link", rows=2)
+        col = row.column(align=True)
+        col.operator("keyframe_diffusion.audio_link_add", icon="ADD", text="")
+        col.operator("keyframe_diffusion.audio_link_remove", icon="REMOVE", text="")
+        if 0 <= settings.active_audio_link < len(settings.audio_links):
+            link = settings.audio_links[settings.active_audio_link]
+            col = layout.column()
+            col.use_property_split = True
+            col.prop(link, "strip")
+            if not link.strip:
+                col.prop(link, "filepath")
+            col.prop(link, "data_path")
+            for name in ("feature", "part", "margin", "reduce", "fmin", "fmax", "shape", "low", "high", "attack",
+                         "release", "smooth"):
+                if (name == "margin" and link.part == "full") or (name == "reduce" and link.feature != "mel"):
+                    continue
+                col.prop(link, name)
+        row = layout.row(align=True)
+        row.operator("keyframe_diffusion.audio_apply", icon="FILE_REFRESH")
+        row.operator("keyframe_diffusion.audio_markers", icon="MARKER_HLT")
+        layout.label(text="Right-click any value: Drive from Audio...", icon="INFO")
+
+
 class KD_PT_schedules(_Panel, bpy.types.Panel):
     bl_label = "Schedules"
     bl_parent_id = "KD_PT_main"
@@ -163,4 +202,5 @@ class KD_PT_schedules(_Panel, bpy.types.Panel):
         col.operator("keyframe_diffusion.deforum_export", icon="EXPORT")
 
 
-classes = (KD_UL_prompts, KD_PT_main, KD_PT_prompts, KD_PT_settings, KD_PT_motion, KD_PT_schedules)
+classes = (KD_UL_prompts, KD_UL_audio_links, KD_PT_main, KD_PT_prompts, KD_PT_settings, KD_PT_motion, KD_PT_audio,
+           KD_PT_schedules)

@@ -57,4 +57,27 @@ with open(deforum_file, "w") as f:
 result["deforum"] = sorted(bpy.ops.keyframe_diffusion.deforum_import(filepath=deforum_file))
 result["deforum_prompts"] = [(p.frame, p.text) for p in settings.prompts]
 result["preset"] = sorted(bpy.ops.keyframe_diffusion.preset_add(name="check"))
+
+# Audio: this wheel is built without audio support (no sound strips), so a strip link says so; a file works.
+import wave  # noqa: E402
+
+wav = os.path.join(out, "click.wav")
+with wave.open(wav, "wb") as w:
+    w.setnchannels(1)
+    w.setsampwidth(2)
+    w.setframerate(22050)
+    samples = bytearray(2 * 22050)
+    for i in range(60):  # a click at 0.0625 s: mid audio frame 1 at 24 fps (scene frame 2)
+        samples[2 * (1378 + i): 2 * (1378 + i) + 2] = int(30000 * (1 - i / 60)).to_bytes(2, "little", signed=True)
+    w.writeframes(bytes(samples))
+result["audio_support"] = bool(bpy.app.build_options.audaspace)
+try:
+    bpy.ops.keyframe_diffusion.audio_link_add(strip="Music", data_path="keyframe_diffusion.zoom")
+    result["strip_link"] = "no error"
+except RuntimeError as e:
+    result["strip_link"] = str(e)
+result["file_link"] = sorted(bpy.ops.keyframe_diffusion.audio_link_add(filepath=wav, data_path="keyframe_diffusion.zoom",
+                                                                       low=1.0, high=2.0))
+fc = package_module.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
+result["audio_zoom"] = [round(fc.evaluate(f), 3) for f in range(1, 5)]
 print(json.dumps(result))

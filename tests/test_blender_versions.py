@@ -35,3 +35,8 @@ def test_extension_installs_bakes_and_generates_on_bpy_4_2(built_zip, tmp_path):
                                        {"a lion": 1.0}]
     assert result["deforum"] == ["FINISHED"] and result["deforum_prompts"] == [[1, "a"], [3, "b"]]
     assert result["preset"] == ["FINISHED"]
+    # Audio on a build without audio support: a clear message for strips, files still drive keys.
+    assert result["audio_support"] is False
+    assert "no audio support" in result["strip_link"] and "use the audio file" in result["strip_link"]
+    assert result["file_link"] == ["FINISHED"]
+    assert max(range(4), key=lambda i: result["audio_zoom"][i]) == 1 and result["audio_zoom"][1] == 2.0
