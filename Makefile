@@ -29,6 +29,8 @@ test: setup
 # Benchmarks (not part of `make test`); record results in bench/RESULTS.md.
 bench: $(VENV)/.ready
 	$(PY) bench/bake.py
+	$(PY) bench/audio.py
+	$(PY) bench/audio_keys.py
 
 build: $(VENV)/.ready
 	$(PY) scripts/build_extension.py
