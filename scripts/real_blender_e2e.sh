@@ -166,4 +166,44 @@ PY
 "$RB" shot "$OUT/timeline.png" --wait 15 --size 1400x800 --bind "$BASE" --bind "$OUT" -- "$OUT/scene.blend" \
   --python "$OUT/timeline_gui.py"
 
-echo "real Blender end to end: OK (frames in $OUT/frames, screenshots $OUT/generating.png, $OUT/timeline.png)"
+# Audio: a click track on a sound strip drives the zoom and becomes markers (analysis in the engine's Python).
+"$ENGINE_PY" - "$OUT/clicks.wav" <<'PY'
+import sys
+import numpy as np
+import soundfile
+sr, fps = 22050, 12
+y = np.zeros(sr * 2, dtype=np.float32)
+for frame in (2, 7, 13, 19):  # mid-frame clicks at 12 fps
+    start = int((frame + 0.5) / fps * sr)
+    y[start:start + 90] = 0.9 * np.exp(-np.linspace(0, 6, 90)) * np.random.default_rng(frame).normal(size=90)
+soundfile.write(sys.argv[1], y, sr)
+PY
+cat > "$OUT/audio.py" <<PY
+import bpy
+scene = bpy.context.scene
+editor = scene.sequence_editor_create()
+strips = editor.strips if hasattr(editor, "strips") else editor.sequences
+strips.new_sound("clicks", "$OUT/clicks.wav", 5, 3)
+bpy.ops.keyframe_diffusion.audio_link_add(strip="clicks", data_path="keyframe_diffusion.zoom", low=1.0, high=1.2)
+bpy.ops.keyframe_diffusion.audio_markers(strip="clicks", events="onsets", part="full")
+bpy.ops.wm.save_mainfile()
+print("markers", sorted(m.frame for m in scene.timeline_markers if m.name == "onset"))
+PY
+run -b "$OUT/scene.blend" --python "$OUT/audio.py" | tee "$OUT/audio.log"
+grep -q "markers \[5, 10\]" "$OUT/audio.log"  # strip at frame 3 + audio frames 2, 7 (13, 19 lie past frame 12)
+run -b "$OUT/scene.blend" -c keyframe_diffusion bake --output "$OUT/frames_audio"
+"$ENGINE_PY" - "$OUT" <<'PY'
+import json, subprocess, sys
+out = sys.argv[1]
+plan = json.load(open(f"{out}/frames_audio/plan.json"))
+zoom = [r["motion"]["zoom"] for r in plan["frames"]]
+curve = json.loads(subprocess.run([sys.executable, "-m", "engine", "audio", f"{out}/clicks.wav", "--fps", "12",
+                                   "--frames", "10", "--low", "1", "--high", "1.2"], capture_output=True, text=True,
+                                  check=True).stdout)["values"]
+assert all(abs(a - b) < 1e-5 for a, b in zip(zoom[2:], curve)) and zoom[:2] == [1.0, 1.0], (zoom, curve)
+print("audio on real Blender: OK")
+PY
+"$RB" shot "$OUT/audio.png" --wait 15 --size 1400x800 --bind "$BASE" --bind "$OUT" -- "$OUT/scene.blend" \
+  --python "$OUT/timeline_gui.py"
+
+echo "real Blender end to end: OK (frames in $OUT/frames, screenshots $OUT/generating.png, $OUT/timeline.png, $OUT/audio.png)"
