@@ -198,7 +198,8 @@ def context_menu(self, context):
         path = pointer.path_from_id(prop.identifier)
     except ValueError:
         return
-    index = getattr(context, "property", (None, None, -1))[2] if hasattr(context, "property") else -1
+    owner_path_index = getattr(context, "property", None)  # (owner, path, index) of the button, Blender 3.0+
+    index = owner_path_index[2] if owner_path_index else -1
     self.layout.separator()
     op = self.layout.operator(KD_OT_audio_link_add.bl_idname, text="Drive from Audio...", icon="SOUND")
     op.id_type, op.id_name, op.data_path, op.index = collection, id_data.name, path, max(0, index or 0)

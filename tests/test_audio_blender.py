@@ -175,3 +175,37 @@ def test_audio_errors_are_clear_and_change_nothing(scene, extension, tmp_path):
     assert bpy.ops.keyframe_diffusion.audio_link_add(filepath=silent, low=1.0, high=2.0) == {"FINISHED"}
     zoom = [r["motion"]["zoom"] for r in extension.bake.bake_scene(scene)["frames"]]
     assert zoom == [1.0] * 6 and not any(math.isnan(z) for z in zoom)
+
+
+def test_right_click_menu_offers_drive_from_audio_for_any_number_property(scene, extension):
+    from types import SimpleNamespace
+
+    class Layout:
+        def __init__(self):
+            self.ops = []
+
+        def separator(self):
+            pass
+
+        def operator(self, idname, text="", icon="NONE"):
+            self.ops.append((idname, text, SimpleNamespace()))
+            return self.ops[-1][2]
+
+    cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
+    menu = SimpleNamespace(layout=Layout())
+    prop = cam.bl_rna.properties["location"]
+    context = SimpleNamespace(button_pointer=cam, button_prop=prop, property=(cam, "location", 2))
+    extension.operators.audio.context_menu(menu, context)
+    idname, text, op = menu.layout.ops[0]
+    assert idname == "keyframe_diffusion.audio_link_add" and text == "Drive from Audio..."
+    assert (op.id_type, op.id_name, op.data_path, op.index) == ("objects", "Cam", "location", 2)
+    settings = scene.keyframe_diffusion
+    menu = SimpleNamespace(layout=Layout())
+    extension.operators.audio.context_menu(menu, SimpleNamespace(
+        button_pointer=settings, button_prop=settings.bl_rna.properties["zoom"], property=None))
+    assert (menu.layout.ops[0][2].id_type, menu.layout.ops[0][2].data_path) == ("scenes", "keyframe_diffusion.zoom")
+    # Not for text or enum properties.
+    menu = SimpleNamespace(layout=Layout())
+    extension.operators.audio.context_menu(menu, SimpleNamespace(
+        button_pointer=settings, button_prop=settings.bl_rna.properties["model"], property=None))
+    assert menu.layout.ops == []
