@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
+from blender_setup import install_extension  # noqa: E402
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -30,7 +30,6 @@ def main() -> int:
     parser.add_argument("--fps", type=int, default=30)
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="kd-bench-audio-")
-    os.environ["BLENDER_USER_RESOURCES"] = os.path.join(tmp, "user")
     os.environ["KEYFRAME_DIFFUSION_CACHE"] = os.path.join(tmp, "cache")  # a cold analysis cache
     import soundfile
 
@@ -38,14 +37,9 @@ def main() -> int:
 
     wav = os.path.join(tmp, "music.wav")
     soundfile.write(wav, synth(args.seconds), SR)
-    built = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "build_extension.py"), "--output-dir",
-                            os.path.join(tmp, "build")], capture_output=True, text=True, check=True)
+    ext = install_extension(tmp)
     import bpy
 
-    bpy.ops.extensions.package_install_files(filepath=built.stdout.strip().splitlines()[-1], repo="user_default",
-                                             enable_on_install=True)
-    ext = importlib.import_module("bl_ext.user_default.keyframe_diffusion")
-    bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     frames = int(args.seconds * args.fps)
     scene.render.fps, scene.render.fps_base = args.fps, 1.0

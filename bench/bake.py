@@ -13,12 +13,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from blender_setup import install_extension
 
 
 def main() -> int:
@@ -26,18 +25,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    tmp = tempfile.mkdtemp(prefix="kd-bench-")
-    os.environ["BLENDER_USER_RESOURCES"] = os.path.join(tmp, "user")
-    built = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "build_extension.py"), "--output-dir",
-                            os.path.join(tmp, "build")], capture_output=True, text=True, check=True)
+    ext = install_extension(tempfile.mkdtemp(prefix="kd-bench-"))
     import bpy
 
-    bpy.ops.extensions.package_install_files(filepath=built.stdout.strip().splitlines()[-1], repo="user_default",
-                                             enable_on_install=True)
-    import importlib
-
-    ext = importlib.import_module("bl_ext.user_default.keyframe_diffusion")
-    bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     n = args.frames
     scene.frame_start, scene.frame_end = 1, n
