@@ -155,8 +155,6 @@ def apply_link(scene, link, context=None) -> dict:
     hi = max(keys[-1][0], link.applied_last) if link.applied_last >= link.applied_first else keys[-1][0]
     fcurves.splice_keys(fcurves.id_fcurve(id_data, data_path, index), keys, lo, hi)
     link.applied_first, link.applied_last, link.applied_state = keys[0][0], keys[-1][0], state
-    result["scene_onsets"] = [first + f - audio_start for f in result["onsets"]]
-    result["scene_beats"] = [first + f - audio_start for f in result["beats"]]
     return result
 
 
