@@ -3,6 +3,7 @@
 - Sequencer: `sequences` / `sequences_all` became `strips` / `strips_all` in 4.4; 5.0 has only `strips`.
 - Animation: `Action.fcurves` gave way to layered actions with channelbags in 4.4; 5.0 removed `Action.fcurves`.
 - `bpy_struct.keyframe_insert` takes keyword-only options from 4.5; keywords work on every version.
+- Path properties declare blend-relative support (`PATH_SUPPORTS_BLEND_RELATIVE`) in 5.0; 4.2 doesn't know it.
 """
 
 from __future__ import annotations
@@ -84,3 +85,9 @@ def image_output_state(render) -> dict:
 def restore_image_output(render, state: dict) -> None:
     for key, value in state.items():  # media_type first: it decides which file formats are allowed
         setattr(render.image_settings, key, value)
+
+
+def path_options() -> set[str]:
+    """Options for path properties that hold '//' (blend-relative) paths: 5.0 warns without this option; 4.2 fails to
+    register a property that names it. Versions between are not assumed to know it (without it: only the warning)."""
+    return {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (5, 0, 0) else set()

@@ -13,7 +13,10 @@ from bpy.props import (
     StringProperty,
 )
 
+from . import compat
 from .engine.plan import EMBEDDED_MODEL
+
+PATH_OPTIONS = compat.path_options()  # '//' (relative to the .blend) paths are welcome in these
 
 # Every per-frame setting: property name -> (group in the plan's frame record or None for top level, key).
 # The bake reads each at every frame, so F-curves, modifiers, drivers and NLA all count. New features add theirs here.
@@ -70,7 +73,7 @@ class KD_AudioLink(bpy.types.PropertyGroup):
     """Audio driving one animatable property: re-applied when its sound strip moves or is trimmed."""
 
     strip: StringProperty(name="Sound Strip", description="Sound strip whose audio drives the property")
-    filepath: StringProperty(name="Audio File", subtype="FILE_PATH",
+    filepath: StringProperty(name="Audio File", subtype="FILE_PATH", options=PATH_OPTIONS,
                              description="Audio file (used when no strip is named); its time 0 is the scene's start")
     id_type: StringProperty(name="Data", default="scenes", description="bpy.data collection of the animated ID")
     id_name: StringProperty(name="ID", description="Name of the animated ID (empty: the link's scene)")
@@ -120,6 +123,7 @@ class KD_Settings(bpy.types.PropertyGroup):
         description="Folder for the plan, the frames and their manifest",
         default="//keyframe_diffusion/",
         subtype="DIR_PATH",
+        options=PATH_OPTIONS,
     )
     width: IntProperty(name="Width", default=64, min=8, max=4096, step=8)
     height: IntProperty(name="Height", default=64, min=8, max=4096, step=8)

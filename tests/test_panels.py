@@ -1,0 +1,81 @@
+"""Every sidebar panel draws against the real properties and operators (bpy has no window, so a stand-in layout
+records the calls and checks that each property and operator it names exists)."""
+
+from types import SimpleNamespace
+
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+
+class Layout:
+    """Accepts UILayout calls; fails on a property or operator that doesn't exist."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def __getattr__(self, name):  # use_property_split, scale_y, enabled, ...: plain attributes
+        raise AttributeError(name)
+
+    def _child(self, *args, **kwargs):
+        return Layout(self.calls)
+
+    row = column = box = split = _child
+
+    def prop(self, data, name, **kwargs):
+        assert name in data.bl_rna.properties, f"{type(data).__name__} has no property '{name}'"
+        self.calls.append(("prop", name))
+
+    def prop_search(self, data, name, search_data, search_name, **kwargs):
+        assert name in data.bl_rna.properties and hasattr(search_data, search_name)
+        self.calls.append(("prop_search", name))
+
+    def operator(self, idname, **kwargs):
+        module, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), name), f"no operator {idname}"
+        self.calls.append(("operator", idname))
+        return SimpleNamespace()
+
+    def template_list(self, list_type, list_id, data, prop, active_data, active_prop, **kwargs):
+        assert hasattr(bpy.types, list_type) and prop in data.bl_rna.properties
+        self.calls.append(("list", prop))
+
+    def label(self, **kwargs):
+        self.calls.append(("label", kwargs.get("text", "")))
+
+    def progress(self, **kwargs):
+        self.calls.append(("progress", ""))
+
+    def separator(self, **kwargs):
+        pass
+
+
+def draw_all(extension, context):
+    calls = []
+    for cls in extension.panels.sequencer.classes:
+        if issubclass(cls, bpy.types.Panel):
+            cls.draw(SimpleNamespace(layout=Layout(calls)), context)
+    return calls
+
+
+@pytest.mark.parametrize("source, seed_behavior, motion_mode, link", [
+    ("KEYS", "ITER", "2D", False), ("TEXT_STRIPS", "SCHEDULE", "3D", True)])
+def test_every_panel_draws(scene, extension, source, seed_behavior, motion_mode, link):
+    settings = scene.keyframe_diffusion
+    bpy.ops.keyframe_diffusion.prompt_add(text="a", frame=1)
+    settings.prompt_source, settings.seed_behavior, settings.motion_mode = source, seed_behavior, motion_mode
+    settings.color_coherence = "LAB"
+    if link:
+        item = settings.audio_links.add()
+        item.filepath, item.data_path = "//song.wav", "keyframe_diffusion.zoom"
+    context = SimpleNamespace(scene=scene, window_manager=bpy.context.window_manager)
+    calls = draw_all(extension, context)
+    drawn = {name for kind, name in calls if kind == "prop"}
+    assert {"model", "width", "steps", "guidance_rescale", "noise", "color_coherence_amount"} <= drawn
+    assert ("seed_iter_n" in drawn) == (seed_behavior == "ITER")
+    assert ("translation_z" in drawn) == (motion_mode == "3D") and ("zoom" in drawn) == (motion_mode == "2D")
+    assert ("prompt_channel" in drawn) == (source == "TEXT_STRIPS")
+    assert ("shape" in drawn) == link
+    ops = {name for kind, name in calls if kind == "operator"}
+    assert {"keyframe_diffusion.generate", "keyframe_diffusion.audio_link_add", "keyframe_diffusion.deforum_import",
+            "keyframe_diffusion.schedule_import"} <= ops
