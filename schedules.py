@@ -19,6 +19,7 @@ from .engine import deforum, schedule
 from .properties import ANIMATABLE
 
 SPECS = {spec.prop: spec for spec in deforum.SCHEDULES}
+FCURVE_SEEDS = 2**23  # seeds an F-curve (32-bit float, rounded half up by Blender) reproduces exactly
 # Plain (not per-frame) settings that Deforum settings files carry.
 VALUE_PROPS = ("width", "height", "seed_behavior", "seed_iter_n", "scheduler", "motion_mode", "border",
                "color_coherence", "cadence", "negative_prompt")
@@ -64,16 +65,14 @@ def _evaluate_in_engine(text: str, count: int, seed: int) -> tuple[list[float], 
     return result["values"], result["warnings"]
 
 
-def import_schedule(scene, prop: str, text: str, seed: int | None = None) -> list[str]:
-    """Key `scene.keyframe_diffusion.<prop>` from a Deforum keyframe string; returns the parser's warnings.
+def schedule_keys(scene, prop: str, text: str, count: int, seed: int) -> tuple[list, str, list[str]]:
+    """(Deforum-frame keys, interpolation, warnings) for `prop` from a keyframe string; touches nothing.
 
-    Raises schedule.ScheduleError (with the position) for bad text, ValueError for a property that can't be keyed.
+    Raises schedule.ScheduleError (with the position) for bad text, ValueError for a value the setting can't hold.
     """
     settings = scene.keyframe_diffusion
     if prop not in ANIMATABLE:
         raise ValueError(f"'{prop}' is not an animatable Keyframe Diffusion setting (known: {', '.join(ANIMATABLE)})")
-    count = frame_count(scene)
-    seed = settings.seed if seed is None else seed
     rna = settings.bl_rna.properties[prop]
     try:
         if _is_integer(settings, prop):
@@ -92,16 +91,39 @@ def import_schedule(scene, prop: str, text: str, seed: int | None = None) -> lis
         interpolation = "LINEAR"
     if _invert(prop):
         keys = [(f, 1.0 - v) for f, v in keys]
+    if prop == "seed":
+        # F-curves hold 32-bit floats that Blender rounds (x + 0.5) into an int property: exact below 2**23. Seeds
+        # outside that range (Deforum's -1, "a random seed", among them) wrap into it, so the baked seed is the one
+        # written.
+        wrapped = [(f, float(int(v) % FCURVE_SEEDS)) for f, v in keys]
+        if wrapped != keys:
+            warnings = [*warnings, f"seeds outside 0..{FCURVE_SEEDS - 1} wrap into it (F-curves are 32-bit floats; "
+                        f"-1 becomes {FCURVE_SEEDS - 1})"]
+        keys = wrapped
     low, high = rna.hard_min, rna.hard_max
     outside = [(f, v) for f, v in keys if not low <= v <= high]
     if outside:
         f, v = outside[0]
         raise ValueError(f"value {v:g} at Deforum frame {f} is outside the setting's range {low:g}..{high:g}")
+    return keys, interpolation, warnings
+
+
+def _write_keys(scene, prop: str, keys: list, interpolation: str) -> None:
+    settings = scene.keyframe_diffusion
     if len({v for _, v in keys}) == 1:  # one value everywhere: a plain setting, no curve
         fcurves.clear_animation(settings, prop)
-        setattr(settings, prop, int(keys[0][1]) if rna.type == "INT" else keys[0][1])
+        value = keys[0][1]
+        setattr(settings, prop, int(value) if settings.bl_rna.properties[prop].type == "INT" else value)
     else:
         fcurves.replace_keys(settings, prop, [(scene_frame(scene, f), v) for f, v in keys], interpolation)
+
+
+def import_schedule(scene, prop: str, text: str, seed: int | None = None) -> list[str]:
+    """Key `scene.keyframe_diffusion.<prop>` from a Deforum keyframe string; returns the parser's warnings.
+    On an error (see schedule_keys) the setting keeps its curve."""
+    seed = scene.keyframe_diffusion.seed if seed is None else seed
+    keys, interpolation, warnings = schedule_keys(scene, prop, text, frame_count(scene), seed)
+    _write_keys(scene, prop, keys, interpolation)
     scene.frame_set(scene.frame_current)
     return warnings
 
@@ -157,28 +179,37 @@ def _fps_pair(fps: float) -> tuple[int, float]:
 
 
 def apply_settings_file(scene, path: str, prompt_transition: str = "CONSTANT") -> tuple[list[str], list[str]]:
-    """Import a Deforum settings file into the scene; returns (ignored Deforum keys, warnings)."""
+    """Import a Deforum settings file into the scene; returns (ignored Deforum keys, warnings).
+
+    Every schedule is evaluated before anything changes, so a bad file leaves the scene as it was.
+    """
     data = deforum.read_settings(path)
     settings = scene.keyframe_diffusion
     warnings = list(data.warnings)
-    if "frame_count" in data.scene:
-        scene.frame_end = scene.frame_start + int(data.scene["frame_count"]) - 1
+    count = int(data.scene.get("frame_count", frame_count(scene)))
+    # Deforum's `s` is the run's base seed: the file's constant seed (the seed schedule's first value).
+    seed = int(schedule.evaluate(data.schedules["seed"], 1)[0][0]) if "seed" in data.schedules else settings.seed
+    planned = {}
+    for prop, text in data.schedules.items():
+        try:
+            planned[prop] = schedule_keys(scene, prop, text, count, seed)
+        except (schedule.ScheduleError, ValueError) as e:
+            raise schedule.ScheduleError(f"{SPECS[prop].deforum_key}: {e}", text,
+                                         getattr(e, "position", None)) from e
+        warnings += [f"{SPECS[prop].deforum_key}: {w}" for w in planned[prop][2]]
+    scene.frame_end = scene.frame_start + count - 1
     if "fps" in data.scene:
         scene.render.fps, scene.render.fps_base = _fps_pair(float(data.scene["fps"]))
     for prop, value in data.values.items():
         if prop in ANIMATABLE:
             fcurves.clear_animation(settings, prop)
         setattr(settings, prop, value)
-    seed = settings.seed
-    for prop, text in data.schedules.items():
-        try:
-            warnings += [f"{SPECS[prop].deforum_key}: {w}" for w in import_schedule(scene, prop, text, seed)]
-        except (schedule.ScheduleError, ValueError) as e:
-            raise schedule.ScheduleError(f"{SPECS[prop].deforum_key}: {e}", text,
-                                         getattr(e, "position", None)) from e
+    for prop, (keys, interpolation, _warnings) in planned.items():
+        _write_keys(scene, prop, keys, interpolation)
     if data.prompts:
         keys = [schedule.PromptKey(frame, text, negative) for frame, text, negative in data.prompts]
         warnings += import_prompts(scene, keys, prompt_transition)
+    scene.frame_set(scene.frame_current)
     return data.ignored, warnings
 
 

@@ -339,8 +339,8 @@ def _read_seed(get: _Reader, out: DeforumSettings) -> None:
                 schedule = re.sub(r"(?<![\w.])s(?!\w)", str(seed), schedule)
                 out.warnings.append(f"seed_schedule: s (the base seed) replaced by {seed}")
         if re.search(r"\(\s*-\s*1\s*\)", schedule):
-            out.warnings.append("seed_schedule holds -1, which Deforum renders with a new random seed; here -1 "
-                                f"wraps to {SEED_MAX}, a fixed seed")
+            out.warnings.append("seed_schedule holds -1, which Deforum renders with a new random seed; here it "
+                                "becomes one fixed seed, so frames render the same every time")
         out.schedules["seed"] = schedule
     elif seed is not None:
         out.schedules["seed"] = f"0: ({seed})"

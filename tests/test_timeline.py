@@ -315,6 +315,19 @@ def test_deforum_settings_file_imports_and_exports_round_trip(scene, extension, 
     assert json.loads(out.read_text()) == exported
 
 
+def test_deforum_seed_schedule_with_random_seeds_and_s_in_expressions(scene, extension, tmp_path):
+    # Deforum's default seed schedule holds -1 (random) and s (the base seed); `s` in other schedules is that seed.
+    path = tmp_path / "seeds.json"
+    path.write_text(json.dumps({"max_frames": 6, "seed": 100, "seed_behavior": "schedule",
+                                "seed_schedule": '0:(s), 1:(-1), "max_f-2":(-1), "max_f-1":(s)',
+                                "angle": "0:(s/100 + t)", "prompts": {"0": "a"}}))
+    assert bpy.ops.keyframe_diffusion.deforum_import(filepath=str(path)) == {"FINISHED"}
+    plan = extension.bake.bake_scene(scene)
+    # -1 wraps to 2**23 - 1: an F-curve (32-bit float, rounded into the int) reproduces seeds only below 2**23.
+    assert [r["seed"] for r in plan["frames"]] == [100, 2**23 - 1, 2**23 - 1, 2**23 - 1, 100, 100]
+    assert [r["motion"]["angle"] for r in plan["frames"]] == pytest.approx([1.0 + t for t in range(6)])
+
+
 def test_bad_deforum_file_is_reported_and_changes_nothing(scene, tmp_path):
     path = tmp_path / "broken.txt"
     path.write_text('{"W": 512,\n "zoom": "0:(1.0"\n')
@@ -369,9 +382,10 @@ def test_cli_imports_and_exports_deforum_settings(scene, extension, tmp_path, ca
     out = tmp_path / "back.json"
     assert extension.cli.main(["export-deforum", str(out)]) == 0
     assert json.loads(out.read_text())["angle"] == "0:(0), 6:(2)"
-    path.write_text('{"zoom": "0:(1), 5:(sin(q))"}')
+    path.write_text('{"max_frames": 50, "W": 256, "zoom": "0:(1), 5:(sin(q))"}')
     assert extension.cli.main(["import-deforum", str(path)]) == 1
-    assert "unknown name 'q'" in capsys.readouterr().err
+    assert "zoom: position 14: unknown name 'q'" in capsys.readouterr().err
+    assert (scene.frame_end, scene.keyframe_diffusion.width) == (12, 512)  # nothing of the bad file was applied
     assert extension.cli.main(["import-deforum", str(tmp_path / "missing.txt")]) == 1
 
 
