@@ -348,6 +348,9 @@ def test_giffusion_prompt_lines_import_with_a_transition(scene):
     assert [p.weight for p in settings.prompts] == pytest.approx([0.5, 0.5, 0.0])
     with pytest.raises(RuntimeError, match="line 2"):
         bpy.ops.keyframe_diffusion.prompts_import(text="0: a corgi\nten: a lion", source_format="GIFFUSION")
+    with pytest.raises(RuntimeError, match="no prompts|empty"):
+        bpy.ops.keyframe_diffusion.prompts_import(text="  ", source_format="AUTO")
+    assert len(settings.prompts) == 3  # a failed import keeps the prompt keys
 
 
 def test_presets_save_and_restore_the_generation_settings(scene):
