@@ -38,11 +38,6 @@ def _is_integer(settings, prop: str) -> bool:
     return settings.bl_rna.properties[prop].type == "INT"
 
 
-def _invert(prop: str) -> bool:
-    spec = SPECS.get(prop)
-    return bool(spec and spec.invert)
-
-
 def _step_keys(values) -> list[tuple[int, float]]:
     """Constant keys at each change of an integer sequence."""
     keys = []
@@ -89,8 +84,8 @@ def schedule_keys(scene, prop: str, text: str, count: int, seed: int) -> tuple[l
     else:
         keys = keys if keys is not None else schedule.simplify(range(count), values)
         interpolation = "LINEAR"
-    if _invert(prop):
-        keys = [(f, 1.0 - v) for f, v in keys]
+    if prop in SPECS:  # Deforum's value to ours (strength: 1 - x)
+        keys = [(f, float(SPECS[prop].to_ours(v))) for f, v in keys]
     if prop == "seed":
         # F-curves hold 32-bit floats that Blender rounds (x + 0.5) into an int property: exact below 2**23. Seeds
         # outside that range (Deforum's -1, "a random seed", among them) wrap into it, so the baked seed is the one
@@ -148,8 +143,8 @@ def export_schedules(scene, props=None) -> dict[str, str]:
     props = list(props or ANIMATABLE)
     out = {}
     for prop, values in sample(scene, props).items():
-        if _invert(prop):
-            values = [1.0 - v for v in values]
+        if prop in SPECS:  # ours to Deforum's (strength: 1 - x)
+            values = [SPECS[prop].to_deforum(v) for v in values]
         values = [float(np.float32(v)) for v in values]  # Blender's own precision; no spurious digits
         keys = schedule.simplify(range(len(values)), values)
         while len(keys) > 1 and keys[-1][1] == keys[-2][1]:
