@@ -69,6 +69,23 @@ class KD_PromptKey(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", description="Seed of this prompt's starting noise", default=0, min=0)
 
 
+# Audio analysis choices, shared by audio links and the audio operators.
+AUDIO_FEATURES = [
+    ("onset", "Onset Strength", "How sharply the sound starts: beats and hits"),
+    ("rms", "Loudness (RMS)", "Root-mean-square level of the band"),
+    ("mel", "Mel Spectrum", "The mel spectrogram reduced over the band (Giffusion's signal)"),
+]
+AUDIO_PARTS = [
+    ("full", "Full", "The whole sound"),
+    ("percussive", "Percussive", "Drums and hits (HPSS)"),
+    ("harmonic", "Harmonic", "Tones and chords (HPSS)"),
+]
+AUDIO_SHAPES = [
+    ("pulse", "Pulse", "The signal itself: peaks on hits"),
+    ("ramp", "Ramp", "Normalised cumulative sum: moves fast on beats, slow otherwise, from Low to High"),
+]
+
+
 class KD_AudioLink(bpy.types.PropertyGroup):
     """Audio driving one animatable property: re-applied when its sound strip moves or is trimmed."""
 
@@ -79,13 +96,8 @@ class KD_AudioLink(bpy.types.PropertyGroup):
     id_name: StringProperty(name="ID", description="Name of the animated ID (empty: the link's scene)")
     data_path: StringProperty(name="Path", description="Property path from the ID, e.g. keyframe_diffusion.zoom")
     index: IntProperty(name="Index", default=0, min=0)
-    feature: EnumProperty(name="Feature", default="onset", items=[
-        ("onset", "Onset Strength", "How sharply the sound starts: beats and hits"),
-        ("rms", "Loudness (RMS)", "Root-mean-square level of the band"),
-        ("mel", "Mel Spectrum", "The mel spectrogram reduced over the band (Giffusion's signal)")])
-    part: EnumProperty(name="Part", default="full", items=[
-        ("full", "Full", "The whole sound"), ("percussive", "Percussive", "Drums and hits (HPSS)"),
-        ("harmonic", "Harmonic", "Tones and chords (HPSS)")])
+    feature: EnumProperty(name="Feature", default="onset", items=AUDIO_FEATURES)
+    part: EnumProperty(name="Part", default="full", items=AUDIO_PARTS)
     margin: FloatProperty(name="HPSS Margin", default=1.0, min=1.0, soft_max=10.0,
                           description="Above 1 separates percussive and harmonic parts more strictly")
     reduce: EnumProperty(name="Reduce", default="max", items=[("max", "Max", ""), ("mean", "Mean", ""),
@@ -93,9 +105,7 @@ class KD_AudioLink(bpy.types.PropertyGroup):
     fmin: FloatProperty(name="Low Hz", default=0.0, min=0.0, description="Band low edge (0: from 0 Hz)")
     fmax: FloatProperty(name="High Hz", default=0.0, min=0.0, description="Band high edge (0: up to Nyquist); "
                         "e.g. 20-150 Hz for kick drums")
-    shape: EnumProperty(name="Shape", default="pulse", items=[
-        ("pulse", "Pulse", "The signal itself: peaks on hits"),
-        ("ramp", "Ramp", "Normalised cumulative sum: moves fast on beats, slow otherwise, from Low to High")])
+    shape: EnumProperty(name="Shape", default="pulse", items=AUDIO_SHAPES)
     low: FloatProperty(name="Low", default=0.0, description="Value at silence (ramp: at the start)")
     high: FloatProperty(name="High", default=1.0, description="Value at the loudest frame (ramp: at the end)")
     attack: FloatProperty(name="Attack", default=0.0, min=0.0, description="Frames to rise (0: instant)")

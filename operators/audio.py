@@ -10,6 +10,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from .. import audio_keys
 from ..engine.schedule import ScheduleError
 from ..fcurves import TRANSITION_ITEMS
+from ..properties import AUDIO_FEATURES, AUDIO_PARTS, AUDIO_SHAPES
 
 
 def _draw_source(layout, context, op) -> None:
@@ -43,13 +44,9 @@ class KD_OT_audio_link_add(bpy.types.Operator):
     data_path: StringProperty(name="Property", default="keyframe_diffusion.zoom",
                               description="Path from the ID, e.g. keyframe_diffusion.prompts[1].weight")
     index: IntProperty(name="Index", default=0, min=0)
-    feature: EnumProperty(name="Feature", items=[("onset", "Onset Strength", ""), ("rms", "Loudness (RMS)", ""),
-                                                 ("mel", "Mel Spectrum", "")], default="onset")
-    part: EnumProperty(name="Part", items=[("full", "Full", ""), ("percussive", "Percussive", ""),
-                                           ("harmonic", "Harmonic", "")], default="full")
-    shape: EnumProperty(name="Shape", items=[("pulse", "Pulse", "Peaks on hits"),
-                                             ("ramp", "Ramp", "Moves fast on beats, slow otherwise")],
-                        default="pulse")
+    feature: EnumProperty(name="Feature", items=AUDIO_FEATURES, default="onset")
+    part: EnumProperty(name="Part", items=AUDIO_PARTS, default="full")
+    shape: EnumProperty(name="Shape", items=AUDIO_SHAPES, default="pulse")
     low: FloatProperty(name="Low", default=0.0)
     high: FloatProperty(name="High", default=1.0)
 
@@ -146,8 +143,7 @@ class KD_OT_audio_markers(bpy.types.Operator):
     events: EnumProperty(name="Events", items=[("onsets", "Onsets", "Every detected hit"),
                                                ("beats", "Beats", "The beat grid of the tempo tracker")],
                          default="onsets")
-    part: EnumProperty(name="Part", items=[("full", "Full", ""), ("percussive", "Percussive", ""),
-                                           ("harmonic", "Harmonic", "")], default="percussive")
+    part: EnumProperty(name="Part", items=AUDIO_PARTS, default="percussive")
     fmin: FloatProperty(name="Low Hz", default=0.0, min=0.0)
     fmax: FloatProperty(name="High Hz", default=0.0, min=0.0)
     prompts_every: IntProperty(name="Prompt Keys Every", default=0, min=0,
