@@ -11,7 +11,9 @@ import tempfile
 
 import bpy
 
-from . import audio_keys, text_prompts
+import json
+
+from . import audio_keys, input_frames, scene_passes, text_prompts
 from .engine import plan as plan_mod
 from .engine import seeds
 from .properties import FRAME_PARAMS
@@ -73,7 +75,108 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "border": s.border,
         "cadence": s.cadence,
         "color_coherence": s.color_coherence,
+        "camera_source": s.camera_source,
+        "depth_source": s.depth_source,
+        "depth_kind": "planar",  # Blender's Z pass is the distance along the view axis
+        "plane_distance": s.plane_distance,
+        "color_reference": _abspath(s.color_reference),
+        "coherence_every": s.coherence_every,
+        "init_image": _abspath(s.init_image) if s.mode == "FEEDBACK" else "",
+        "controlnets": [{"model": u.model.strip(), "preprocessor": _unit_preprocessor(u), "name": u.name}
+                        for u in _units(s)],
+        "loras": [{"path": _abspath(lora.path), "scale": lora.scale} for lora in s.loras if lora.path.strip()],
+        "scheduler_kwargs": _json_object(s.scheduler_kwargs, "Scheduler Options"),
+        "pipeline_kwargs": _json_object(s.pipeline_kwargs, "Pipeline Options"),
     }
+
+
+def _abspath(path: str) -> str:
+    return os.path.normpath(bpy.path.abspath(path)) if path.strip() else ""
+
+
+def _json_object(text: str, what: str) -> dict:
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BakeError(f"{what}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    if not isinstance(value, dict):
+        raise BakeError(f"{what}: must be a JSON object like {{\"name\": value}}, got {type(value).__name__}")
+    return value
+
+
+def _units(settings) -> list:
+    return [u for u in settings.controlnets if u.enabled]
+
+
+def _unit_preprocessor(unit) -> str:
+    # Passes carry their own meaning; images (render, init, strip) go through the unit's preprocessor.
+    return {"DEPTH": "DEPTH", "NORMAL": "NORMAL"}.get(unit.source, unit.preprocessor)
+
+
+def _needed_passes(settings) -> set[str]:
+    passes = set()
+    if (settings.mode == "FEEDBACK" and settings.motion_mode == "3D" and settings.depth_source == "SCENE"
+            and settings.camera_source == "SCENE"):
+        passes.add("depth")
+    if settings.mode == "VIDEO" and settings.init_source == "SCENE":
+        passes.add("image")
+    for unit in _units(settings):
+        passes.add({"DEPTH": "depth", "NORMAL": "normal", "RENDER": "image"}.get(unit.source, ""))
+    passes.discard("")
+    return passes
+
+
+def _unit_strips(scene, settings) -> dict[int, object]:
+    strips = {}
+    for i, unit in enumerate(_units(settings)):
+        if unit.source == "STRIP":
+            try:
+                strips[i] = input_frames.find_input_strip(scene, unit.strip)
+            except input_frames.InputError as e:
+                raise BakeError(f"ControlNet unit '{unit.name}': {e}") from None
+    return strips
+
+
+def _control_entries(settings, strips: dict, frame: int) -> list[dict]:
+    """Each enabled unit's scale, start and end as evaluated now, and its image when it comes from a strip."""
+    entries = []
+    for i, unit in enumerate(_units(settings)):
+        entry = {"scale": unit.scale, "start": min(unit.start, unit.end), "end": max(unit.start, unit.end)}
+        if i in strips:
+            try:
+                found = input_frames.strip_frame(strips[i], frame)
+            except input_frames.InputError as e:
+                raise BakeError(f"ControlNet unit '{unit.name}': {e}") from None
+            entry["image"] = found["path"]
+            if "index" in found:
+                entry["index"] = found["index"]
+        entries.append(entry)
+    return entries
+
+
+def _attach_passes(scene, settings, records: list[dict], folder: str, progress=None) -> None:
+    """Render the scene passes the settings need and point the frame records at them."""
+    passes = _needed_passes(settings)
+    if not passes:
+        return
+    try:
+        rendered = scene_passes.render_passes(scene, folder, [r["frame"] for r in records], passes,
+                                              (settings.width, settings.height), progress)
+    except scene_passes.PassError as e:
+        raise BakeError(str(e)) from None
+    units = _units(settings)
+    for record in records:
+        paths = rendered[record["frame"]]
+        if "depth" in paths and settings.mode == "FEEDBACK":
+            record["depth"] = paths["depth"]
+        if settings.mode == "VIDEO" and settings.init_source == "SCENE":
+            record["init"] = {"path": paths["image"]}
+        for unit, entry in zip(units, record.get("control", [])):
+            source = {"DEPTH": "depth", "NORMAL": "normal", "RENDER": "image"}.get(unit.source)
+            if source:
+                entry["image"] = paths[source]
 
 
 def _key_prompts(settings) -> list[dict]:
@@ -118,8 +221,13 @@ def _frame_seeds(settings, evaluated: list[int]) -> list[int]:
                                schedule=evaluated)
 
 
-def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | None = None) -> dict:
-    """Evaluate the scene's frame range and return a validated plan. The current frame is restored afterwards."""
+def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | None = None,
+               passes: bool = True, progress=None) -> dict:
+    """Evaluate the scene's frame range and return a validated plan. The current frame is restored afterwards.
+
+    With `passes`, Blender also renders what the settings take from the scene (depth for 3D motion, the scene
+    image for scene input, depth/normal/render for ControlNet units); `progress(done, total)` follows that.
+    """
     s = scene.keyframe_diffusion
     from_strips = s.prompt_source == "TEXT_STRIPS"
     channels = text_prompts.channel_label(s.prompt_channel, s.prompt_channels)
@@ -138,6 +246,14 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
         except audio_keys.AudioError as e:
             raise BakeError(f"audio: {e}") from e
     folder = output_dir(scene, output)
+    settings = _settings(scene, folder, model)
+    unit_strips = _unit_strips(scene, s)
+    input_strip = None
+    if s.mode == "VIDEO" and s.init_source == "STRIP":
+        try:
+            input_strip = input_frames.find_input_strip(scene, s.init_strip)
+        except input_frames.InputError as e:
+            raise BakeError(f"video input: {e}") from None
     current, subframe = scene.frame_current, scene.frame_subframe
     records, evaluated_seeds = [], []
     try:
@@ -151,6 +267,13 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
             # Asked after frame_set: a scene that isn't the window's has its depsgraph only once evaluated.
             record = {"frame": frame, "prompts": prompts, **_frame_values(s),
                       "camera": _camera_record(scene, _depsgraph(scene))}
+            if settings["controlnets"]:
+                record["control"] = _control_entries(s, unit_strips, frame)
+            if input_strip is not None:
+                try:
+                    record["init"] = input_frames.strip_frame(input_strip, frame)
+                except input_frames.InputError as e:
+                    raise BakeError(f"video input: {e}") from None
             evaluated_seeds.append(s.seed)
             records.append(record)
     finally:
@@ -160,11 +283,13 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
             record["seed"] = seed
     except ValueError as e:
         raise BakeError(f"seed behaviour: {e}") from e
+    if passes:
+        _attach_passes(scene, s, records, folder, progress)
     plan = {
         "schema": plan_mod.SCHEMA,
         "version": plan_mod.VERSION,
         "source": {"blend": bpy.data.filepath, "scene": scene.name, "blender": bpy.app.version_string},
-        "settings": _settings(scene, folder, model),
+        "settings": settings,
         "frames": records,
     }
     try:
@@ -173,9 +298,10 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
         raise BakeError(str(e)) from e
 
 
-def write_plan(scene: bpy.types.Scene, output: str | None = None, model: str | None = None) -> tuple[str, dict]:
-    """Bake and write output_dir/plan.json; returns its path and the plan."""
-    plan = bake_scene(scene, output, model)
+def write_plan(scene: bpy.types.Scene, output: str | None = None, model: str | None = None,
+               progress=None) -> tuple[str, dict]:
+    """Bake (passes included) and write output_dir/plan.json; returns its path and the plan."""
+    plan = bake_scene(scene, output, model, progress=progress)
     folder = plan["settings"]["output_dir"]
     try:
         os.makedirs(folder, exist_ok=True)

@@ -91,3 +91,61 @@ def path_options() -> set[str]:
     """Options for path properties that hold '//' (blend-relative) paths: 5.0 warns without this option; 4.2 fails to
     register a property that names it. Versions between are not assumed to know it (without it: only the warning)."""
     return {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (5, 0, 0) else set()
+
+
+def compositor_tree(scene):
+    """The scene's compositor node tree, created if missing, and a function that puts back what was there.
+    5.0 keeps it as a node group in scene.compositing_node_group; earlier versions own it through use_nodes."""
+    if hasattr(scene, "compositing_node_group"):
+        previous = scene.compositing_node_group
+        tree = bpy.data.node_groups.new("Keyframe Diffusion Passes", "CompositorNodeTree")
+        scene.compositing_node_group = tree
+
+        def restore() -> None:
+            scene.compositing_node_group = previous
+            bpy.data.node_groups.remove(tree)
+
+        return tree, restore
+    used = scene.use_nodes
+    scene.use_nodes = True
+    tree = scene.node_tree
+    before = set(tree.nodes)
+
+    def restore() -> None:
+        for node in [n for n in tree.nodes if n not in before]:
+            tree.nodes.remove(node)
+        scene.use_nodes = used
+
+    return tree, restore
+
+
+def file_output_node(tree, directory: str, inputs: list[tuple[str, str]]):
+    """A File Output node writing one float EXR per input (name, socket type 'FLOAT'/'VECTOR'); returns the node.
+    5.0 names items by `file_output_items` and writes `file_name + item`; earlier versions use file slots and
+    append the frame number (see pass_file)."""
+    node = tree.nodes.new("CompositorNodeOutputFile")
+    if hasattr(node, "file_output_items"):
+        node.directory = directory
+        node.file_name = ""
+        node.format.media_type = "IMAGE"
+        node.format.file_format = "OPEN_EXR"
+        node.format.color_depth = "32"
+        for name, socket_type in inputs:
+            node.file_output_items.new(socket_type, name)
+    else:
+        node.base_path = directory
+        node.format.file_format = "OPEN_EXR"
+        node.format.color_depth = "32"
+        node.file_slots.clear()
+        for name, _socket_type in inputs:
+            node.file_slots.new(name)
+    return node
+
+
+def pass_file(directory: str, name: str, frame: int) -> str:
+    """Where file_output_node wrote input `name` when rendering `frame`."""
+    import os
+
+    if bpy.app.version >= (5, 0, 0):
+        return os.path.join(directory, f"{name}.exr")
+    return os.path.join(directory, f"{name}{frame:04d}.exr")

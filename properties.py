@@ -117,12 +117,82 @@ class KD_AudioLink(bpy.types.PropertyGroup):
     applied_state: StringProperty(default="")
 
 
+CONTROL_SOURCES = [
+    ("DEPTH", "Depth Pass", "Blender's depth (Z) pass of the scene from the camera, near = bright"),
+    ("NORMAL", "Normal Pass", "Blender's normal pass of the scene, in camera space"),
+    ("RENDER", "Scene Render", "Blender's render of the scene (with the unit's preprocessor, e.g. Canny)"),
+    ("INIT", "Init Frame", "The frame's init image: the warped previous frame (Feedback) or the input frame (Video)"),
+    ("STRIP", "Strip", "An image or movie strip's frame at the scene frame"),
+]
+CONTROL_PREPROCESSORS = [
+    ("NONE", "None", "The image as it is"),
+    ("CANNY", "Canny", "Edges (OpenCV Canny)"),
+]
+
+
+class KD_ControlUnit(bpy.types.PropertyGroup):
+    """One ControlNet unit: a model, where its conditioning image comes from, and an animatable scale."""
+
+    model: StringProperty(name="ControlNet", description="ControlNet model folder or Hugging Face id, e.g. "
+                          "lllyasviel/control_v11f1p_sd15_depth")
+    source: EnumProperty(name="Source", items=CONTROL_SOURCES, default="DEPTH")
+    preprocessor: EnumProperty(name="Preprocessor", items=CONTROL_PREPROCESSORS, default="NONE",
+                               description="Applied to render, init and strip images (passes need none)")
+    strip: StringProperty(name="Strip", description="Image or movie strip that gives the conditioning images")
+    scale: FloatProperty(name="Scale", default=1.0, min=0.0, soft_max=2.0,
+                         description="Conditioning scale (animatable)")
+    start: FloatProperty(name="Start", default=0.0, min=0.0, max=1.0, subtype="FACTOR",
+                         description="Share of the denoising steps before the unit starts (animatable)")
+    end: FloatProperty(name="End", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+                       description="Share of the denoising steps after which the unit stops (animatable)")
+    enabled: BoolProperty(name="Enabled", default=True)
+
+
+class KD_Lora(bpy.types.PropertyGroup):
+    path: StringProperty(name="LoRA", subtype="FILE_PATH", options=PATH_OPTIONS,
+                         description="LoRA weights (.safetensors)")
+    scale: FloatProperty(name="Scale", default=1.0, soft_min=-1.0, soft_max=2.0)
+
+
 class KD_Settings(bpy.types.PropertyGroup):
     mode: EnumProperty(
         name="Mode",
-        items=[("INTERPOLATE", "Interpolate", "Blend seeded latents and prompt embeddings between prompt keys")],
+        items=[("INTERPOLATE", "Interpolate", "Blend seeded latents and prompt embeddings between prompt keys"),
+               ("FEEDBACK", "Feedback", "Each frame is img2img of the previous one after 2D motion or the 3D "
+                "camera move (Deforum)"),
+               ("VIDEO", "Video / Scene", "Each frame is img2img of a movie or image strip's frame, or of "
+                "Blender's render of the scene")],
         default="INTERPOLATE",
     )
+    camera_source: EnumProperty(
+        name="Camera", default="SCENE",
+        items=[("SCENE", "Scene Camera", "3D motion follows the scene camera as animated"),
+               ("MOTION", "Motion Values", "3D motion from the Translation/Rotation values (Deforum)")])
+    depth_source: EnumProperty(
+        name="Depth", default="SCENE",
+        items=[("SCENE", "Scene", "Blender renders the scene's depth (Z pass) at every frame"),
+               ("PLANE", "Plane", "A flat plane at a distance in front of the camera (Deforum's flat 3D warp)")])
+    plane_distance: FloatProperty(name="Plane Distance", default=10.0, min=0.001, soft_max=1000.0, unit="LENGTH",
+                                  description="Distance of the plane when Depth is Plane")
+    init_source: EnumProperty(
+        name="Input", default="STRIP",
+        items=[("STRIP", "Strip", "A movie or image strip's frame at each scene frame (trims and offsets count)"),
+               ("SCENE", "Scene Render", "Blender's render of the scene at each frame")])
+    init_strip: StringProperty(name="Input Strip", description="Movie or image strip whose frames are the inputs")
+    init_image: StringProperty(name="First Frame", subtype="FILE_PATH", options=PATH_OPTIONS,
+                               description="Feedback: image the first frame starts from (empty: from noise)")
+    color_reference: StringProperty(name="Color Reference", subtype="FILE_PATH", options=PATH_OPTIONS,
+                                    description="Image whose colours frames keep (empty: the first frame)")
+    coherence_every: IntProperty(name="Coherence Every", default=1, min=1, max=100,
+                                 description="Apply the latent coherence pull every N denoising steps")
+    scheduler_kwargs: StringProperty(name="Scheduler Options", description="Extra scheduler arguments as a JSON "
+                                     "object, e.g. {\"use_karras_sigmas\": true}")
+    pipeline_kwargs: StringProperty(name="Pipeline Options", description="Extra pipeline arguments as a JSON "
+                                    "object, e.g. {\"eta\": 0.3}")
+    controlnets: CollectionProperty(type=KD_ControlUnit)
+    active_controlnet: IntProperty(default=0)
+    loras: CollectionProperty(type=KD_Lora)
+    active_lora: IntProperty(default=0)
     model: StringProperty(
         name="Model",
         description=f"Diffusers model folder or Hugging Face id ('{EMBEDDED_MODEL}' is the built-in tiny model)",
@@ -142,7 +212,8 @@ class KD_Settings(bpy.types.PropertyGroup):
                             default=7.5, min=0.0, soft_max=20.0)
     strength: FloatProperty(
         name="Strength",
-        description="How far img2img modes move away from the init frame (animatable; unused by Interpolate)",
+        description="How much of each frame is diffused again: 0 keeps the init frame, 1 ignores it (diffusers' "
+        "direction; Deforum's strength is 1 minus this). Animatable; unused by Interpolate",
         default=0.6, min=0.0, max=1.0,
     )
     seed: IntProperty(name="Seed", description="Frame seed (animatable); with Fixed latents, the noise of every frame",
@@ -294,7 +365,7 @@ class KD_Status(bpy.types.PropertyGroup):
     message: StringProperty(default="")
 
 
-classes = (KD_PromptKey, KD_AudioLink, KD_Settings, KD_Status)
+classes = (KD_PromptKey, KD_AudioLink, KD_ControlUnit, KD_Lora, KD_Settings, KD_Status)
 
 
 def register() -> None:

@@ -59,16 +59,55 @@ class FrameStore:
         except OSError:
             return False
 
-    def write(self, frame: int, image, digest: str) -> str:
-        """Save a PIL image as the frame's PNG (temp file + rename) and record its hash."""
+    def write(self, frame: int, image, digest: str, params: dict | None = None) -> str:
+        """Save a PIL image as the frame's PNG (temp file + rename) and record its hash.
+
+        `params` (the frame's generation parameters) go into the PNG as text chunks, so a frame file says how it
+        was made wherever it is copied: `keyframe_diffusion` (JSON) and `parameters` (the one-line form image
+        viewers and other Stable Diffusion tools read). The manifest keeps the same JSON.
+        """
+        from PIL.PngImagePlugin import PngInfo
+
         path = self.path(frame)
         tmp = f"{path}.{os.getpid()}.tmp"
-        image.save(tmp, format="PNG")
+        info = PngInfo()
+        if params:
+            info.add_text("keyframe_diffusion", json.dumps(params, sort_keys=True))
+            info.add_text("parameters", parameters_text(params))
+        image.save(tmp, format="PNG", pnginfo=info)
         os.replace(tmp, path)
         with self._lock:
-            self._entries[str(frame)] = {"hash": digest, "size": os.path.getsize(path)}
+            entry = {"hash": digest, "size": os.path.getsize(path)}
+            if params:
+                entry["params"] = params
+            self._entries[str(frame)] = entry
             self._write_manifest()
         return path
 
+    def read(self, frame: int):
+        """A finished frame as an RGB uint8 array (feedback mode resumes its chain from it)."""
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(self.path(frame)) as im:
+            return np.asarray(im.convert("RGB")).copy()
+
     def finished_frames(self) -> list[int]:
         return sorted(int(k) for k in self._entries if os.path.isfile(self.path(int(k))))
+
+
+def parameters_text(params: dict) -> str:
+    """The frame's parameters in the 'prompt / Negative prompt: / Steps: ...' form most Stable Diffusion tools read."""
+    prompts = params.get("prompts", [])
+    prompt = " AND ".join(p["text"] if len(prompts) == 1 else f"{p['text']} :{p['weight']:.3g}" for p in prompts)
+    negative = next((p.get("negative") for p in prompts if p.get("negative")), "")
+    fields = [("Steps", params.get("steps")), ("Sampler", params.get("scheduler")),
+              ("CFG scale", params.get("guidance")), ("Seed", params.get("seed")),
+              ("Size", f"{params.get('width')}x{params.get('height')}"), ("Model", params.get("model")),
+              ("Denoising strength", params.get("strength")), ("Mode", params.get("mode")),
+              ("Frame", params.get("frame"))]
+    lines = [prompt]
+    if negative:
+        lines.append(f"Negative prompt: {negative}")
+    lines.append(", ".join(f"{k}: {v}" for k, v in fields if v is not None))
+    return "\n".join(lines)

@@ -16,7 +16,13 @@ from typing import Any, Iterable
 
 SCHEMA = "keyframe_diffusion.plan"
 VERSION = 1
-MODES = ("INTERPOLATE",)  # FEEDBACK, VIDEO and CLIP arrive with later issues
+MODES = ("INTERPOLATE", "FEEDBACK", "VIDEO")  # CLIP arrives with a later issue
+MOTION_MODES = ("2D", "3D")
+CAMERA_SOURCES = ("SCENE", "MOTION")  # 3D: the baked scene camera, or Deforum's per-frame motion values
+DEPTH_SOURCES = ("SCENE", "PLANE")  # 3D: the frame's depth file (Blender's Z pass), or a plane (Deforum's flat warp)
+BORDERS = ("REPLICATE", "WRAP", "REFLECT")
+COLOR_MODES = ("NONE", "LAB", "HSV", "RGB")
+CONTROL_PREPROCESSORS = ("NONE", "CANNY", "DEPTH", "NORMAL")
 LATENT_SOURCES = ("PROMPT_SEEDS", "FIXED")
 EMBEDDED_MODEL = "embedded:tiny"
 
@@ -46,6 +52,18 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "border": ((str,), False),
     "cadence": ((int,), False),
     "color_coherence": ((str,), False),
+    "camera_source": ((str,), False),
+    "depth_source": ((str,), False),
+    "depth_kind": ((str,), False),  # "planar" (Blender's Z pass) or "radial" (distance along each ray)
+    "plane_distance": (_NUMBER, False),
+    "color_reference": ((str,), False),  # image to match colours to; empty: the first frame
+    "coherence_every": ((int,), False),  # latent coherence pull every N denoising steps
+    "init_image": ((str,), False),  # feedback: the first frame starts from this image instead of noise
+    # [{"model": str, "preprocessor": one of CONTROL_PREPROCESSORS, "name": str}], one per ControlNet unit
+    "controlnets": ((list,), False),
+    "loras": ((list,), False),  # [{"path": str, "scale": number}]
+    "scheduler_kwargs": ((dict,), False),
+    "pipeline_kwargs": ((dict,), False),
 }
 FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "frame": ((int,), True),
@@ -58,6 +76,9 @@ FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "motion": ((dict,), False),  # zoom, angle, translation_x ... fov: numbers, Deforum's names and units
     "image": ((dict,), False),  # noise, contrast, color_coherence_amount, coherence_scale, coherence_alpha
     "camera": ((dict, type(None)), False),
+    "init": ((dict,), False),  # video mode: {"path": image or movie file, "index": movie frame (0-based)}
+    "depth": ((str,), False),  # 3D feedback: depth file of this frame seen from its camera (.exr/.npy)
+    "control": ((list,), False),  # one per ControlNet unit: {"image": path (optional), "scale", "start", "end"}
 }
 PROMPT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "text": ((str,), True),
@@ -72,8 +93,21 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "latent_source": "PROMPT_SEEDS",
     "fps": 24.0,
+    "motion_mode": "2D",
+    "border": "REPLICATE",
+    "cadence": 1,
+    "color_coherence": "NONE",
+    "camera_source": "SCENE",
+    "depth_source": "SCENE",
+    "depth_kind": "planar",
+    "plane_distance": 10.0,
+    "color_reference": "",
+    "coherence_every": 1,
+    "init_image": "",
 }
-FRAME_DEFAULTS: dict[str, Any] = {"guidance_rescale": 0.0}
+FRAME_DEFAULTS: dict[str, Any] = {"guidance_rescale": 0.0, "strength": 0.6}
+_CHOICES = {"motion_mode": MOTION_MODES, "camera_source": CAMERA_SOURCES, "depth_source": DEPTH_SOURCES,
+            "depth_kind": ("planar", "radial"), "border": BORDERS, "color_coherence": COLOR_MODES}
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -114,6 +148,17 @@ def validate(plan: Any) -> dict:
         raise PlanError(f"settings: unknown mode '{settings['mode']}' (known: {', '.join(MODES)})")
     if settings["latent_source"] not in LATENT_SOURCES:
         raise PlanError(f"settings: unknown latent_source '{settings['latent_source']}'")
+    for name, choices in _CHOICES.items():
+        if settings[name] not in choices:
+            raise PlanError(f"settings: '{name}' must be one of {', '.join(choices)}, got {settings[name]!r}")
+    for name in ("cadence", "coherence_every"):
+        if settings[name] < 1:
+            raise PlanError(f"settings: '{name}' must be at least 1, got {settings[name]}")
+    if settings["plane_distance"] <= 0:
+        raise PlanError(f"settings: 'plane_distance' must be above 0, got {settings['plane_distance']}")
+    _check_units(settings)
+    for i, lora in enumerate(settings.get("loras", [])):
+        _check_fields(lora, {"path": ((str,), True), "scale": (_NUMBER, True)}, f"settings.loras[{i}]")
     for side in ("width", "height"):
         if settings[side] < 8 or settings[side] % 8:
             raise PlanError(f"settings: '{side}' must be a multiple of 8 and at least 8, got {settings[side]}")
@@ -139,6 +184,7 @@ def validate(plan: Any) -> dict:
             for key, value in record.get(group, {}).items():
                 if isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value):
                     raise PlanError(f"{where}: '{group}.{key}' must be a finite number, got {json.dumps(value)[:60]}")
+        _check_frame_inputs(record, settings, where)
         if not record["prompts"]:
             raise PlanError(f"{where}: no prompt has weight above zero at this frame")
         for j, prompt in enumerate(record["prompts"]):
@@ -146,6 +192,45 @@ def validate(plan: Any) -> dict:
             if prompt["weight"] < 0:
                 raise PlanError(f"{where} prompts[{j}]: 'weight' must not be negative")
     return {**plan, "settings": settings}
+
+
+_UNIT_FIELDS = {"model": ((str,), True), "preprocessor": ((str,), False), "name": ((str,), False)}
+_CONTROL_FIELDS = {"image": ((str,), False), "index": ((int,), False), "scale": (_NUMBER, True), "start": (_NUMBER, False),
+                   "end": (_NUMBER, False)}
+
+
+def _check_units(settings: dict) -> None:
+    for i, unit in enumerate(settings.get("controlnets", [])):
+        where = f"settings.controlnets[{i}]"
+        _check_fields(unit, _UNIT_FIELDS, where)
+        if not unit["model"].strip():
+            raise PlanError(f"{where}: 'model' is empty; give a ControlNet folder or Hugging Face id")
+        if unit.get("preprocessor", "NONE") not in CONTROL_PREPROCESSORS:
+            raise PlanError(f"{where}: unknown preprocessor {unit['preprocessor']!r} "
+                            f"(known: {', '.join(CONTROL_PREPROCESSORS)})")
+
+
+def _check_frame_inputs(record: dict, settings: dict, where: str) -> None:
+    """The per-frame inputs each mode needs: init frames for video, one control entry per ControlNet unit."""
+    strength = record.get("strength", FRAME_DEFAULTS["strength"])
+    if not 0.0 <= strength <= 1.0:
+        raise PlanError(f"{where}: 'strength' must lie in 0-1, got {strength}")
+    if settings["mode"] == "VIDEO":
+        init = record.get("init")
+        if init is None:
+            raise PlanError(f"{where}: video mode needs an 'init' image for every frame (no input strip covers it?)")
+    if "init" in record:
+        _check_fields(record["init"], {"path": ((str,), True), "index": ((int,), False)}, f"{where} init")
+    units = settings.get("controlnets", [])
+    control = record.get("control", [])
+    if len(control) != len(units):
+        raise PlanError(f"{where}: 'control' has {len(control)} entries but the settings have {len(units)} "
+                        "ControlNet units")
+    for j, entry in enumerate(control):
+        _check_fields(entry, _CONTROL_FIELDS, f"{where} control[{j}]")
+        start, end = entry.get("start", 0.0), entry.get("end", 1.0)
+        if not 0.0 <= start <= end <= 1.0:
+            raise PlanError(f"{where} control[{j}]: need 0 <= start <= end <= 1, got {start}-{end}")
 
 
 def load(path: str | os.PathLike) -> dict:
@@ -175,17 +260,85 @@ def save(plan: dict, path: str | os.PathLike) -> None:
 
 # What changes the pixels of a frame. Device and batch size don't (beyond float noise), output paths don't.
 _HASHED_SETTINGS = ("mode", "model", "width", "height", "scheduler", "latent_source")
-_HASHED_FRAME = {"INTERPOLATE": ("prompts", "seed", "steps", "guidance", "guidance_rescale")}
+# Settings that joined later are hashed only when set, so frames rendered before they existed stay current.
+_OPTIONAL_HASHED = ("controlnets", "loras", "scheduler_kwargs", "pipeline_kwargs")
+_FRAME_BASE = ("prompts", "seed", "steps", "guidance", "guidance_rescale")
+_HASHED_FRAME = {
+    "INTERPOLATE": _FRAME_BASE,
+    "VIDEO": (*_FRAME_BASE, "strength", "init", "control", "image"),
+    "FEEDBACK": (*_FRAME_BASE, "strength", "motion", "image", "camera", "depth", "control"),
+}
+_HASHED_FEEDBACK = ("motion_mode", "border", "cadence", "color_coherence", "camera_source", "depth_source",
+                    "depth_kind", "plane_distance", "color_reference", "coherence_every", "init_image")
+
+
+def _file_stamp(path: str | None) -> list | None:
+    """Size and modification time stand for a file's content: a re-rendered depth or init image re-renders."""
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [path, None]
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def _frame_data(settings: dict, record: dict) -> dict:
+    data = {k: record.get(k, FRAME_DEFAULTS.get(k)) for k in _HASHED_FRAME[settings["mode"]]}
+    if data.get("init"):
+        data["init"] = {**data["init"], "file": _file_stamp(data["init"].get("path"))}
+    if data.get("control"):
+        data["control"] = [{**c, "file": _file_stamp(c.get("image"))} for c in data["control"]]
+    if data.get("depth"):
+        data["depth"] = _file_stamp(data["depth"])
+    return data
+
+
+def _settings_data(settings: dict) -> dict:
+    data = {k: settings.get(k) for k in _HASHED_SETTINGS}
+    data.update({k: settings[k] for k in _OPTIONAL_HASHED if settings.get(k)})
+    if settings["mode"] == "FEEDBACK":
+        data.update({k: settings.get(k) for k in _HASHED_FEEDBACK})
+        data["init_image"] = _file_stamp(settings.get("init_image"))
+        data["color_reference"] = _file_stamp(settings.get("color_reference"))
+    return data
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def frame_hash(settings: dict, record: dict) -> str:
-    """Hash of everything that decides one frame's pixels in this mode."""
-    keys = _HASHED_FRAME[settings["mode"]]
-    data = {
-        "settings": {k: settings.get(k) for k in _HASHED_SETTINGS},
-        "frame": {k: record.get(k, FRAME_DEFAULTS.get(k)) for k in keys},
-    }
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+    """Hash of everything that decides one frame's pixels in an independent-frame mode."""
+    return _digest({"settings": _settings_data(settings), "frame": _frame_data(settings, record)})
+
+
+def frame_hashes(settings: dict, records: list[dict]) -> dict[int, str]:
+    """Every frame's hash. Feedback frames chain: a frame's pixels depend on every frame before it, so its hash
+    includes the previous one's, and changing frame 5 makes frames 5 onwards out of date (and only those)."""
+    if settings["mode"] != "FEEDBACK":
+        return {r["frame"]: frame_hash(settings, r) for r in records}
+    base = _settings_data(settings)
+    chain, previous = [], ""
+    for record in records:
+        previous = _digest({"settings": base, "frame": _frame_data(settings, record), "previous": previous})
+        chain.append(previous)
+    # A cadence in-between is a blend of the keys on both sides, so it also depends on the next key.
+    keys = cadence_keys(len(records), settings.get("cadence", 1))
+    hashes = {}
+    for i, record in enumerate(records):
+        next_key = next(k for k in keys if k >= i)
+        hashes[record["frame"]] = chain[i] if next_key == i else _digest({"own": chain[i], "next": chain[next_key]})
+    return hashes
+
+
+def cadence_keys(count: int, cadence: int) -> list[int]:
+    """Indices of the frames that are diffused with a cadence: every Nth from the first, and always the last, so
+    no frame at the end is dropped or left without a key after it."""
+    keys = list(range(0, count, max(1, cadence)))
+    if count and keys[-1] != count - 1:
+        keys.append(count - 1)
+    return keys
 
 
 def parse_frame_range(text: str) -> tuple[int, int]:

@@ -16,7 +16,10 @@ from typing import Callable
 from . import plan as plan_mod
 from .errors import Cancelled
 from .frames import FrameStore
-from .models import LoadOptions, load_pipeline, set_scheduler
+import numpy as np
+
+from .models import (LoadOptions, apply_loras, check_pipeline_kwargs, load_controlnet, load_pipeline,
+                     set_scheduler)
 
 Emit = Callable[[dict], None]
 
@@ -27,6 +30,7 @@ class Renderer:
     def __init__(self, options: LoadOptions | None = None):
         self.options = options or LoadOptions()
         self._pipes: dict[tuple[str, str], object] = {}
+        self._controlnets: dict[tuple[str, str], object] = {}
 
     def pipeline(self, model: str, device: str, emit: Emit):
         key = (model, device)
@@ -36,6 +40,23 @@ class Renderer:
             opts = LoadOptions(self.options.allow_download, self.options.allow_unsafe, device)
             self._pipes[key] = load_pipeline(model, opts)
         return self._pipes[key]
+
+    def controlnet(self, model: str, device: str, emit: Emit):
+        key = (model, device)
+        if key not in self._controlnets:
+            emit({"event": "loading", "model": model})
+            opts = LoadOptions(self.options.allow_download, self.options.allow_unsafe, device)
+            self._controlnets[key] = load_controlnet(model, opts)
+        return self._controlnets[key]
+
+    def prepare(self, settings: dict, emit: Emit) -> tuple[object, list]:
+        """The base pipeline with the plan's LoRAs and scheduler, and its ControlNet units, loaded once and reused."""
+        pipe = self.pipeline(settings["model"], settings["device"], emit)
+        set_scheduler(pipe, settings["scheduler"], settings.get("scheduler_kwargs"))
+        apply_loras(pipe, settings.get("loras", []))
+        check_pipeline_kwargs(pipe, settings.get("pipeline_kwargs", {}), RESERVED_KWARGS)
+        nets = [self.controlnet(unit["model"], settings["device"], emit) for unit in settings.get("controlnets", [])]
+        return pipe, nets
 
     def render(
         self,
@@ -48,7 +69,15 @@ class Renderer:
         settings = plan["settings"]
         records = plan_mod.select_frames(plan, frame_range)
         store = FrameStore(settings["output_dir"])
-        hashes = {r["frame"]: plan_mod.frame_hash(settings, r) for r in records}
+        chain = sorted(plan["frames"], key=lambda r: r["frame"])
+        feedback = settings["mode"] == "FEEDBACK"
+        # Feedback frames chain from the first frame, so their hashes (and a resumed chain) need every frame.
+        hashes = plan_mod.frame_hashes(settings, chain if feedback else records)
+        if feedback and records:
+            # Earlier frames the chain passes through must exist: missing ones are rendered (and kept) too.
+            first = records[0]["frame"]
+            missing = [r for r in chain if r["frame"] < first and not store.is_current(r["frame"], hashes[r["frame"]])]
+            records = missing + records
         todo = [r for r in records if not store.is_current(r["frame"], hashes[r["frame"]])]
         total = len(records)
         done = total - len(todo)
@@ -58,11 +87,11 @@ class Renderer:
             if r["frame"] not in todo_frames:
                 emit({"event": "frame", "frame": r["frame"], "path": store.path(r["frame"]), "skipped": True,
                       "done": done, "total": total})
+        by_frame = {r["frame"]: r for r in chain}
         rendered = 0
         cancelled = False
         if todo and not cancel.is_set():
-            pipe = self.pipeline(settings["model"], settings["device"], emit)
-            set_scheduler(pipe, settings["scheduler"])
+            pipe, nets = self.prepare(settings, emit)
 
             def on_step(frames: list[int], step: int, steps: int) -> None:
                 if cancel.is_set():
@@ -70,11 +99,10 @@ class Renderer:
                 emit({"event": "progress", "frames": frames, "step": step, "steps": steps,
                       "done": done + rendered, "total": total})
 
-            from .modes import interpolate
-
             try:
-                for frame, image in interpolate.render(pipe, settings, todo, on_step):
-                    path = store.write(frame, image, hashes[frame])
+                for frame, image in self._frames(pipe, nets, settings, chain, todo, store, on_step):
+                    params = frame_params(settings, by_frame[frame])
+                    path = store.write(frame, to_image(image), hashes[frame], params)
                     rendered += 1
                     emit({"event": "frame", "frame": frame, "path": path, "skipped": False,
                           "done": done + rendered, "total": total})
@@ -88,3 +116,47 @@ class Renderer:
                    "output_dir": store.folder}
         emit(summary)
         return summary
+
+    @staticmethod
+    def _frames(pipe, nets, settings, chain, todo, store, on_step):
+        """The mode's frames, (frame, image) in frame order."""
+        from .modes import feedback, interpolate, video
+        from .modes.diffuse import Job
+
+        mode = settings["mode"]
+        if mode == "INTERPOLATE":
+            return interpolate.render(pipe, settings, todo, on_step)
+        job = Job(pipe, settings, on_step, nets)
+        if mode == "VIDEO":
+            return video.render(job, todo)
+        return feedback.render(job, chain, {r["frame"] for r in todo}, store)
+
+
+# Pipeline arguments the engine sets from the plan; extra kwargs may not override them.
+RESERVED_KWARGS = {
+    "prompt", "prompt_2", "negative_prompt", "negative_prompt_2", "prompt_embeds", "negative_prompt_embeds",
+    "pooled_prompt_embeds", "negative_pooled_prompt_embeds", "latents", "image", "control_image", "strength",
+    "num_inference_steps", "guidance_scale", "guidance_rescale", "generator", "width", "height", "output_type",
+    "callback_on_step_end", "callback_on_step_end_tensor_inputs", "controlnet_conditioning_scale",
+    "control_guidance_start", "control_guidance_end", "num_images_per_prompt", "return_dict",
+}
+
+
+def to_image(image):
+    """Modes yield PIL images or RGB uint8 arrays; frames are written from PIL."""
+    if isinstance(image, np.ndarray):
+        from PIL import Image
+
+        return Image.fromarray(image)
+    return image
+
+
+def frame_params(settings: dict, record: dict) -> dict:
+    """What a frame was made from, for its PNG text chunk and the manifest."""
+    params = {k: settings.get(k) for k in ("mode", "model", "width", "height", "scheduler")}
+    params.update({k: v for k, v in record.items() if k != "camera"})
+    if record.get("camera"):
+        params["camera"] = record["camera"].get("name")
+    if settings.get("loras"):
+        params["loras"] = settings["loras"]
+    return params

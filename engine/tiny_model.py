@@ -38,11 +38,89 @@ def _write_tokenizer_files(folder: str) -> int:
     return len(vocab)
 
 
+def _tiny_tokenizer():
+    from transformers import CLIPTokenizer
+
+    with tempfile.TemporaryDirectory() as tok_dir:
+        _write_tokenizer_files(tok_dir)
+        return CLIPTokenizer(os.path.join(tok_dir, "vocab.json"), os.path.join(tok_dir, "merges.txt"),
+                             model_max_length=77)
+
+
+def _tiny_text_config(vocab_size: int, hidden: int = 32):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        max_position_embeddings=77,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+        projection_dim=32,
+    )
+
+
+def _tiny_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        sample_size=64,
+    )
+
+
+def build_tiny_sdxl_pipeline(seed: int = 0):
+    """A StableDiffusionXLPipeline with tiny random components: two text encoders (the second with a projection,
+    whose pooled output feeds the UNet's text-time embedding), as SDXL has."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=6 * 8 + 32,  # six size/crop ids + the pooled text embedding
+        cross_attention_dim=64,  # both encoders' hidden states side by side
+    )
+    tokenizer = _tiny_tokenizer()
+    config = _tiny_text_config(len(tokenizer.get_vocab()))
+    return StableDiffusionXLPipeline(
+        vae=_tiny_vae(),
+        text_encoder=CLIPTextModel(config),
+        text_encoder_2=CLIPTextModelWithProjection(config),
+        tokenizer=tokenizer,
+        tokenizer_2=_tiny_tokenizer(),
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                         steps_offset=1, timestep_spacing="leading"),
+    )
+
+
 def build_tiny_pipeline(seed: int = 0):
     """Return a StableDiffusionPipeline with tiny random components (deterministic for a seed)."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -56,15 +134,7 @@ def build_tiny_pipeline(seed: int = 0):
         cross_attention_dim=32,
         attention_head_dim=8,
     )
-    vae = AutoencoderKL(
-        block_out_channels=(32, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        sample_size=64,
-    )
+    vae = _tiny_vae()
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -73,27 +143,8 @@ def build_tiny_pipeline(seed: int = 0):
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    with tempfile.TemporaryDirectory() as tok_dir:
-        vocab_size = _write_tokenizer_files(tok_dir)
-        tokenizer = CLIPTokenizer(
-            os.path.join(tok_dir, "vocab.json"),
-            os.path.join(tok_dir, "merges.txt"),
-            model_max_length=77,
-        )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=vocab_size,
-            hidden_size=32,
-            intermediate_size=37,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            max_position_embeddings=77,
-            bos_token_id=vocab_size - 2,
-            eos_token_id=vocab_size - 1,
-            pad_token_id=vocab_size - 1,
-            projection_dim=32,
-        )
-    )
+    tokenizer = _tiny_tokenizer()
+    text_encoder = CLIPTextModel(_tiny_text_config(len(tokenizer.get_vocab())))
     return StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -106,14 +157,58 @@ def build_tiny_pipeline(seed: int = 0):
     )
 
 
-def make_tiny_model(folder: str, seed: int = 0) -> str:
-    """Write the tiny pipeline to `folder` (atomically: a half-written model folder never appears)."""
+def make_tiny_model(folder: str, seed: int = 0, kind: str = "sd") -> str:
+    """Write the tiny pipeline ('sd' or 'sdxl') to `folder` (atomically: a half-written folder never appears)."""
+    builders = {"sd": build_tiny_pipeline, "sdxl": build_tiny_sdxl_pipeline}
+    if kind not in builders:
+        raise ValueError(f"unknown tiny model kind '{kind}' (known: {', '.join(builders)})")
     folder = os.path.abspath(folder)
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tiny-", dir=parent)
     try:
-        build_tiny_pipeline(seed).save_pretrained(tmp, safe_serialization=True)
+        builders[kind](seed).save_pretrained(tmp, safe_serialization=True)
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def build_tiny_controlnet(seed: int = 0, kind: str = "sd"):
+    """A ControlNetModel for the tiny 'sd' or 'sdxl' pipeline, made from its UNet as real ControlNets are. The
+    conditioning embedding downsamples once (the tiny VAE's latents are half the image size). ControlNet's output
+    convolutions start at zero, which would make it a no-op; here they get small seeded random values so tests can
+    see its effect."""
+    import torch
+    from diffusers import ControlNetModel
+
+    builders = {"sd": build_tiny_pipeline, "sdxl": build_tiny_sdxl_pipeline}
+    if kind not in builders:
+        raise ValueError(f"unknown tiny model kind '{kind}' (known: {', '.join(builders)})")
+    unet = builders[kind](seed).unet
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32))
+    generator = torch.Generator().manual_seed(seed + 1)
+    zeroed = [controlnet.controlnet_cond_embedding.conv_out, controlnet.controlnet_mid_block,
+              *controlnet.controlnet_down_blocks]
+    with torch.no_grad():
+        for module in zeroed:
+            for param in module.parameters():
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+    return controlnet.eval()
+
+
+def make_tiny_controlnet(folder: str, seed: int = 0, kind: str = "sd") -> str:
+    """Write the tiny ControlNet ('sd' or 'sdxl') to `folder` as safetensors (atomically, as make_tiny_model)."""
+    controlnet = build_tiny_controlnet(seed, kind)
+    folder = os.path.abspath(folder)
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tiny-controlnet-", dir=parent)
+    try:
+        controlnet.save_pretrained(tmp, safe_serialization=True)
         if os.path.isdir(folder):
             shutil.rmtree(folder)
         os.replace(tmp, folder)

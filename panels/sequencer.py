@@ -140,19 +140,120 @@ class KD_PT_motion(_Panel, bpy.types.Panel):
                 col.prop(settings, name)
             layout.prop(settings, "border")
         else:
-            for name in ("translation_x", "translation_y", "translation_z", "rotation_3d_x", "rotation_3d_y",
-                         "rotation_3d_z", "fov"):
-                col.prop(settings, name)
+            layout.prop(settings, "camera_source")
+            if settings.camera_source == "SCENE":
+                layout.prop(settings, "depth_source")
+            if settings.camera_source == "SCENE" and settings.depth_source == "PLANE":
+                layout.prop(settings, "plane_distance")
+            if settings.camera_source == "MOTION":
+                for name in ("translation_x", "translation_y", "translation_z", "rotation_3d_x", "rotation_3d_y",
+                             "rotation_3d_z", "fov"):
+                    col.prop(settings, name)
+            layout.prop(settings, "border")
         layout.prop(settings, "cadence")
+        layout.prop(settings, "init_image")
         col = layout.column(align=True)
         for name in ("noise", "contrast"):
             col.prop(settings, name)
         layout.prop(settings, "color_coherence")
         if settings.color_coherence != "NONE":
             layout.prop(settings, "color_coherence_amount")
+            layout.prop(settings, "color_reference")
         col = layout.column(align=True)
         col.prop(settings, "coherence_scale")
         col.prop(settings, "coherence_alpha")
+        col.prop(settings, "coherence_every")
+
+
+class KD_PT_input(_Panel, bpy.types.Panel):
+    bl_label = "Video Input"
+    bl_parent_id = "KD_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene.keyframe_diffusion.mode == "VIDEO"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        settings = context.scene.keyframe_diffusion
+        layout.prop(settings, "init_source", expand=True)
+        if settings.init_source == "STRIP":
+            _strip_field(layout, context.scene, settings, "init_strip")
+        else:
+            layout.label(text="Renders the scene with its own engine at each frame", icon="SCENE")
+        layout.prop(settings, "strength")
+
+
+def _strip_field(layout, scene, owner, prop: str) -> None:
+    editor = scene.sequence_editor
+    if editor is not None:
+        layout.prop_search(owner, prop, editor, "strips_all" if hasattr(editor, "strips_all") else "sequences_all")
+    else:
+        layout.prop(owner, prop)
+
+
+class KD_UL_controlnets(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row(align=True)
+        row.prop(item, "enabled", text="")
+        row.prop(item, "name", text="", emboss=False)
+        row.label(text=item.source.title())
+        row.prop(item, "scale", text="", slider=True)
+
+
+class KD_PT_controlnet(_Panel, bpy.types.Panel):
+    bl_label = "ControlNet"
+    bl_parent_id = "KD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.keyframe_diffusion
+        row = layout.row()
+        row.template_list("KD_UL_controlnets", "", settings, "controlnets", settings, "active_controlnet", rows=2)
+        col = row.column(align=True)
+        col.operator("keyframe_diffusion.item_add", icon="ADD", text="").kind = "CONTROLNET"
+        col.operator("keyframe_diffusion.item_remove", icon="REMOVE", text="").kind = "CONTROLNET"
+        if 0 <= settings.active_controlnet < len(settings.controlnets):
+            unit = settings.controlnets[settings.active_controlnet]
+            col = layout.column()
+            col.use_property_split = True
+            col.prop(unit, "model")
+            col.prop(unit, "source")
+            if unit.source == "STRIP":
+                _strip_field(col, context.scene, unit, "strip")
+            if unit.source in ("RENDER", "INIT", "STRIP"):
+                col.prop(unit, "preprocessor")
+            sub = col.column(align=True)
+            sub.prop(unit, "scale")
+            sub.prop(unit, "start")
+            sub.prop(unit, "end")
+
+
+class KD_PT_model(_Panel, bpy.types.Panel):
+    bl_label = "Model Options"
+    bl_parent_id = "KD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.keyframe_diffusion
+        layout.label(text="LoRAs")
+        row = layout.row()
+        row.template_list("UI_UL_list", "kd_loras", settings, "loras", settings, "active_lora", rows=2)
+        col = row.column(align=True)
+        col.operator("keyframe_diffusion.item_add", icon="ADD", text="").kind = "LORA"
+        col.operator("keyframe_diffusion.item_remove", icon="REMOVE", text="").kind = "LORA"
+        if 0 <= settings.active_lora < len(settings.loras):
+            lora = settings.loras[settings.active_lora]
+            col = layout.column(align=True)
+            col.prop(lora, "path")
+            col.prop(lora, "scale")
+        col = layout.column()
+        col.use_property_split = True
+        col.prop(settings, "scheduler_kwargs")
+        col.prop(settings, "pipeline_kwargs")
 
 
 class KD_PT_audio(_Panel, bpy.types.Panel):
@@ -202,5 +303,5 @@ class KD_PT_schedules(_Panel, bpy.types.Panel):
         col.operator("keyframe_diffusion.deforum_export", icon="EXPORT")
 
 
-classes = (KD_UL_prompts, KD_UL_audio_links, KD_PT_main, KD_PT_prompts, KD_PT_settings, KD_PT_motion, KD_PT_audio,
-           KD_PT_schedules)
+classes = (KD_UL_prompts, KD_UL_audio_links, KD_UL_controlnets, KD_PT_main, KD_PT_prompts, KD_PT_settings,
+           KD_PT_input, KD_PT_motion, KD_PT_controlnet, KD_PT_model, KD_PT_audio, KD_PT_schedules)

@@ -1,7 +1,8 @@
-"""Interpolate mode: each frame blends seeded latents and prompt embeddings by the baked prompt weights.
+"""Interpolate mode: each frame blends seeded latents and prompt conditioning by the baked prompt weights.
 
 Frames are independent, so runs of frames that share steps and guidance go through the pipeline as one batch, and
-each distinct (prompt, negative) pair is encoded once per run.
+each distinct prompt text (or composable part) is encoded once per run. Prompts may be composable
+(``a :1.5 | b``) and use Compel weighting; see engine.prompts and engine.composable. Works with SD and SDXL pipelines.
 """
 
 from __future__ import annotations
@@ -10,27 +11,11 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..composable import composed
 from ..latents import blend, seeded_noise
+from ..prompts import FrameCondition, PromptEncoder, pipeline_inputs
 
 StepCallback = Callable[[list[int], int, int], None]
-
-
-class PromptCache:
-    """Encodes each distinct (prompt, negative) pair once."""
-
-    def __init__(self, pipe):
-        self.pipe = pipe
-        self._cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def get(self, text: str, negative: str) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (text, negative)
-        if key not in self._cache:
-            with torch.no_grad():
-                positive, negative_embeds = self.pipe.encode_prompt(
-                    text, self.pipe.device, 1, True, negative_prompt=negative
-                )
-            self._cache[key] = (positive[0], negative_embeds[0])
-        return self._cache[key]
 
 
 def latent_shape(pipe, width: int, height: int) -> tuple[int, int, int]:
@@ -38,19 +23,18 @@ def latent_shape(pipe, width: int, height: int) -> tuple[int, int, int]:
     return (pipe.unet.config.in_channels, height // factor, width // factor)
 
 
-def frame_inputs(record: dict, settings: dict, prompts: PromptCache, shape) -> tuple[torch.Tensor, ...]:
-    """The blended (prompt embedding, negative embedding, initial latent) of one frame."""
+def frame_latent(record: dict, settings: dict, shape) -> torch.Tensor:
+    """The initial latent of one frame: the frame seed's noise (FIXED) or the prompts' seeded noises blended."""
     items = record["prompts"]
-    weights = [p["weight"] for p in items]
-    encoded = [prompts.get(p["text"], p.get("negative", "")) for p in items]
-    positive = blend([e[0] for e in encoded], weights)
-    negative = blend([e[1] for e in encoded], weights)
     if settings["latent_source"] == "FIXED":
-        latent = seeded_noise(record["seed"], shape)
-    else:
-        noises = [seeded_noise(p.get("seed", record["seed"]), shape) for p in items]
-        latent = blend(noises, weights)
-    return positive, negative, latent
+        return seeded_noise(record["seed"], shape)
+    noises = [seeded_noise(p.get("seed", record["seed"]), shape) for p in items]
+    return blend(noises, [p["weight"] for p in items])
+
+
+def frame_inputs(record: dict, settings: dict, prompts: PromptEncoder, shape) -> tuple[FrameCondition, torch.Tensor]:
+    """The (text conditioning, initial latent) of one frame."""
+    return prompts.frame(record["prompts"]), frame_latent(record, settings, shape)
 
 
 def batches(records: list[dict], batch_size: int) -> Iterator[list[dict]]:
@@ -72,25 +56,25 @@ def batches(records: list[dict], batch_size: int) -> Iterator[list[dict]]:
 
 def render(pipe, settings: dict, records: list[dict], on_step: StepCallback) -> Iterator[tuple[int, object]]:
     """Yield (frame number, PIL image) for each record, in order."""
-    prompts = PromptCache(pipe)
+    prompts = PromptEncoder(pipe)
     shape = latent_shape(pipe, settings["width"], settings["height"])
     dtype = pipe.unet.dtype
+    device = prompts.device
     for batch in batches(records, settings["batch_size"]):
         frames = [r["frame"] for r in batch]
         inputs = [frame_inputs(r, settings, prompts, shape) for r in batch]
-        positive = torch.stack([i[0] for i in inputs]).to(pipe.device, dtype)
-        negative = torch.stack([i[1] for i in inputs]).to(pipe.device, dtype)
-        latents = torch.stack([i[2] for i in inputs]).to(pipe.device, dtype)
+        conditioning, weights = pipeline_inputs([i[0] for i in inputs], device, dtype)
+        latents = torch.stack([i[1] for i in inputs]).to(device, dtype)
         steps = batch[0]["steps"]
 
         def step_end(_pipe, step, _timestep, kwargs, frames=frames, steps=steps):
             on_step(frames, step + 1, steps)  # may raise Cancelled: the loop stops within this step
             return kwargs
 
-        with torch.no_grad():
+        parts = 1 if weights is None else weights.shape[1]
+        with torch.no_grad(), composed(pipe.unet, weights, parts):
             result = pipe(
-                prompt_embeds=positive,
-                negative_prompt_embeds=negative,
+                **conditioning,
                 latents=latents,
                 num_inference_steps=steps,
                 guidance_scale=float(batch[0]["guidance"]),

@@ -1,0 +1,196 @@
+"""One diffusers call for a batch of frames, shared by the img2img modes (feedback and video).
+
+It picks the pipeline for the task (text-to-image or image-to-image, with or without ControlNet units) from the
+loaded model's components, encodes prompts through the shared PromptEncoder (composable parts, Compel syntax),
+seeds every frame from its own seed, applies the Giffusion latent coherence pull, and stops within one denoising
+step on cancel.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .. import image_ops, models
+from ..composable import composed
+from ..latents import seeded_noise
+from ..prompts import PromptEncoder, pipeline_inputs
+
+StepCallback = Callable[[list[int], int, int], None]
+
+
+@dataclass
+class Job:
+    """What a mode needs to render: the base pipeline, the plan's settings, loaded ControlNets, the step callback."""
+
+    pipe: object
+    settings: dict
+    on_step: StepCallback
+    controlnets: list = field(default_factory=list)
+    prompts: PromptEncoder | None = None
+    _warned: set = field(default_factory=set)
+
+    def __post_init__(self):
+        if self.prompts is None:
+            self.prompts = PromptEncoder(self.pipe)
+
+    def warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            print(f"warning: {message}", file=sys.stderr)
+
+
+def steps_run(steps: int, strength: float) -> int:
+    """How many denoising steps img2img really runs: diffusers skips the first (1 - strength) of the schedule."""
+    return min(int(steps * strength), steps)
+
+
+def control_images(job: Job, records: list[dict], inits: list[np.ndarray | None]) -> list[list] | None:
+    """Per unit, the conditioning image of each frame: the frame's own control image, or its init image (the warped
+    previous frame, the video frame), through the unit's preprocessor."""
+    units = job.settings.get("controlnets", [])
+    if not units:
+        return None
+    size = (job.settings["width"], job.settings["height"])
+    result = []
+    for u, unit in enumerate(units):
+        images = []
+        for record, init in zip(records, inits):
+            entry = record["control"][u]
+            images.append(image_ops.to_pil(control_image(entry.get("image"), unit.get("preprocessor", "NONE"),
+                                                         init, size, record["frame"])))
+        result.append(images)
+    return result
+
+
+def control_image(path: str | None, preprocessor: str, init: np.ndarray | None, size: tuple[int, int],
+                  frame: int) -> np.ndarray:
+    if preprocessor == "DEPTH":
+        if not path:
+            raise ValueError(f"frame {frame}: a depth ControlNet unit needs a depth pass (none was rendered)")
+        return image_ops.depth_to_control(image_ops.read_depth(path), size)
+    if preprocessor == "NORMAL":
+        if not path:
+            raise ValueError(f"frame {frame}: a normal ControlNet unit needs a normal pass (none was rendered)")
+        return image_ops.resize(image_ops.normal_to_control(image_ops.read_float_image(path)), size)
+    if path:
+        source = image_ops.read_image(path, size)
+    elif init is not None:
+        source = init
+    else:
+        raise ValueError(f"frame {frame}: a ControlNet unit has no image and there is no init frame to derive one "
+                         "from (give the unit a source)")
+    return image_ops.preprocess_control(source, preprocessor)
+
+
+def _coherence_callback(job: Job, records: list[dict], reference: torch.Tensor | None):
+    """Giffusion's coherence: every N steps pull the latents towards a reference latent by a gradient step on their
+    mean squared difference, then move the reference towards the latents by alpha."""
+    scales = [r.get("image", {}).get("coherence_scale", 0.0) for r in records]
+    if reference is None or not any(scales):
+        return None
+    every = job.settings.get("coherence_every", 1)
+    scale = torch.tensor(scales, dtype=reference.dtype, device=reference.device).view(-1, 1, 1, 1)
+    alpha = torch.tensor([r.get("image", {}).get("coherence_alpha", 1.0) for r in records], dtype=reference.dtype,
+                         device=reference.device).view(-1, 1, 1, 1)
+    state = {"ref": reference}
+
+    def pull(latents: torch.Tensor, step: int) -> torch.Tensor:
+        if (step + 1) % every:
+            return latents
+        ref = state["ref"]
+        per_sample = latents[0].numel()
+        # d/dx mean((x - ref)^2) = 2 (x - ref) / n, written out instead of autograd: same step, no graph.
+        latents = latents - scale * 2.0 * (latents - ref) / per_sample
+        state["ref"] = alpha * latents + (1.0 - alpha) * ref
+        return latents
+
+    return pull
+
+
+def encode_latents(pipe, images: list[np.ndarray]) -> torch.Tensor:
+    """Images -> VAE latents (the distribution's mean: deterministic, so a resumed run matches)."""
+    tensor = pipe.image_processor.preprocess([image_ops.to_pil(i) for i in images])
+    tensor = tensor.to(pipe.device, pipe.vae.dtype)
+    with torch.no_grad():
+        latents = pipe.vae.encode(tensor).latent_dist.mean
+    return latents * pipe.vae.config.scaling_factor
+
+
+def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
+            coherence_reference: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Render one batch of frames that share steps, guidance and strength; returns RGB uint8 arrays.
+
+    `inits` None is text-to-image from each frame's seeded noise; otherwise image-to-image where strength is the
+    share of the schedule that is re-diffused (0 keeps the init, 1 ignores it: diffusers' direction, the opposite of
+    Deforum's strength, which the Deforum import inverts).
+    """
+    settings = job.settings
+    first = records[0]
+    steps, strength = first["steps"], float(first.get("strength", 0.6))
+    frames = [r["frame"] for r in records]
+    if inits is not None and steps_run(steps, strength) < 1:
+        # Less than one step of the schedule left to run: the frame is its init (diffusers would refuse).
+        job.on_step(frames, steps, steps)
+        return [np.array(i, copy=True) for i in inits]
+    controls = control_images(job, records, inits or [None] * len(records))
+    task = "img2img" if inits is not None else "txt2img"
+    pipe = models.derive(job.pipe, task, job.controlnets or None)
+    conds = [job.prompts.frame(r["prompts"]) for r in records]
+    dtype = pipe.unet.dtype
+    kwargs, weights = pipeline_inputs(conds, pipe.device, dtype)
+    params = inspect.signature(type(pipe).__call__).parameters
+    call = dict(
+        num_inference_steps=steps,
+        guidance_scale=float(first["guidance"]),
+        generator=[torch.Generator("cpu").manual_seed(r["seed"]) for r in records],
+        output_type="np",
+        **kwargs,
+    )
+    rescale = float(first.get("guidance_rescale", 0.0))
+    if "guidance_rescale" in params:
+        call["guidance_rescale"] = rescale
+    elif rescale:
+        job.warn_once(f"{type(pipe).__name__} has no CFG rescale; the frames' guidance_rescale is ignored")
+    if inits is None:
+        factor = pipe.vae_scale_factor
+        shape = (pipe.unet.config.in_channels, settings["height"] // factor, settings["width"] // factor)
+        call.update(width=settings["width"], height=settings["height"],
+                    latents=torch.stack([seeded_noise(r["seed"], shape) for r in records]).to(pipe.device, dtype))
+    else:
+        call.update(image=[image_ops.to_pil(i) for i in inits], strength=strength)
+    if controls is not None:
+        key = "control_image" if task == "img2img" else "image"
+        units = [r["control"] for r in records]
+        call[key] = controls if len(controls) > 1 else controls[0]
+        scales = [float(first["control"][u]["scale"]) for u in range(len(controls))]
+        starts = [float(first["control"][u].get("start", 0.0)) for u in range(len(controls))]
+        ends = [float(first["control"][u].get("end", 1.0)) for u in range(len(controls))]
+        if any(u != units[0] for u in units[1:]):
+            raise ValueError("frames batched together must share ControlNet scales")
+        if len(controls) == 1:
+            scales, starts, ends = scales[0], starts[0], ends[0]
+        call.update(controlnet_conditioning_scale=scales, control_guidance_start=starts, control_guidance_end=ends)
+    call.update(settings.get("pipeline_kwargs", {}))
+
+    reference = None
+    if coherence_reference is not None:
+        reference = encode_latents(pipe, coherence_reference).to(dtype)
+    pull = _coherence_callback(job, records, reference)
+    total = steps_run(steps, strength) if inits is not None else steps
+
+    def step_end(_pipe, step, _timestep, tensors):
+        job.on_step(frames, min(step + 1, total), total)  # may raise Cancelled: the loop stops within this step
+        if pull is not None:
+            tensors["latents"] = pull(tensors["latents"], step)
+        return tensors
+
+    call.update(callback_on_step_end=step_end, callback_on_step_end_tensor_inputs=["latents"])
+    with torch.no_grad(), composed(pipe.unet, weights, 1 if weights is None else weights.shape[1]):
+        result = pipe(**call)
+    return [(np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8) for image in result.images]

@@ -1,0 +1,154 @@
+"""Feedback mode: each frame is image-to-image of the previous finished frame after motion (Deforum's 2D and 3D).
+
+Per diffused ("key") frame, in Deforum's order: warp the previous key through the motion of every frame since it
+(2D: zoom/angle/translation; 3D: reprojection into the frame's camera with depth), match colours to the first frame
+(or a reference image), apply contrast, add seeded noise, then img2img with the frame's strength. With a cadence of N
+only every Nth frame (and the last) is diffused; the frames between are the keys on both sides warped to the
+in-between frame and cross-blended, so every frame of the range is written.
+
+The chain's only state is the previous key's image, and it is read back from its PNG on disk, the same 8-bit pixels
+an uninterrupted run continues from: a run resumed after a cancel or a crash gives the same frames.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from .. import image_ops, warp
+from ..frames import FrameStore
+from ..plan import cadence_keys
+from .diffuse import Job, diffuse
+
+
+class Motion:
+    """The plan's motion for every frame: 2D matrices, or 3D camera poses with their depth."""
+
+    def __init__(self, settings: dict, records: list[dict]):
+        self.settings = settings
+        self.records = records
+        self.width, self.height = settings["width"], settings["height"]
+        self.mode = settings["motion_mode"]
+        self.border = settings["border"]
+        if self.mode == "3D":
+            self._poses()
+
+    def _poses(self) -> None:
+        """Camera-to-world pose and intrinsics per frame: the baked scene camera, or Deforum's motion accumulated
+        from an identity pose (the same camera path a Deforum 3D run takes)."""
+        use_scene = self.settings["camera_source"] == "SCENE" and all(r.get("camera") for r in self.records)
+        self.use_scene = use_scene
+        # Deforum's units (translation / 200 per frame) assume its flat scene one unit in front of the camera; a
+        # scene camera's plane sits where the user puts it.
+        self.plane_distance = float(self.settings["plane_distance"]) if use_scene else 1.0
+        self.poses, self.intrinsics = [], []
+        pose = np.eye(4)
+        for i, record in enumerate(self.records):
+            motion = record.get("motion", {})
+            if use_scene:
+                camera = record["camera"]
+                pose = np.array(camera["matrix_world"], dtype=np.float64)
+                self.intrinsics.append(warp.intrinsics(camera, self.width, self.height))
+            else:
+                if i:
+                    pose = pose @ warp.deforum_camera_delta(motion)
+                self.intrinsics.append(warp.intrinsics(None, self.width, self.height, motion.get("fov", 40.0)))
+            self.poses.append(pose)
+
+    def _depth(self, index: int) -> np.ndarray | None:
+        path = self.records[index].get("depth")
+        if self.settings["depth_source"] != "SCENE" or not path:
+            return None
+        return image_ops.read_depth(path)
+
+    def step(self, image: np.ndarray, index: int) -> np.ndarray:
+        """Move `image`, which shows frame index-1, to frame `index`."""
+        if self.mode == "2D":
+            return warp.warp_2d(image, self.records[index].get("motion", {}), self.border)
+        return self.between(image, index - 1, index)
+
+    def between(self, image: np.ndarray, source: int, target: int) -> np.ndarray:
+        """Move `image`, which shows frame `source`, to frame `target` in one warp (either direction)."""
+        if self.mode == "2D":
+            matrix = np.eye(3)
+            lo, hi = sorted((source, target))
+            for i in range(lo + 1, hi + 1):
+                matrix = warp.matrix_2d(self.width, self.height, self.records[i].get("motion", {})) @ matrix
+            if target < source:
+                matrix = np.linalg.inv(matrix)
+            return cv2.warpPerspective(image, matrix, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR,
+                                       borderMode=warp.border_mode(self.border))
+        warped, _valid = warp.reproject(
+            image, self.poses[source], self.poses[target], self.intrinsics[source], self.intrinsics[target],
+            depth=self._depth(target) if self.use_scene else None, depth_kind=self.settings["depth_kind"],
+            plane_distance=self.plane_distance, border=self.border)
+        return warped
+
+
+def _prepare(job: Job, image: np.ndarray, record: dict, reference: np.ndarray | None) -> np.ndarray:
+    """Deforum's order between frames: colour match, contrast, noise."""
+    values = record.get("image", {})
+    mode = job.settings["color_coherence"]
+    if reference is not None and mode != "NONE":
+        image = image_ops.match_colors(image, reference, mode, values.get("color_coherence_amount", 1.0))
+    image = image_ops.adjust_contrast(image, values.get("contrast", 1.0))
+    return image_ops.add_noise(image, values.get("noise", 0.0), record["seed"])
+
+
+def _needed_keys(keys: list[int], todo_indices: list[int]) -> list[int]:
+    """Keys up to the one at or after the last frame to render: every earlier key is a link of the chain."""
+    last = max(todo_indices)
+    stop = next(k for k in keys if k >= last)
+    return [k for k in keys if k <= stop]
+
+
+def render(job: Job, records: list[dict], todo: set[int], store: FrameStore) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (frame, RGB uint8 image) for every frame in `todo`, in frame order.
+
+    `records` are the plan's frames from the first up to at least the last one to render; frames not in `todo`
+    are finished on disk and are read back when the chain passes through them.
+    """
+    settings = job.settings
+    size = (settings["width"], settings["height"])
+    indices = [i for i, r in enumerate(records) if r["frame"] in todo]
+    if not indices:
+        return
+    motion = Motion(settings, records)
+    keys = cadence_keys(len(records), settings["cadence"])
+    reference = image_ops.read_image(settings["color_reference"], size) if settings["color_reference"] else None
+    previous: tuple[int, np.ndarray] | None = None
+    for key in _needed_keys(keys, indices):
+        record = records[key]
+        # The previous key warped, frame by frame, to every frame up to this key: the key's init and the first
+        # half of each in-between's blend.
+        warped: dict[int, np.ndarray] = {}
+        if previous is not None:
+            image = previous[1]
+            for j in range(previous[0] + 1, key + 1):
+                image = motion.step(image, j)
+                warped[j] = image
+        if record["frame"] in todo:
+            if previous is None:
+                init = image_ops.read_image(settings["init_image"], size) if settings["init_image"] else None
+                if init is not None:
+                    init = _prepare(job, init, record, reference)
+                key_image = diffuse(job, [record], None if init is None else [init])[0]
+            else:
+                init = _prepare(job, warped[key], record, reference)
+                coherence = [warped[key]] if record.get("image", {}).get("coherence_scale", 0.0) else None
+                key_image = diffuse(job, [record], [init], coherence)[0]
+        else:
+            key_image = store.read(record["frame"])
+        if reference is None and settings["color_coherence"] != "NONE":
+            reference = key_image if previous is None else reference
+        if previous is not None:
+            span = key - previous[0]
+            for j in range(previous[0] + 1, key):
+                if records[j]["frame"] in todo:
+                    t = (j - previous[0]) / span
+                    yield records[j]["frame"], image_ops.blend_frames(warped[j], motion.between(key_image, key, j), t)
+        if record["frame"] in todo:
+            yield record["frame"], key_image
+        previous = (key, key_image)

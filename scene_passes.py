@@ -1,0 +1,145 @@
+"""Blender's own render of the scene as engine input: the combined image (scene input), the depth pass (3D feedback,
+depth ControlNet) and the normal pass (normal ControlNet), one file per frame.
+
+Depth and normals go through a compositor File Output node as float EXR (Blender 5.0 writes only Combined to
+multilayer EXR). A pass file is replaced only when its bytes change, so its size and date stay put when the scene
+didn't change, and frames made from it stay current.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import tempfile
+
+import bpy
+
+from . import compat
+from .engine.frames import frame_filename
+
+PASS_SOCKETS = {"depth": ("Depth", "FLOAT", "use_pass_z"), "normal": ("Normal", "VECTOR", "use_pass_normal")}
+
+
+class PassError(RuntimeError):
+    """The scene could not be rendered for a pass; the message says why."""
+
+
+def pass_path(folder: str, name: str, frame: int) -> str:
+    ext = ".png" if name == "image" else ".exr"
+    return os.path.join(folder, "passes", name, frame_filename(frame).replace(".png", ext))
+
+
+def _place(tmp: str, final: str) -> None:
+    """Move a new pass file into place unless an identical one is already there."""
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    if os.path.isfile(final) and filecmp.cmp(tmp, final, shallow=False):
+        os.remove(tmp)
+    else:
+        os.replace(tmp, final)
+
+
+class _RenderState:
+    """Everything render_passes changes on the scene, put back afterwards."""
+
+    def __init__(self, scene, fast: bool):
+        render = scene.render
+        self.scene = scene
+        self.saved = [(render, k, getattr(render, k)) for k in
+                      ("resolution_x", "resolution_y", "resolution_percentage", "filepath", "use_compositing")]
+        self.layers = [(vl, a, getattr(vl, a)) for vl in scene.view_layers for _s, _t, a in PASS_SOCKETS.values()]
+        if fast:
+            self.saved.append((render, "engine", render.engine))
+            self.saved.append((render, "filter_size", render.filter_size))
+            self.saved.append((scene.cycles, "samples", scene.cycles.samples))
+        self.frame = (scene.frame_current, scene.frame_subframe)
+
+    def restore(self) -> None:
+        for owner, key, value in reversed(self.saved + self.layers):
+            setattr(owner, key, value)
+        self.scene.frame_set(self.frame[0], subframe=self.frame[1])
+
+
+def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes: set[str], size: tuple[int, int],
+                  progress=None) -> dict[int, dict[str, str]]:
+    """Render `passes` ('image', 'depth', 'normal') of the scene at each frame into folder/passes/<pass>/.
+
+    Only depth and normals: a fast render (Cycles, one sample, a tiny pixel filter so each pixel's depth is the
+    surface at its centre). With 'image', the scene's own engine and settings: the input looks as the user set it up.
+    Returns {frame: {pass: path}}.
+    """
+    if scene.camera is None:
+        raise PassError(f"scene '{scene.name}' has no camera: rendering the scene's passes needs one")
+    unknown = passes - {"image", *PASS_SOCKETS}
+    if unknown:
+        raise ValueError(f"unknown passes: {', '.join(sorted(unknown))}")
+    fast = "image" not in passes
+    state = _RenderState(scene, fast)
+    tmp = tempfile.mkdtemp(prefix="kd-passes-")
+    tree = restore_tree = None
+    try:
+        render = scene.render
+        render.resolution_x, render.resolution_y = size
+        render.resolution_percentage = 100
+        render.filepath = os.path.join(tmp, "render_")
+        if fast:
+            render.engine = "CYCLES"
+            scene.cycles.samples = 1
+            render.filter_size = 0.01
+        data_passes = [p for p in passes if p in PASS_SOCKETS]
+        if data_passes:
+            render.use_compositing = True
+            layer = bpy.context.view_layer if bpy.context.scene == scene else scene.view_layers[0]
+            for name in data_passes:
+                setattr(layer, PASS_SOCKETS[name][2], True)
+            tree, restore_tree = compat.compositor_tree(scene)
+            layers_node = tree.nodes.new("CompositorNodeRLayers")
+            layers_node.scene = scene
+            layers_node.layer = layer.name
+            output = compat.file_output_node(tree, tmp, [(n, PASS_SOCKETS[n][1]) for n in data_passes])
+            for i, name in enumerate(data_passes):
+                tree.links.new(layers_node.outputs[PASS_SOCKETS[name][0]], output.inputs[i])
+        result: dict[int, dict[str, str]] = {}
+        for n, frame in enumerate(frames):
+            scene.frame_set(frame)
+            try:
+                bpy.ops.render.render(write_still=False, scene=scene.name)
+            except RuntimeError as e:
+                raise PassError(f"Blender could not render frame {frame} of scene '{scene.name}' "
+                                f"({render.engine}): {e}") from e
+            paths = {}
+            if "image" in passes:
+                written = os.path.join(tmp, "image.png")
+                _save_render(written)
+                paths["image"] = pass_path(folder, "image", frame)
+                _place(written, paths["image"])
+            for name in data_passes:
+                written = compat.pass_file(tmp, name, frame)
+                if not os.path.isfile(written):
+                    raise PassError(f"the {name} pass of frame {frame} was not written (is the compositor off?)")
+                paths[name] = pass_path(folder, name, frame)
+                _place(written, paths[name])
+            result[frame] = paths
+            if progress is not None:
+                progress(n + 1, len(frames))
+        return result
+    finally:
+        if restore_tree is not None:
+            restore_tree()
+        state.restore()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _save_render(path: str) -> None:
+    """Save the render result as the user sees it (view transform applied) as an 8-bit PNG."""
+    image = bpy.data.images["Render Result"]
+    settings = bpy.context.scene.render.image_settings
+    state = compat.image_output_state(bpy.context.scene.render)
+    try:
+        if hasattr(settings, "media_type"):
+            settings.media_type = "IMAGE"
+        settings.file_format = "PNG"
+        settings.color_mode = "RGB"
+        image.save_render(path)
+    finally:
+        compat.restore_image_output(bpy.context.scene.render, state)
