@@ -46,7 +46,10 @@ class _RenderState:
         render = scene.render
         self.scene = scene
         self.saved = [(render, k, getattr(render, k)) for k in
-                      ("resolution_x", "resolution_y", "resolution_percentage", "filepath", "use_compositing")]
+                      ("resolution_x", "resolution_y", "resolution_percentage", "filepath", "use_compositing",
+                       "use_sequencer")]
+        # Metadata stamps (render time, date, memory) differ between renders of the same pixels: off for passes.
+        self.saved += [(render, k, getattr(render, k)) for k in dir(render) if k.startswith("use_stamp")]
         self.layers = [(vl, a, getattr(vl, a)) for vl in scene.view_layers for _s, _t, a in PASS_SOCKETS.values()]
         if fast:
             self.saved.append((render, "engine", render.engine))
@@ -82,6 +85,11 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
         render.resolution_x, render.resolution_y = size
         render.resolution_percentage = 100
         render.filepath = os.path.join(tmp, "render_")
+        # With strips in the Sequencer (ours among them) the render would be the edit, not the scene.
+        render.use_sequencer = False
+        for key in dir(render):
+            if key.startswith("use_stamp"):
+                setattr(render, key, False)
         if fast:
             render.engine = "CYCLES"
             scene.cycles.samples = 1

@@ -334,7 +334,7 @@ def pipeline_kind(pipe) -> str:
     """'sdxl' for pipelines with SDXL's second text encoder, 'sd' for Stable Diffusion 1.x/2.x: callers pick prompt
     encoding and conditioning by it."""
     components = getattr(pipe, "components", {})
-    if components.get("text_encoder_2") is not None or "text_encoder_2" in components:
+    if "text_encoder_2" in components:
         return "sdxl"
     if "unet" in components and "text_encoder" in components:
         return "sd"
@@ -728,5 +728,5 @@ def parse_json_kwargs(text: str, what: str) -> dict:
     except json.JSONDecodeError as e:
         raise ModelError(f"{what}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
     if not isinstance(value, dict):
-        raise ModelError(f"{what} must be a JSON object like {{\"eta\": 0.5}}, not {type(value).__name__}")
+        raise ModelError(f"{what} must be a JSON object like {{\"name\": value}}, not {type(value).__name__}")
     return value
