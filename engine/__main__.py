@@ -15,7 +15,8 @@ from .models import LoadOptions, ModelError
 
 
 def _load_options(args) -> LoadOptions:
-    return LoadOptions(allow_download=args.allow_download, allow_unsafe=args.allow_unsafe, device=args.device)
+    return LoadOptions(allow_download=args.allow_download, allow_unsafe=args.allow_unsafe, device=args.device,
+                       single_file_config=args.single_file_config or None)
 
 
 def _print_event(event: dict) -> None:
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     def model_flags(p):
         p.add_argument("--allow-download", action="store_true", help="let diffusers download missing models")
         p.add_argument("--allow-unsafe", action="store_true", help="allow pickle (.bin/.ckpt) weights")
+        p.add_argument("--single-file-config", default="", metavar="MODEL",
+                       help="diffusers folder or cached id whose configs describe a single-file checkpoint")
         p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
 
     p = sub.add_parser("render", help="render a baked plan")

@@ -16,8 +16,6 @@ from typing import Callable
 from . import plan as plan_mod
 from .errors import Cancelled
 from .frames import FrameStore
-import numpy as np
-
 from .models import (LoadOptions, apply_loras, check_pipeline_kwargs, load_controlnet, load_pipeline,
                      set_scheduler)
 
@@ -37,7 +35,8 @@ class Renderer:
         if key not in self._pipes:
             emit({"event": "loading", "model": model})
             self._pipes.clear()  # one model in memory at a time
-            opts = LoadOptions(self.options.allow_download, self.options.allow_unsafe, device)
+            opts = LoadOptions(self.options.allow_download, self.options.allow_unsafe, device,
+                               self.options.single_file_config)
             self._pipes[key] = load_pipeline(model, opts)
         return self._pipes[key]
 
@@ -45,7 +44,8 @@ class Renderer:
         key = (model, device)
         if key not in self._controlnets:
             emit({"event": "loading", "model": model})
-            opts = LoadOptions(self.options.allow_download, self.options.allow_unsafe, device)
+            opts = LoadOptions(self.options.allow_download, self.options.allow_unsafe, device,
+                               self.options.single_file_config)
             self._controlnets[key] = load_controlnet(model, opts)
         return self._controlnets[key]
 
@@ -53,8 +53,8 @@ class Renderer:
         """The base pipeline with the plan's LoRAs and scheduler, and its ControlNet units, loaded once and reused."""
         pipe = self.pipeline(settings["model"], settings["device"], emit)
         set_scheduler(pipe, settings["scheduler"], settings.get("scheduler_kwargs"))
-        apply_loras(pipe, settings.get("loras", []))
-        check_pipeline_kwargs(pipe, settings.get("pipeline_kwargs", {}), RESERVED_KWARGS)
+        apply_loras(pipe, settings.get("loras", []), allow_unsafe=self.options.allow_unsafe)
+        check_pipeline_kwargs(pipe, settings.get("pipeline_kwargs", {}))
         nets = [self.controlnet(unit["model"], settings["device"], emit) for unit in settings.get("controlnets", [])]
         return pipe, nets
 
@@ -132,23 +132,11 @@ class Renderer:
         return feedback.render(job, chain, {r["frame"] for r in todo}, store)
 
 
-# Pipeline arguments the engine sets from the plan; extra kwargs may not override them.
-RESERVED_KWARGS = {
-    "prompt", "prompt_2", "negative_prompt", "negative_prompt_2", "prompt_embeds", "negative_prompt_embeds",
-    "pooled_prompt_embeds", "negative_pooled_prompt_embeds", "latents", "image", "control_image", "strength",
-    "num_inference_steps", "guidance_scale", "guidance_rescale", "generator", "width", "height", "output_type",
-    "callback_on_step_end", "callback_on_step_end_tensor_inputs", "controlnet_conditioning_scale",
-    "control_guidance_start", "control_guidance_end", "num_images_per_prompt", "return_dict",
-}
-
-
 def to_image(image):
     """Modes yield PIL images or RGB uint8 arrays; frames are written from PIL."""
-    if isinstance(image, np.ndarray):
-        from PIL import Image
+    from PIL import Image
 
-        return Image.fromarray(image)
-    return image
+    return image if isinstance(image, Image.Image) else Image.fromarray(image)
 
 
 def frame_params(settings: dict, record: dict) -> dict:

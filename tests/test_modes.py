@@ -267,3 +267,81 @@ def test_video_mode_unreadable_init_names_the_file(tmp_path, renderer):
     plan = video_plan(tmp_path / "out", [{"path": str(tmp_path / "missing.png")}], strength=0.5)
     with pytest.raises(FileNotFoundError, match="missing.png"):
         render(plan, renderer=renderer)
+
+
+# --- ControlNet ----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_controlnet(tmp_path_factory):
+    from engine.tiny_model import make_tiny_controlnet
+
+    return make_tiny_controlnet(str(tmp_path_factory.mktemp("controlnet") / "cn"))
+
+
+def test_control_images_have_the_frames_content(tmp_path):
+    from engine.modes.diffuse import control_image
+
+    init = np.zeros((SIZE, SIZE, 3), np.uint8)
+    init[16:48, 20:40] = 255
+    edges = control_image({"scale": 1.0}, "CANNY", init, (SIZE, SIZE), {"frame": 1})
+    assert np.array_equal(edges, image_ops.canny(init))
+    assert edges[14:18, 30].max() == 255 and edges[30, 30].max() == 0  # the box's border, not its inside
+    depth = np.full((SIZE, SIZE), 8.0, np.float32)
+    depth[:, :10] = 2.0
+    image_ops.write_depth(str(tmp_path / "d.npy"), depth)
+    control = control_image({"image": str(tmp_path / "d.npy"), "scale": 1.0}, "DEPTH", None, (SIZE, SIZE),
+                            {"frame": 1})
+    assert control[5, 5, 0] > control[5, 40, 0]  # near is bright
+    with pytest.raises(ValueError, match="frame 3: a depth ControlNet unit needs a depth pass"):
+        control_image({"scale": 1.0}, "DEPTH", init, (SIZE, SIZE), {"frame": 3})
+
+
+def test_video_mode_with_controlnet_units_and_animated_scale(tmp_path, renderer, tiny_controlnet):
+    paths = []
+    for i in range(3):
+        paths.append({"path": str(tmp_path / f"in{i}.png")})
+        Image.fromarray(_colour_frame(i)).save(paths[-1]["path"])
+    units = [{"model": tiny_controlnet, "preprocessor": "CANNY"}, {"model": tiny_controlnet, "preprocessor": "NONE"}]
+    outputs = {}
+    for name, scale in (("off", 0.0), ("on", 1.5)):
+        plan = video_plan(tmp_path / name, paths, strength=0.7)
+        plan["settings"]["controlnets"] = units
+        for record in plan["frames"]:
+            record["control"] = [{"scale": scale, "start": 0.0, "end": 1.0},
+                                 {"scale": scale, "start": 0.2, "end": 0.8}]
+        plan = plan_mod.validate(plan)
+        summary, _ = render(plan, renderer=renderer)
+        assert summary["rendered"] == 3
+        outputs[name] = frames_of(tmp_path / name, range(10, 13))
+    plain = video_plan(tmp_path / "plain", paths, strength=0.7)
+    render(plain, renderer=renderer)
+    without = frames_of(tmp_path / "plain", range(10, 13))
+    for frame in range(10, 13):
+        # Scale 0 is the same as no ControlNet; a real scale changes the frame.
+        assert np.abs(outputs["off"][frame].astype(int) - without[frame].astype(int)).max() <= 1
+        assert not np.array_equal(outputs["on"][frame], without[frame])
+
+
+def test_feedback_cancel_stops_within_a_denoising_step(tmp_path):
+    plan = feedback_plan(tmp_path, frames=3, steps=8, strength=1.0)
+    cancel = threading.Event()
+    steps_seen = []
+
+    def emit(event):
+        if event["event"] == "progress":
+            steps_seen.append(event["step"])
+            if event["frames"] == [2] and event["step"] == 2:
+                cancel.set()
+
+    summary = Renderer().render(plan, None, emit, cancel)
+    assert summary["cancelled"] and summary["rendered"] == 1
+    assert steps_seen[-1] == 2  # no further step of frame 2 ran
+    assert FrameStore(str(tmp_path)).finished_frames() == [1]
+
+
+def test_feedback_with_composable_prompts(tmp_path, renderer):
+    plan = feedback_plan(tmp_path, frames=2)
+    for record in plan["frames"]:
+        record["prompts"][0]["text"] = "a red circle :1.5 | a blue square :0.5"
+    summary, _ = render(plan, renderer=renderer)
+    assert summary["rendered"] == 2

@@ -65,6 +65,7 @@ def test_every_panel_draws(scene, extension, source, seed_behavior, motion_mode,
     bpy.ops.keyframe_diffusion.prompt_add(text="a", frame=1)
     settings.prompt_source, settings.seed_behavior, settings.motion_mode = source, seed_behavior, motion_mode
     settings.color_coherence = "LAB"
+    settings.camera_source = "MOTION"  # Deforum's 3D values are drawn only when they move the camera
     if link:
         item = settings.audio_links.add()
         item.filepath, item.data_path = "//song.wav", "keyframe_diffusion.zoom"

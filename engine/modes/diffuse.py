@@ -62,14 +62,16 @@ def control_images(job: Job, records: list[dict], inits: list[np.ndarray | None]
         images = []
         for record, init in zip(records, inits):
             entry = record["control"][u]
-            images.append(image_ops.to_pil(control_image(entry.get("image"), unit.get("preprocessor", "NONE"),
-                                                         init, size, record["frame"])))
+            images.append(image_ops.to_pil(control_image(entry, unit.get("preprocessor", "NONE"), init, size,
+                                                         record)))
         result.append(images)
     return result
 
 
-def control_image(path: str | None, preprocessor: str, init: np.ndarray | None, size: tuple[int, int],
-                  frame: int) -> np.ndarray:
+def control_image(entry: dict, preprocessor: str, init: np.ndarray | None, size: tuple[int, int],
+                  record: dict) -> np.ndarray:
+    """One unit's conditioning image for one frame (RGB uint8 at the frame size)."""
+    path, frame = entry.get("image"), record["frame"]
     if preprocessor == "DEPTH":
         if not path:
             raise ValueError(f"frame {frame}: a depth ControlNet unit needs a depth pass (none was rendered)")
@@ -77,8 +79,14 @@ def control_image(path: str | None, preprocessor: str, init: np.ndarray | None, 
     if preprocessor == "NORMAL":
         if not path:
             raise ValueError(f"frame {frame}: a normal ControlNet unit needs a normal pass (none was rendered)")
-        return image_ops.resize(image_ops.normal_to_control(image_ops.read_float_image(path)), size)
-    if path:
+        # Blender's normal pass is in world space; normal ControlNets expect the camera's view of it.
+        camera = record.get("camera")
+        to_camera = np.linalg.inv(np.array(camera["matrix_world"])) if camera else None
+        normals = image_ops.read_float_image(path)[..., :3]
+        return image_ops.resize(image_ops.normal_to_control(normals, to_camera), size)
+    if path and "index" in entry:
+        source = image_ops.read_video_frame(path, entry["index"], size)
+    elif path:
         source = image_ops.read_image(path, size)
     elif init is not None:
         source = init
@@ -138,6 +146,12 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
         # Less than one step of the schedule left to run: the frame is its init (diffusers would refuse).
         job.on_step(frames, steps, steps)
         return [np.array(i, copy=True) for i in inits]
+    if len(job.controlnets) > 1 and len(records) > 1:
+        # diffusers' Multi-ControlNet takes one conditioning image per unit, not a batch: one frame per call.
+        return [diffuse(job, [r], None if inits is None else [i],
+                        None if coherence_reference is None else [c])[0]
+                for r, i, c in zip(records, inits or [None] * len(records),
+                                   coherence_reference or [None] * len(records))]
     controls = control_images(job, records, inits or [None] * len(records))
     task = "img2img" if inits is not None else "txt2img"
     pipe = models.derive(job.pipe, task, job.controlnets or None)
@@ -167,7 +181,8 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
     if controls is not None:
         key = "control_image" if task == "img2img" else "image"
         units = [r["control"] for r in records]
-        call[key] = controls if len(controls) > 1 else controls[0]
+        # One unit: a batch of images. Several: one image per unit (a single frame, see above).
+        call[key] = [images[0] for images in controls] if len(controls) > 1 else controls[0]
         scales = [float(first["control"][u]["scale"]) for u in range(len(controls))]
         starts = [float(first["control"][u].get("start", 0.0)) for u in range(len(controls))]
         ends = [float(first["control"][u].get("end", 1.0)) for u in range(len(controls))]
