@@ -173,7 +173,8 @@ class KD_Settings(bpy.types.PropertyGroup):
         items=[("SCENE", "Scene", "Blender renders the scene's depth (Z pass) at every frame"),
                ("PLANE", "Plane", "A flat plane at a distance in front of the camera (Deforum's flat 3D warp)")])
     plane_distance: FloatProperty(name="Plane Distance", default=10.0, min=0.001, soft_max=1000.0, unit="LENGTH",
-                                  description="Distance of the plane when Depth is Plane")
+                                  description="3D: distance of the plane that stands in for the world background "
+                                  "(and for everything when Depth is Plane)")
     init_source: EnumProperty(
         name="Input", default="STRIP",
         items=[("STRIP", "Strip", "A movie or image strip's frame at each scene frame (trims and offsets count)"),
@@ -328,10 +329,19 @@ class KD_Settings(bpy.types.PropertyGroup):
             ("default", "Model Default", "The scheduler the model was saved with"),
             ("ddim", "DDIM", ""),
             ("euler", "Euler", ""),
+            ("euler_karras", "Euler Karras", ""),
             ("euler_a", "Euler Ancestral", ""),
             ("dpm++", "DPM++ 2M", ""),
+            ("dpm++_karras", "DPM++ 2M Karras", ""),
+            ("dpm++_sde", "DPM++ 2M SDE", ""),
+            ("dpm++_sde_karras", "DPM++ 2M SDE Karras", ""),
+            ("unipc", "UniPC", ""),
+            ("heun", "Heun", ""),
+            ("lms", "LMS", ""),
+            ("lms_karras", "LMS Karras", ""),
             ("pndm", "PNDM", ""),
             ("lcm", "LCM", "For LCM-distilled models"),
+            ("tcd", "TCD", "For TCD-distilled models"),
         ],
         default="default",
     )

@@ -80,4 +80,16 @@ result["file_link"] = sorted(bpy.ops.keyframe_diffusion.audio_link_add(filepath=
                                                                        low=1.0, high=2.0))
 fc = package_module.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
 result["audio_zoom"] = [round(fc.evaluate(f), 3) for f in range(1, 5)]
+
+# The scene's depth pass on this Blender (the compositor and File Output node differ from 5.0): 3D feedback bake.
+settings.prompt_source = "KEYS"
+bpy.ops.mesh.primitive_plane_add(size=50, location=(0, 0, -6))
+camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+scene.collection.objects.link(camera)
+scene.camera = camera
+scene.render.engine = "CYCLES"
+settings.mode, settings.motion_mode, settings.camera_source = "FEEDBACK", "3D", "SCENE"
+plan = package_module.bake.bake_scene(scene)
+result["depth_files"] = [os.path.isfile(r.get("depth", "")) and r["depth"].endswith(".exr") for r in plan["frames"]]
+result["engine_restored"] = scene.render.engine
 print(json.dumps(result))

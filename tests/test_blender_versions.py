@@ -40,3 +40,4 @@ def test_extension_installs_bakes_and_generates_on_bpy_4_2(built_zip, tmp_path):
     assert "no audio support" in result["strip_link"] and "use the audio file" in result["strip_link"]
     assert result["file_link"] == ["FINISHED"]
     assert max(range(4), key=lambda i: result["audio_zoom"][i]) == 1 and result["audio_zoom"][1] == 2.0
+    assert result["depth_files"] == [True] * 4 and result["engine_restored"] == "CYCLES"

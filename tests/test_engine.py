@@ -153,3 +153,23 @@ def test_cfg_rescale_reaches_the_pipeline(renderer, tiny_model_dir, tmp_path):
         assert summary["rendered"] == 1
         images.append(pixels(FrameStore(plan["settings"]["output_dir"]).path(1)))
     assert np.abs(images[0] - images[1]).max() > 0
+
+
+def test_slerp_keeps_a_standard_normal_latents_std_and_hits_the_keys():
+    from engine.modes.interpolate import frame_latent
+
+    shape = (4, 32, 32)
+    a, b = seeded_noise(7, shape), seeded_noise(8, shape)
+    settings = {"latent_source": "PROMPT_SEEDS"}
+    stds, lerp_stds = [], []
+    for t in (0.25, 0.5, 0.75):
+        record = {"seed": 0, "prompts": [{"text": "x", "weight": 1 - t, "seed": 7}, {"text": "y", "weight": t, "seed": 8}]}
+        stds.append(float(frame_latent(record, settings, shape).std()))
+        lerp_stds.append(float(torch.lerp(a, b, t).std()))
+    assert all(abs(s - 1.0) < 0.03 for s in stds), stds
+    assert abs(lerp_stds[1] - 2 ** -0.5) < 0.03  # lerp halfway loses about 30% of the std: the washed-out look
+    # At a key frame the latent is exactly that key's seeded noise.
+    for weights, expected in (((1.0, 0.0), a), ((0.0, 1.0), b)):
+        record = {"seed": 0, "prompts": [{"text": "x", "weight": weights[0], "seed": 7},
+                                         {"text": "y", "weight": weights[1], "seed": 8}]}
+        assert torch.equal(frame_latent(record, settings, shape), expected)

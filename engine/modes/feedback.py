@@ -61,7 +61,10 @@ class Motion:
         path = self.records[index].get("depth")
         if self.settings["depth_source"] != "SCENE" or not path:
             return None
-        return image_ops.read_depth(path)
+        depth = image_ops.read_depth(path)
+        # Where the scene has no geometry (the world background), the plane stands in for it.
+        empty = ~np.isfinite(depth) | (depth <= 0) | (depth >= warp.FAR_DEPTH)
+        return np.where(empty, self.plane_distance, depth).astype(np.float32)
 
     def step(self, image: np.ndarray, index: int) -> np.ndarray:
         """Move `image`, which shows frame index-1, to frame `index`."""
