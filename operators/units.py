@@ -8,8 +8,6 @@ from bpy.props import EnumProperty
 
 class _CollectionEdit:
     bl_options = {"REGISTER", "UNDO"}
-    collection = ""  # settings collection name
-    active = ""  # settings index name
 
 
 class KD_OT_collection_add(_CollectionEdit, bpy.types.Operator):

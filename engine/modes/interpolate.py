@@ -84,5 +84,6 @@ def render(pipe, settings: dict, records: list[dict], on_step: StepCallback) -> 
                 generator=[torch.Generator("cpu").manual_seed(r["seed"]) for r in batch],
                 callback_on_step_end=step_end,
                 output_type="pil",
+                **settings.get("pipeline_kwargs", {}),
             )
         yield from zip(frames, result.images)
