@@ -5,13 +5,13 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import jobs
+from . import jobs, scene_passes
 
 
 @persistent
 def generate_before_render(scene, *_args) -> None:
-    if not scene.keyframe_diffusion.generate_before_render:
-        return
+    if not scene.keyframe_diffusion.generate_before_render or scene_passes.rendering():
+        return  # (the scene passes a generate renders are renders too: they must not start another generate)
     print("keyframe_diffusion: generating missing frames before render", flush=True)
     job = jobs.GenerateJob(scene)
     # An exception here makes Blender cancel the render, which is right: rendering stale frames silently is not.

@@ -21,6 +21,14 @@ from .engine.frames import frame_filename
 PASS_SOCKETS = {"depth": ("Depth", "FLOAT", "use_pass_z"), "normal": ("Normal", "VECTOR", "use_pass_normal")}
 
 
+_active = False  # True while render_passes renders: Blender's render handlers see those renders too
+
+
+def rendering() -> bool:
+    """Whether the render in progress is one of ours (a pass), not the user's."""
+    return _active
+
+
 class PassError(RuntimeError):
     """The scene could not be rendered for a pass; the message says why."""
 
@@ -55,6 +63,7 @@ class _RenderState:
             self.saved.append((render, "engine", render.engine))
             self.saved.append((render, "filter_size", render.filter_size))
             self.saved.append((scene.cycles, "samples", scene.cycles.samples))
+            self.saved.append((scene.cycles, "use_denoising", scene.cycles.use_denoising))
         self.frame = (scene.frame_current, scene.frame_subframe)
 
     def restore(self) -> None:
@@ -76,6 +85,7 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
     unknown = passes - {"image", *PASS_SOCKETS}
     if unknown:
         raise ValueError(f"unknown passes: {', '.join(sorted(unknown))}")
+    global _active
     fast = "image" not in passes
     state = _RenderState(scene, fast)
     tmp = tempfile.mkdtemp(prefix="kd-passes-")
@@ -93,6 +103,7 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
         if fast:
             render.engine = "CYCLES"
             scene.cycles.samples = 1
+            scene.cycles.use_denoising = False  # nothing to denoise in depth; some builds have no denoiser at all
             render.filter_size = 0.01
         data_passes = [p for p in passes if p in PASS_SOCKETS]
         if data_passes:
@@ -108,6 +119,7 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
             for i, name in enumerate(data_passes):
                 tree.links.new(layers_node.outputs[PASS_SOCKETS[name][0]], output.inputs[i])
         result: dict[int, dict[str, str]] = {}
+        _active = True
         for n, frame in enumerate(frames):
             scene.frame_set(frame)
             try:
@@ -132,6 +144,7 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
                 progress(n + 1, len(frames))
         return result
     finally:
+        _active = False
         if restore_tree is not None:
             restore_tree()
         state.restore()

@@ -206,4 +206,67 @@ PY
 "$RB" shot "$OUT/audio.png" --wait 15 --size 1400x800 --bind "$BASE" --bind "$OUT" -- "$OUT/scene.blend" \
   --python "$OUT/timeline_gui.py"
 
-echo "real Blender end to end: OK (frames in $OUT/frames, screenshots $OUT/generating.png, $OUT/timeline.png, $OUT/audio.png)"
+# Feedback 3D on the real binary: the camera dollies past a cube; Blender renders its depth (Z pass, File Output
+# node) at every frame and the engine reprojects each frame into the next camera with it.
+cat > "$OUT/make_3d.py" <<PY
+import bpy
+scene = bpy.context.scene
+scene.frame_start, scene.frame_end = 1, 8
+s = scene.keyframe_diffusion
+s.mode, s.motion_mode, s.camera_source, s.depth_source = "FEEDBACK", "3D", "SCENE", "SCENE"
+s.output_dir = "//frames_3d/"
+s.strength = 0.45
+s.width = s.height = 64
+bpy.ops.mesh.primitive_plane_add(size=40, location=(0, 0, 0))
+bpy.ops.mesh.primitive_cube_add(size=2, location=(0, 0, 1))
+cam = scene.camera
+cam.rotation_euler = (1.1, 0.0, 0.0)
+for frame, x in ((1, -1.5), (8, 1.5)):
+    cam.location = (x, -8.0, 4.0)
+    cam.keyframe_insert("location", frame=frame)
+scene.render.engine = "CYCLES"
+scene.cycles.samples = 4
+bpy.ops.wm.save_as_mainfile(filepath="$OUT/scene_3d.blend")
+PY
+run -b "$OUT/scene.blend" --python "$OUT/make_3d.py"
+run -b "$OUT/scene_3d.blend" -c keyframe_diffusion generate --save
+test "$(ls "$OUT"/frames_3d/frame_*.png | wc -l)" -eq 8
+test "$(ls "$OUT"/frames_3d/passes/depth/frame_*.exr | wc -l)" -eq 8
+"$ENGINE_PY" - "$OUT" <<'PY'
+import json, sys
+from engine.image_ops import read_depth
+out = sys.argv[1]
+plan = json.load(open(f"{out}/frames_3d/plan.json"))
+depth = read_depth(plan["frames"][0]["depth"])
+assert plan["settings"]["mode"] == "FEEDBACK" and 4 < depth[32, 32] < 12 and depth[0, 0] > 1e9, depth[32, 32]
+print("feedback 3D with Blender's depth on real Blender: OK")
+PY
+cat > "$OUT/gui_3d.py" <<'PY'
+import bpy
+state = {}
+def setup():
+    win = bpy.context.window_manager.windows[0]
+    area = max(win.screen.areas, key=lambda a: a.width * a.height)
+    area.type = "VIEW_3D"
+    with bpy.context.temp_override(window=win, area=area):
+        bpy.ops.screen.area_split(direction="VERTICAL", factor=0.45)
+    seq = max((a for a in win.screen.areas if a.type == "VIEW_3D"), key=lambda a: a.x)
+    seq.type = "SEQUENCE_EDITOR"
+    seq.spaces.active.view_type = "SEQUENCER_PREVIEW"
+    seq.spaces.active.show_region_ui = True
+    view = next(a for a in win.screen.areas if a.type == "VIEW_3D")
+    view.spaces.active.region_3d.view_perspective = "CAMERA"
+    bpy.context.scene.frame_set(6)
+    state.update(win=win, seq=seq)
+    bpy.app.timers.register(later, first_interval=1.5)
+def later():
+    for region in state["seq"].regions:
+        if region.type == "UI":
+            region.active_panel_category = "Diffusion"
+            region.tag_redraw()
+bpy.app.timers.register(setup, first_interval=2.0)
+PY
+"$RB" shot "$OUT/feedback_3d.png" --wait 15 --size 1400x800 --bind "$BASE" --bind "$OUT" -- "$OUT/scene_3d.blend" \
+  --python "$OUT/gui_3d.py"
+
+echo "real Blender end to end: OK (frames in $OUT/frames, screenshots $OUT/generating.png, $OUT/timeline.png, $OUT/audio.png, $OUT/feedback_3d.png)"
