@@ -88,7 +88,9 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
     global _active
     fast = "image" not in passes
     state = _RenderState(scene, fast)
-    tmp = tempfile.mkdtemp(prefix="kd-passes-")
+    os.makedirs(folder, exist_ok=True)
+    # Beside the pass folders, so finished files are renamed into place (a temp dir may be another file system).
+    tmp = tempfile.mkdtemp(prefix=".kd-passes-", dir=folder)
     tree = restore_tree = None
     try:
         render = scene.render
