@@ -345,3 +345,15 @@ def test_feedback_with_composable_prompts(tmp_path, renderer):
         record["prompts"][0]["text"] = "a red circle :1.5 | a blue square :0.5"
     summary, _ = render(plan, renderer=renderer)
     assert summary["rendered"] == 2
+
+
+def test_turbo_settings_guidance_zero_one_step(tmp_path, renderer):
+    # SD-Turbo style: no classifier-free guidance (no doubled batch), one step, composable parts still mixed.
+    plan = feedback_plan(tmp_path, frames=3, steps=2, strength=0.5)
+    for record in plan["frames"]:
+        record["guidance"] = 0.0
+        record["prompts"][0]["text"] = "a red circle | a blue square :0.5"
+    summary, events = render(plan, renderer=renderer)
+    assert summary["rendered"] == 3
+    steps = [(e["frames"], e["steps"]) for e in events if e["event"] == "progress"]
+    assert ([2], 1) in steps  # img2img at strength 0.5 of 2 steps runs one step
