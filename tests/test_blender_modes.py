@@ -173,3 +173,32 @@ def test_bad_options_json_is_a_clear_bake_error(scene):
     settings.pipeline_kwargs = '{"eta": 0.3,}'
     with pytest.raises(RuntimeError, match="Pipeline Options: not valid JSON at line 1, column"):
         bpy.ops.keyframe_diffusion.bake()
+
+
+def test_video_input_errors_name_the_strip_and_frame(scene, tmp_path):
+    settings = _prompts(scene)
+    settings.mode = "VIDEO"
+    with pytest.raises(RuntimeError, match="no input strip chosen"):
+        bpy.ops.keyframe_diffusion.bake()
+    settings.init_strip = "Nope"
+    with pytest.raises(RuntimeError, match="no strip named 'Nope'"):
+        bpy.ops.keyframe_diffusion.bake()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "still.png")
+    editor = scene.sequence_editor_create()
+    editor.strips.new_image("Still", str(tmp_path / "still.png"), 5, 3)  # covers frame 3 only
+    settings.init_strip = "Still"
+    with pytest.raises(RuntimeError, match="frame 1: strip 'Still' covers frames 3-3 only"):
+        bpy.ops.keyframe_diffusion.bake()
+
+
+def test_missing_controlnet_model_is_named_and_frames_stay(scene):
+    settings = _prompts(scene)
+    settings.mode = "VIDEO"
+    settings.init_source = "SCENE"
+    _geometry_scene(scene)
+    bpy.ops.keyframe_diffusion.item_add(kind="CONTROLNET")
+    settings.controlnets[0].model = "nobody/no-such-controlnet"
+    with pytest.raises(RuntimeError, match="no-such-controlnet"):
+        bpy.ops.keyframe_diffusion.generate()
+    settings.controlnets[0].enabled = False  # Blender is still fine: without the unit it generates
+    assert bpy.ops.keyframe_diffusion.generate() == {"FINISHED"}
