@@ -1,0 +1,91 @@
+"""The shapes world: procedural pictures, captions, the held-out split and the pixel-statistics scorer."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.shapes import dataset, scorer
+
+
+def test_scorer_reads_every_drawn_picture():
+    wrong = []
+    for (color, shape, background), size, position in itertools.product(
+            dataset.all_triples(), dataset.SIZES, dataset.POSITIONS):
+        picture = dataset.Picture(color, shape, background, size, position)
+        s = scorer.score(dataset.draw(picture))
+        if (s.color, s.shape, s.background, s.size, s.position) != (color, shape, background, size, position):
+            wrong.append((picture, s))
+    assert not wrong, wrong[:3]
+
+
+@pytest.mark.parametrize("shape", dataset.SHAPES)
+def test_scorer_survives_blur_resolution_and_colour_drift(shape):
+    picture = dataset.Picture("purple", shape, "yellow", "large", "bottom right", dx=1.5, dy=-1.0)
+    rng = np.random.default_rng(0)
+    big = dataset.draw(picture, 128)
+    blurred = cv2.GaussianBlur(dataset.draw(picture), (5, 5), 1.5)
+    drifted = np.clip(dataset.draw(picture).astype(np.float32) + rng.normal(0, 12, (64, 64, 3)) + 15, 0, 255)
+    for image in (big, blurred, drifted.astype(np.uint8), drifted / 255.0):
+        s = scorer.score(image)
+        assert (s.color, s.shape, s.background, s.position) == ("purple", shape, "yellow", "bottom right")
+    # The centroid follows the drawing (46 plus the offset); a triangle's sits a quarter circumradius below its box
+    # centre (apex up).
+    cx, cy = scorer.score(big).center
+    below = 0.25 * 1.15 * dataset.SIZES["large"] if shape == "triangle" else 0.0
+    assert abs(cx - 47.5) < 0.75 and abs(cy - (45.0 + below)) < 0.75
+
+
+def test_scorer_tells_shapes_apart_by_outline_not_by_area():
+    # Same colour and about the same area: only the outline differs.
+    circle = scorer.score(dataset.draw(dataset.Picture("red", "circle", "white", "large")))
+    square = scorer.score(dataset.draw(dataset.Picture("red", "square", "white", "large")))
+    assert abs(circle.area - square.area) / circle.area < 0.2
+    assert (circle.shape, square.shape) == ("circle", "square")
+    assert circle.fit > 0.9 and square.fit > 0.9
+
+
+def test_scorer_without_a_shape():
+    plain = np.zeros((64, 64, 3), np.uint8)
+    plain[:] = dataset.COLORS["green"]
+    plain[3, 3] = dataset.COLORS["red"]  # a speck is not a shape
+    s = scorer.score(plain)
+    assert s.background == "green" and s.color is None and s.shape is None and s.fit == 0.0
+
+
+def test_scorer_rejects_non_images():
+    with pytest.raises(ValueError, match="RGB image"):
+        scorer.score(np.zeros((64, 64)))
+
+
+def test_captions_and_parts():
+    picture = dataset.Picture("red", "circle", "blue", "small", "top left")
+    assert dataset.caption(picture) == "a small red circle on a blue background, top left"
+    assert dataset.caption(picture, size=False, background=False, position=False) == "a red circle"
+    rng = np.random.default_rng(3)
+    variants = {dataset.random_caption(picture, rng) for _ in range(200)}
+    assert "a red circle" in variants and dataset.caption(picture) in variants
+    assert all(v.startswith("a ") and "red" in v and "circle" in v for v in variants)
+
+
+def test_held_out_split_is_fixed_disjoint_and_composable():
+    train, held = dataset.split_triples()
+    assert dataset.split_triples() == (train, held)
+    assert not set(train) & set(held) and sorted(train + held) == sorted(dataset.all_triples())
+    assert 0.05 < len(held) / len(dataset.all_triples()) < 0.2
+    # Every word of a held-out combination is seen in training, in that role.
+    for color, shape, background in held:
+        assert any(t[0] == color and t[1] == shape for t in train) or (
+            any(t[0] == color for t in train) and any(t[1] == shape for t in train))
+        assert any(t[2] == background for t in train)
+    rng = np.random.default_rng(0)
+    drawn = {(p.color, p.shape, p.background) for p in (dataset.random_picture(rng, train) for _ in range(500))}
+    assert drawn <= set(train)
+
+
+def test_draw_rejects_unknown_shape():
+    with pytest.raises(ValueError, match="unknown shape 'hexagon'"):
+        dataset.draw(dataset.Picture("red", "hexagon", "blue"))
