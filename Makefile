@@ -4,7 +4,7 @@ VENV := .venv
 VENV42 := .venv-bpy42
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench build clean e2e-real-blender
+.PHONY: setup demo test bench build clean e2e-real-blender train-shapes
 
 setup: $(VENV)/.ready $(VENV42)/.ready
 
@@ -25,6 +25,10 @@ demo: $(VENV)/.ready
 
 test: setup
 	$(PY) -m pytest -q
+
+# Retrain the embedded model (engine/shapes/model, committed); about half an hour on 2 cores, see README.
+train-shapes: $(VENV)/.ready
+	$(PY) scripts/train_shapes_model.py --output engine/shapes/model
 
 # Benchmarks (not part of `make test`); record results in bench/RESULTS.md.
 bench: $(VENV)/.ready

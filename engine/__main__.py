@@ -1,4 +1,4 @@
-"""Command line: python -m engine {render,worker,make-tiny-model,export,schedule,inspire,audio}, run from the
+"""Command line: python -m engine {render,worker,make-tiny-model,export,schedule,inspire,audio,score}, run from the
 extension folder."""
 
 from __future__ import annotations
@@ -48,6 +48,26 @@ def cmd_worker(args) -> int:
     from .worker import serve
 
     return serve(_load_options(args))
+
+
+def cmd_score(args) -> int:
+    """What the shapes scorer reads in each image: one JSON line per file (the embedded model's world)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .shapes import scorer
+
+    status = 0
+    for path in args.images:
+        try:
+            with Image.open(path) as image:
+                s = scorer.score(image.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as e:
+            print(f"error: cannot read image '{path}': {e}", file=sys.stderr)
+            status = 1
+            continue
+        print(json.dumps({"path": path, "color": s.color, "shape": s.shape, "background": s.background,
+                          "position": s.position, "size": s.size, "fit": round(s.fit, 3)}))
+    return status
 
 
 def cmd_make_tiny_model(args) -> int:
@@ -126,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     model_flags(p)
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("make-tiny-model", help="write the embedded tiny pipeline folder")
+    p = sub.add_parser("score", help="read colour, shape and position from images (the embedded model's world)")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("make-tiny-model", help="write the random-weight tiny pipeline folder (embedded:tiny)")
     p.add_argument("dir")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_tiny_model)

@@ -1,8 +1,9 @@
 """Finding and loading models through diffusers' own loaders, and adjusting a loaded pipeline.
 
-A model is a local diffusers folder, a Hugging Face id already in the local cache, a single-file checkpoint, or the
-embedded tiny model. Stable Diffusion 1.x/2.x and SDXL are supported (Turbo, LCM and other distilled models saved
-as those pipeline classes included). Nothing is downloaded unless the caller allows it, and nothing runs code from
+A model is a local diffusers folder, a Hugging Face id already in the local cache, a single-file checkpoint, or one of
+the embedded models ('embedded:shapes', trained and shipped; 'embedded:tiny', random weights, built on first use).
+Stable Diffusion 1.x/2.x and SDXL are supported (Turbo, LCM and other distilled models saved as those pipeline classes
+included). Nothing is downloaded unless the caller allows it, and nothing runs code from
 the model (no pickle, no remote code) unless the caller opts in.
 
 On top of a loaded base pipeline this module gives:
@@ -25,7 +26,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .plan import EMBEDDED_MODEL
+from .plan import EMBEDDED_MODEL, TINY_RANDOM_MODEL
 
 
 class ModelError(RuntimeError):
@@ -56,14 +57,24 @@ _CONFIG_PATTERNS = ["*.json", "**/*.json", "*.txt", "**/*.txt", "**/*.model"]
 
 
 def cache_dir() -> str:
-    """Where the engine keeps what it builds itself (the embedded model). Blender points it at the extension's
+    """Where the engine keeps what it builds itself (the random tiny model). Blender points it at the extension's
     user folder; standalone runs use ~/.cache/keyframe_diffusion."""
     return os.environ.get("KEYFRAME_DIFFUSION_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "keyframe_diffusion"
     )
 
 
-def embedded_model_dir() -> str:
+def shapes_model_dir() -> str:
+    """The trained shapes model shipped inside the engine package (built by scripts/train_shapes_model.py)."""
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shapes", "model")
+    if not os.path.isfile(os.path.join(folder, "model_index.json")):
+        raise ModelError(f"the embedded model '{EMBEDDED_MODEL}' is missing from {folder}; rebuild it with "
+                         "`python scripts/train_shapes_model.py` or reinstall the extension")
+    return folder
+
+
+def tiny_model_dir() -> str:
+    """The random-weight tiny model, built into the cache on first use."""
     from .tiny_model import make_tiny_model
 
     folder = os.path.join(cache_dir(), "models", "tiny-sd")
@@ -115,7 +126,9 @@ def resolve(model: str, allow_download: bool, *, single_file_config: str | None 
 def _locate(model: str, options: LoadOptions) -> _Source:
     model = model.strip()
     if model == EMBEDDED_MODEL:
-        return _Source(embedded_model_dir())
+        return _Source(shapes_model_dir())
+    if model == TINY_RANDOM_MODEL:
+        return _Source(tiny_model_dir())
     expanded = os.path.expanduser(model)
     if os.path.isdir(expanded):
         if not os.path.isfile(os.path.join(expanded, "model_index.json")):
@@ -389,6 +402,9 @@ def derive(pipe, task: str, controlnets: list | None = None):
             from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
             extra["controlnet"] = units[0] if len(units) == 1 else MultiControlNetModel(units)
+        # Passed explicitly: from_pipe drops components whose class isn't the one the target pipeline annotates, and
+        # a tiny autoencoder (AutoencoderTiny, as in the embedded model) is a valid VAE for all of them.
+        extra["vae"] = base.vae
         derived = getattr(diffusers, cls_name).from_pipe(base, **extra)
         derived.set_progress_bar_config(disable=True)
         derived._kd_base = base

@@ -24,7 +24,10 @@ BORDERS = ("REPLICATE", "WRAP", "REFLECT")
 COLOR_MODES = ("NONE", "LAB", "HSV", "RGB")
 CONTROL_PREPROCESSORS = ("NONE", "CANNY", "DEPTH", "NORMAL")
 LATENT_SOURCES = ("PROMPT_SEEDS", "FIXED")
-EMBEDDED_MODEL = "embedded:tiny"
+# The default: a tiny model trained on flat shapes, shipped in engine/shapes/model (draws "a red circle on a blue
+# background" at 64x64). The random-weight tiny model is for plumbing tests and speed checks: its frames are noise.
+EMBEDDED_MODEL = "embedded:shapes"
+TINY_RANDOM_MODEL = "embedded:tiny"
 
 
 class PlanError(ValueError):

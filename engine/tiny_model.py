@@ -1,8 +1,8 @@
 """A tiny Stable Diffusion pipeline with random weights, built from small configs.
 
 It exercises the real diffusers path (save_pretrained / from_pretrained, the real scheduler, text encoder, UNet and
-VAE classes) at a size that renders a 64x64 frame in a fraction of a second on a CPU. It is the embedded default
-model: the demo and the first run work offline with no download.
+VAE classes) at a size that renders a 64x64 frame in a fraction of a second on a CPU. It is 'embedded:tiny', the model
+of plumbing tests; its frames are noise. The default model is the trained 'embedded:shapes' (engine/shapes).
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """The main job on the embedded default: build a demo scene, bake, render every frame through the engine worker,
 and leave a .blend whose Sequencer shows the frames, the frame files, a GIF and an MP4.
 
-    python scripts/demo.py [--output out/demo] [--frames 48] [--size 128]
+    python scripts/demo.py [--output out/demo] [--frames 48]
+
+The embedded default is the tiny model trained on flat shapes (engine/shapes), so the frames show the prompts' shapes
+crossfading; the demo reads each prompt key's frame back with the shapes scorer and prints what it shows.
 
 Runs on the bpy wheel (the dev venv). The extension is installed from its built zip into a private Blender user
 folder, exactly as a user's install does, so the demo exercises the real extension.
@@ -18,6 +21,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from engine.shapes import GUIDANCE, STEPS, dataset  # noqa: E402
 PROMPTS = (
     "a red circle on a blue background",
     "a yellow square on a black background",
@@ -29,6 +35,10 @@ def build_zip(folder: str) -> str:
     done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "build_extension.py"), "--output-dir",
                            folder], capture_output=True, text=True, check=True)
     return done.stdout.strip().splitlines()[-1]
+
+
+def prompt_keys(frames: int) -> list[int]:
+    return [1 + round(i * (frames - 1) / (len(PROMPTS) - 1)) for i in range(len(PROMPTS))]
 
 
 def make_scene(bpy, frames: int, size: int) -> None:
@@ -49,12 +59,11 @@ def make_scene(bpy, frames: int, size: int) -> None:
         cam.keyframe_insert("rotation_euler", frame=frame)
     settings = scene.keyframe_diffusion
     settings.width = settings.height = size
-    settings.steps = 4
+    settings.steps = STEPS
     settings.batch_size = 4
-    keys = [1 + round(i * (frames - 1) / (len(PROMPTS) - 1)) for i in range(len(PROMPTS))]
-    for frame, text in zip(keys, PROMPTS):
+    for frame, text in zip(prompt_keys(frames), PROMPTS):
         bpy.ops.keyframe_diffusion.prompt_add(text=text, frame=frame, transition="BEZIER")
-    for frame, guidance in ((1, 7.5), (frames, 4.0)):
+    for frame, guidance in ((1, GUIDANCE + 1.0), (frames, GUIDANCE - 1.0)):
         settings.guidance = guidance
         settings.keyframe_insert("guidance", frame=frame)
 
@@ -72,11 +81,23 @@ def contact_sheet(paths: list[str], out: str, columns: int = 8) -> str:
     return out
 
 
+def read_keys(paths: list[str], frames: int) -> str:
+    """What the shapes scorer sees at each prompt key (the frames in between crossfade)."""
+    from PIL import Image
+
+    from engine.shapes import scorer
+
+    lines = []
+    for frame, text in zip(prompt_keys(frames), PROMPTS):
+        s = scorer.score(Image.open(paths[frame - 1]).convert("RGB"))
+        lines.append(f"frame {frame}: '{text}' -> reads as a {s.color} {s.shape} on {s.background}")
+    return "\n               ".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=os.path.join(ROOT, "out", "demo"))
     parser.add_argument("--frames", type=int, default=48)
-    parser.add_argument("--size", type=int, default=128)
     args = parser.parse_args()
     out = os.path.abspath(args.output)
     shutil.rmtree(out, ignore_errors=True)
@@ -93,10 +114,10 @@ def main() -> int:
     bpy.ops.wm.read_homefile(use_empty=True)
     blend = os.path.join(out, "demo.blend")
     bpy.ops.wm.save_as_mainfile(filepath=blend)  # so '//frames/' means out/demo/frames
-    make_scene(bpy, args.frames, args.size)
+    make_scene(bpy, args.frames, dataset.SIZE)  # the model's native size
     scene = bpy.context.scene
     scene.keyframe_diffusion.output_dir = "//frames/"
-    print(f"demo: {args.frames} frames at {args.size}x{args.size}, prompts: {', '.join(PROMPTS)}", flush=True)
+    print(f"demo: {args.frames} frames at {dataset.SIZE}x{dataset.SIZE}, prompts: {', '.join(PROMPTS)}", flush=True)
     from bl_ext.user_default.keyframe_diffusion import cli
 
     if cli.main(["generate", "--save"]) != 0:
@@ -110,13 +131,15 @@ def main() -> int:
             return 1
     sheet = contact_sheet(paths, os.path.join(out, "contact_sheet.png"))
     bpy.ops.wm.save_mainfile()
+    readings = read_keys(paths, args.frames)
     print(f"""
 demo: finished in {time.time() - started:.0f}s
   blend file   {blend}   (Sequencer strip '{strip.name}', frames {strip.frame_final_start}-{strip.frame_final_end - 1})
   frames       {frames_dir} ({len(paths)} PNG files, manifest.json, plan.json)
   animation    {gif}
                {mp4}
-  overview     {sheet}""")
+  overview     {sheet}
+  prompt keys  {readings}""")
     return 0
 
 

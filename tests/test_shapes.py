@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import cv2
 import numpy as np
@@ -89,3 +90,52 @@ def test_held_out_split_is_fixed_disjoint_and_composable():
 def test_draw_rejects_unknown_shape():
     with pytest.raises(ValueError, match="unknown shape 'hexagon'"):
         dataset.draw(dataset.Picture("red", "hexagon", "blue"))
+
+
+def _train(folder, seed: int) -> dict:
+    import subprocess
+    import sys
+
+    from safetensors.numpy import load_file
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, os.path.join(root, "scripts", "train_shapes_model.py"), "--output",
+                           str(folder), "--seed", str(seed), "--vae-steps", "2", "--unet-steps", "2", "--pictures",
+                           "32", "--eval-prompts", "2"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return {name: load_file(os.path.join(folder, name, "diffusion_pytorch_model.safetensors"))
+            for name in ("unet", "vae")}
+
+
+def test_training_script_is_deterministic_for_a_seed(tmp_path):
+    # A few steps of each stage: enough to show that data, initialisation and updates all follow the seed.
+    a, b, c = _train(tmp_path / "a", 0), _train(tmp_path / "b", 0), _train(tmp_path / "c", 1)
+    for name in a:
+        assert a[name].keys() == b[name].keys()
+        assert all(np.array_equal(a[name][k], b[name][k]) for k in a[name]), name
+        assert not all(np.array_equal(a[name][k], c[name][k]) for k in a[name]), name
+    # The folder is a pipeline diffusers loads, with the tokenizer that keeps caption words whole.
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(tmp_path / "a"))
+    ids = pipe.tokenizer("a small red circle on a blue background, top left").input_ids
+    assert len(ids) == 2 + 11
+
+
+def test_score_command_prints_one_reading_per_image_and_names_unreadable_files(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from engine.__main__ import main
+
+    path = str(tmp_path / "shape.png")
+    Image.fromarray(dataset.draw(dataset.Picture("orange", "triangle", "black", "small", "top right"))).save(path)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    assert main(["score", path, str(broken)]) == 1
+    out, err = capsys.readouterr()
+    reading = json.loads(out.strip())
+    assert (reading["color"], reading["shape"], reading["background"], reading["position"], reading["size"]) == (
+        "orange", "triangle", "black", "top right", "small")
+    assert f"cannot read image '{broken}'" in err

@@ -122,11 +122,13 @@ def _coherence_callback(job: Job, records: list[dict], reference: torch.Tensor |
 
 
 def encode_latents(pipe, images: list[np.ndarray]) -> torch.Tensor:
-    """Images -> VAE latents (the distribution's mean: deterministic, so a resumed run matches)."""
+    """Images -> VAE latents (the distribution's mean: deterministic, so a resumed run matches). A tiny autoencoder
+    (AutoencoderTiny, TAESD) has no distribution: its latents are already deterministic."""
     tensor = pipe.image_processor.preprocess([image_ops.to_pil(i) for i in images])
     tensor = tensor.to(pipe.device, pipe.vae.dtype)
     with torch.no_grad():
-        latents = pipe.vae.encode(tensor).latent_dist.mean
+        encoded = pipe.vae.encode(tensor)
+        latents = encoded.latent_dist.mean if hasattr(encoded, "latent_dist") else encoded.latents
     return latents * pipe.vae.config.scaling_factor
 
 
