@@ -3,5 +3,5 @@ reads colour, shape and position back from an image by pixel statistics (`scorer
 (`model/`, built by scripts/train_shapes_model.py). No bpy, no model needed to draw or to score."""
 
 # The settings the model is graded at and the demo uses: its native size (dataset.SIZE) and a few DPM-Solver++ steps.
-STEPS = 8
-GUIDANCE = 5.0
+STEPS = 15
+GUIDANCE = 3.0
