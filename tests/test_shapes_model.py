@@ -139,7 +139,10 @@ def test_blender_generates_the_prompts_with_the_default_model(scene):
     import bpy
 
     settings = scene.keyframe_diffusion
-    assert settings.model == plan_mod.EMBEDDED_MODEL and (settings.width, settings.height) == (SIZE, SIZE)
+    defaults = type(settings).bl_rna.properties
+    assert defaults["model"].default == plan_mod.EMBEDDED_MODEL
+    assert defaults["width"].default == defaults["height"].default == SIZE
+    settings.model = plan_mod.EMBEDDED_MODEL
     settings.steps, settings.guidance = STEPS, GUIDANCE
     bpy.ops.keyframe_diffusion.prompt_add(text="a red circle on a white background", frame=1)
     bpy.ops.keyframe_diffusion.prompt_add(text="a blue square on a black background", frame=6)
