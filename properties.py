@@ -196,7 +196,8 @@ class KD_Settings(bpy.types.PropertyGroup):
     active_lora: IntProperty(default=0)
     model: StringProperty(
         name="Model",
-        description=f"Diffusers model folder or Hugging Face id ('{EMBEDDED_MODEL}': the built-in model trained on flat shapes, 64x64)",
+        description=f"Diffusers model folder or Hugging Face id ('{EMBEDDED_MODEL}': the built-in model trained on "
+        "flat shapes, 64x64)",
         default=EMBEDDED_MODEL,
     )
     output_dir: StringProperty(

@@ -3,8 +3,8 @@
 A model is a local diffusers folder, a Hugging Face id already in the local cache, a single-file checkpoint, or one of
 the embedded models ('embedded:shapes', trained and shipped; 'embedded:tiny', random weights, built on first use).
 Stable Diffusion 1.x/2.x and SDXL are supported (Turbo, LCM and other distilled models saved as those pipeline classes
-included). Nothing is downloaded unless the caller allows it, and nothing runs code from
-the model (no pickle, no remote code) unless the caller opts in.
+included). Nothing is downloaded unless the caller allows it, and nothing runs code from the model (no pickle, no
+remote code) unless the caller opts in.
 
 On top of a loaded base pipeline this module gives:
   derive(pipe, task, controlnets)      img2img / ControlNet pipelines sharing the base's components (cached)

@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from engine.shapes import GUIDANCE, STEPS, dataset  # noqa: E402
+
 PROMPTS = (
     "a red circle on a blue background",
     "a yellow square on a black background",

@@ -269,7 +269,7 @@ def main() -> int:
     parser.add_argument("--eval-prompts", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--evaluate-only", action="store_true",
-                        help="only re-run the held-out evaluation of the model in --output and update its training.json")
+                        help="only re-grade the model in --output on held-out captions and update its training.json")
     args = parser.parse_args()
 
     from diffusers import StableDiffusionPipeline
