@@ -64,9 +64,12 @@ def cache_dir() -> str:
     )
 
 
+# The trained shapes model shipped inside the engine package (built by scripts/train_shapes_model.py).
+SHAPES_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shapes", "model")
+
+
 def shapes_model_dir() -> str:
-    """The trained shapes model shipped inside the engine package (built by scripts/train_shapes_model.py)."""
-    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shapes", "model")
+    folder = SHAPES_MODEL_DIR
     if not os.path.isfile(os.path.join(folder, "model_index.json")):
         raise ModelError(f"the embedded model '{EMBEDDED_MODEL}' is missing from {folder}; rebuild it with "
                          "`python scripts/train_shapes_model.py` or reinstall the extension")

@@ -157,17 +157,14 @@ def build_tiny_pipeline(seed: int = 0):
     )
 
 
-def make_tiny_model(folder: str, seed: int = 0, kind: str = "sd") -> str:
-    """Write the tiny pipeline ('sd' or 'sdxl') to `folder` (atomically: a half-written folder never appears)."""
-    builders = {"sd": build_tiny_pipeline, "sdxl": build_tiny_sdxl_pipeline}
-    if kind not in builders:
-        raise ValueError(f"unknown tiny model kind '{kind}' (known: {', '.join(builders)})")
+def _save_atomically(model, folder: str, prefix: str) -> str:
+    """save_pretrained into a temp folder beside `folder`, then swap it in: a half-written folder never appears."""
     folder = os.path.abspath(folder)
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tiny-", dir=parent)
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
     try:
-        builders[kind](seed).save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True)
         if os.path.isdir(folder):
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -175,6 +172,14 @@ def make_tiny_model(folder: str, seed: int = 0, kind: str = "sd") -> str:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def make_tiny_model(folder: str, seed: int = 0, kind: str = "sd") -> str:
+    """Write the tiny pipeline ('sd' or 'sdxl') to `folder` (atomically)."""
+    builders = {"sd": build_tiny_pipeline, "sdxl": build_tiny_sdxl_pipeline}
+    if kind not in builders:
+        raise ValueError(f"unknown tiny model kind '{kind}' (known: {', '.join(builders)})")
+    return _save_atomically(builders[kind](seed), folder, ".tiny-")
 
 
 def build_tiny_controlnet(seed: int = 0, kind: str = "sd"):
@@ -201,18 +206,5 @@ def build_tiny_controlnet(seed: int = 0, kind: str = "sd"):
 
 
 def make_tiny_controlnet(folder: str, seed: int = 0, kind: str = "sd") -> str:
-    """Write the tiny ControlNet ('sd' or 'sdxl') to `folder` as safetensors (atomically, as make_tiny_model)."""
-    controlnet = build_tiny_controlnet(seed, kind)
-    folder = os.path.abspath(folder)
-    parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tiny-controlnet-", dir=parent)
-    try:
-        controlnet.save_pretrained(tmp, safe_serialization=True)
-        if os.path.isdir(folder):
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    """Write the tiny ControlNet ('sd' or 'sdxl') to `folder` as safetensors (atomically)."""
+    return _save_atomically(build_tiny_controlnet(seed, kind), folder, ".tiny-controlnet-")

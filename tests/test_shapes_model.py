@@ -151,3 +151,14 @@ def test_blender_generates_the_prompts_with_the_default_model(scene):
     first, last = scorer.score(store.read(1)), scorer.score(store.read(6))
     assert (first.color, first.shape, first.background) == ("red", "circle", "white"), first
     assert (last.color, last.shape, last.background) == ("blue", "square", "black"), last
+
+
+def test_missing_shipped_model_names_it_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "SHAPES_MODEL_DIR", str(tmp_path / "gone"))
+    with pytest.raises(models.ModelError, match=r"embedded model 'embedded:shapes' is missing .*train_shapes_model"):
+        models.resolve(plan_mod.EMBEDDED_MODEL, allow_download=False)
+    # The render reports it before touching a frame.
+    plan = make_plan(str(tmp_path / "out"), model=plan_mod.EMBEDDED_MODEL)
+    with pytest.raises(models.ModelError, match="embedded:shapes"):
+        Renderer().render(plan_mod.validate(plan), None, lambda event: None, threading.Event())
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("frame_*.png"))
