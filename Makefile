@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 
 setup: $(VENV)/.ready $(VENV42)/.ready
 
-$(VENV)/.ready: requirements/engine.txt requirements/dev.txt
+$(VENV)/.ready: requirements/engine.txt requirements/dev.txt requirements/ray.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/dev.txt

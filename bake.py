@@ -19,6 +19,7 @@ from .engine import seeds
 from .properties import FRAME_PARAMS
 
 WEIGHT_EPSILON = 1e-6
+CUT_MARKERS = ("cut", "restart")  # timeline markers whose names start so restart a feedback chain
 
 
 class BakeError(ValueError):
@@ -208,6 +209,20 @@ def _frame_values(settings) -> dict:
     return record
 
 
+def _chain_restarts(scene: bpy.types.Scene, settings, records: list[dict], keyed: list[bool]) -> set[int]:
+    """Frames where a feedback chain starts again, made like the first frame: where *Restart Chain* (`keyed`, its
+    value at every frame) turns on, where the scene camera changes (markers bound to cameras), and at markers named
+    "cut..." or "restart...". A cut shows something else, which warping the previous frame would only smear, and
+    chains that share nothing render independently (on different machines with Ray). Never the range's first frame,
+    which starts a chain anyway; only in feedback mode, the one mode that chains."""
+    if settings.mode != "FEEDBACK":
+        return set()
+    marked = {m.frame for m in scene.timeline_markers if m.name.strip().lower().startswith(CUT_MARKERS)}
+    cameras = [(r["camera"] or {}).get("name") for r in records]
+    return {records[i]["frame"] for i in range(1, len(records))
+            if (keyed[i] and not keyed[i - 1]) or cameras[i] != cameras[i - 1] or records[i]["frame"] in marked}
+
+
 def _depsgraph(scene: bpy.types.Scene):
     # The CLI's --scene may name a scene that is not the context's; use that scene's own evaluation then.
     if scene == bpy.context.scene:
@@ -255,7 +270,7 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
         except input_frames.InputError as e:
             raise BakeError(f"video input: {e}") from None
     current, subframe = scene.frame_current, scene.frame_subframe
-    records, evaluated_seeds = [], []
+    records, evaluated_seeds, keyed_restarts = [], [], []
     try:
         for frame in range(scene.frame_start, scene.frame_end + 1):
             scene.frame_set(frame)
@@ -275,6 +290,7 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
                 except input_frames.InputError as e:
                     raise BakeError(f"video input: {e}") from None
             evaluated_seeds.append(s.seed)
+            keyed_restarts.append(s.restart_chain)
             records.append(record)
     finally:
         scene.frame_set(current, subframe=subframe)
@@ -283,6 +299,10 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
             record["seed"] = seed
     except ValueError as e:
         raise BakeError(f"seed behaviour: {e}") from e
+    restarts = _chain_restarts(scene, s, records, keyed_restarts)
+    for record in records:
+        if record["frame"] in restarts:
+            record["restart"] = True
     if passes:
         _attach_passes(scene, s, records, folder, progress)
     plan = {

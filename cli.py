@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--save", action="store_true", help="save the .blend afterwards (keeps --model/--output)")
         if name == "generate":
             p.add_argument("--frames", help="A-B: render only these frames")
+            p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                           help="spread the frames over a Ray cluster at ADDRESS (auto, HOST:PORT, "
+                                "ray://HOST:10001); without ADDRESS the scene's cluster, or a local Ray")
+            p.add_argument("--no-ray", action="store_true", help="render on this machine even if the scene "
+                           "distributes with Ray")
     for name, text in (("import-deforum", "key the scene from a Deforum settings file (.txt/.json)"),
                        ("export-deforum", "write the scene as a Deforum settings file")):
         p = sub.add_parser(name, help=text)
@@ -38,7 +43,10 @@ def _print_event(event: dict) -> None:
     if kind == "start":
         print(f"keyframe_diffusion: {len(event['todo'])} of {len(event['frames'])} frames to render", flush=True)
     elif kind == "loading":
-        print(f"keyframe_diffusion: loading {event['model']}", flush=True)
+        where = f" on {event['worker']}" if "worker" in event else ""
+        print(f"keyframe_diffusion: loading {event['model']}{where}", flush=True)
+    elif kind == "workers":
+        print(f"keyframe_diffusion: Ray cluster {event['address']}: {event['count']} workers", flush=True)
     elif kind == "frame" and not event["skipped"]:
         print(f"keyframe_diffusion: [{event['done']}/{event['total']}] frame {event['frame']} -> {event['path']}",
               flush=True)
@@ -75,7 +83,8 @@ def main(argv: list[str]) -> int:
             print(f"keyframe_diffusion: baked {len(plan['frames'])} frames to {path}")
         else:
             frames = parse_frame_range(args.frames) if args.frames else None
-            job = jobs.GenerateJob(scene, frames, args.model, args.output)
+            use_ray = False if args.no_ray else (True if args.ray is not None else None)
+            job = jobs.GenerateJob(scene, frames, args.model, args.output, use_ray, args.ray or None)
             job.run_blocking(on_event=_print_event)
             print(f"keyframe_diffusion: {job.message}; frames in {job.folder}")
             if job.cancelled:

@@ -64,6 +64,14 @@ def release_worker() -> None:
         _worker = None
 
 
+def ray_choice(settings, use_ray: bool | None = None, address: str | None = None) -> dict | None:
+    """The worker's "ray" option: the scene's Distribute with Ray settings, or the operator's / CLI's override."""
+    if not (settings.use_ray if use_ray is None else use_ray):
+        return None
+    address = settings.ray_address if address is None else address
+    return {"address": address.strip(), "workers": settings.ray_workers or None, "shared": False}
+
+
 class GenerateJob:
     def __init__(
         self,
@@ -71,8 +79,11 @@ class GenerateJob:
         frames: tuple[int, int] | None = None,
         model: str | None = None,
         output: str | None = None,
+        use_ray: bool | None = None,
+        ray_address: str | None = None,
     ):
         self.scene = scene
+        self.ray = ray_choice(scene.keyframe_diffusion, use_ray, ray_address)
         self.frames = frames
         self.model = model
         self.output = output
@@ -97,7 +108,7 @@ class GenerateJob:
         strips.update_strip(self.scene, self.folder, [r["frame"] for r in plan["frames"]])
         try:
             self.worker = get_worker(context)
-            self.worker.render(self.plan_path, self.frames)
+            self.worker.render(self.plan_path, self.frames, self.ray)
         except WorkerError as e:
             raise GenerateError(str(e)) from e
         self.message = "Starting engine"
@@ -108,7 +119,9 @@ class GenerateJob:
             self.total = len(event["frames"])
             self.message = f"{len(event['todo'])} of {self.total} frames to render"
         elif kind == "loading":
-            self.message = f"Loading {event['model']}"
+            self.message = f"Loading {event['model']}" + (f" on {event['worker']}" if "worker" in event else "")
+        elif kind == "workers":
+            self.message = f"Ray: {event['count']} workers on {event['address']}"
         elif kind == "progress":
             share = len(event["frames"]) * event["step"] / event["steps"]
             self.progress = (event["done"] + share) / max(1, event["total"])

@@ -280,6 +280,12 @@ class KD_Settings(bpy.types.PropertyGroup):
                          description="How 2D motion fills pixels that come from outside the frame")
     cadence: IntProperty(name="Cadence", description="Diffuse every Nth frame, warp-blend the ones between",
                          default=1, min=1, max=50)
+    restart_chain: BoolProperty(
+        name="Restart Chain",
+        description="Feedback: key it on at a frame to start the chain again there, made like the first frame (init "
+                    "image or text-to-image); one restart for as long as it stays on (animatable)",
+        default=False,
+    )
     noise: FloatProperty(
         name="Noise", default=0.02, min=0.0, soft_max=1.0,
         description="Noise added to the previous frame before img2img (animatable)",
@@ -354,6 +360,19 @@ class KD_Settings(bpy.types.PropertyGroup):
                ("cpu", "CPU", "")],
         default="auto",
     )
+    use_ray: BoolProperty(
+        name="Distribute with Ray",
+        description="Spread the frames over a Ray cluster: independent frames in batches, feedback chains whole "
+                    "(the engine Python needs Ray: pip install -r requirements/ray.txt)",
+        default=False,
+    )
+    ray_address: StringProperty(
+        name="Cluster",
+        description="Ray cluster address: auto, HOST:PORT or ray://HOST:10001. Empty: start Ray on this machine",
+        default="",
+    )
+    ray_workers: IntProperty(name="Workers", description="How many Ray workers; 0: one per GPU of the cluster "
+                             "(one per CPU when it has none)", default=0, min=0, max=4096)
     strip_name: StringProperty(name="Strip", description="Name of the image strip that holds the frames",
                                default="Keyframe Diffusion")
     strip_channel: IntProperty(name="Channel", default=2, min=1, max=128)

@@ -121,8 +121,9 @@ class WorkerClient:
         except (BrokenPipeError, OSError) as e:
             raise WorkerError(f"the engine worker stopped: {self.last_words() or e}") from e
 
-    def render(self, plan_path: str, frames: tuple[int, int] | None = None) -> None:
-        self.send({"cmd": "render", "plan": plan_path, "frames": list(frames) if frames else None})
+    def render(self, plan_path: str, frames: tuple[int, int] | None = None, ray: dict | None = None) -> None:
+        """Start rendering a plan; `ray` ({"address", "workers", "shared"}) spreads it over a Ray cluster."""
+        self.send({"cmd": "render", "plan": plan_path, "frames": list(frames) if frames else None, "ray": ray})
 
     def cancel(self) -> None:
         if self.alive():

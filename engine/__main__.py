@@ -22,7 +22,11 @@ def _load_options(args) -> LoadOptions:
 def _print_event(event: dict) -> None:
     kind = event["event"]
     if kind == "loading":
-        print(f"loading model {event['model']}", file=sys.stderr)
+        where = f" on {event['worker']}" if "worker" in event else ""
+        print(f"loading model {event['model']}{where}", file=sys.stderr)
+    elif kind == "workers":
+        print(f"Ray cluster {event['address']}: {event['count']} workers, {event['per_worker']} each",
+              file=sys.stderr)
     elif kind == "start":
         print(f"{len(event['frames'])} frames, {len(event['todo'])} to render", file=sys.stderr)
     elif kind == "frame" and not event["skipped"]:
@@ -32,16 +36,41 @@ def _print_event(event: dict) -> None:
 
 
 def cmd_render(args) -> int:
-    from .renderer import Renderer
-
     plan = plan_mod.load(args.plan)
     frame_range = plan_mod.parse_frame_range(args.frames) if args.frames else None
+    if args.ray is not None:
+        from .distributed import RayRenderer
+
+        renderer = RayRenderer(_load_options(args), address=args.ray or None, workers=args.ray_workers,
+                               shared=args.ray_shared)
+        renderer.connect()  # on the main thread, where Ray sets up its signal handlers
+    else:
+        from .renderer import Renderer
+
+        renderer = Renderer(_load_options(args))
     cancel = threading.Event()
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["summary"] = renderer.render(plan, frame_range, _print_event, cancel)
+        except BaseException as e:  # handed to the main thread
+            result["error"] = e
+
+    # Rendered on a thread so that Ctrl+C cancels cleanly (all Ray workers too) and the finished frames are kept.
+    thread = threading.Thread(target=run, name="kd-render")
+    thread.start()
     try:
-        summary = Renderer(_load_options(args)).render(plan, frame_range, _print_event, cancel)
+        while thread.is_alive():
+            thread.join(0.2)
     except KeyboardInterrupt:
+        print("cancelling (Ctrl+C again to quit at once)", file=sys.stderr)
+        cancel.set()
+        thread.join()
         return 130
-    return 0 if not summary["cancelled"] else 1
+    if "error" in result:
+        raise result["error"]
+    return 0 if not result["summary"]["cancelled"] else 1
 
 
 def cmd_worker(args) -> int:
@@ -122,6 +151,12 @@ def cmd_audio(args) -> int:
 _DELEGATED = {"inspire": cmd_inspire, "audio": cmd_audio}
 
 
+def _distributed_error() -> type:
+    from .distributed import DistributedError
+
+    return DistributedError
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in _DELEGATED:
@@ -139,6 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("render", help="render a baked plan")
     p.add_argument("plan")
     p.add_argument("--frames", help="A-B: only these frames")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="spread the frames over a Ray cluster: its address (auto, HOST:PORT, ray://HOST:10001), "
+                        "or none to start a local one")
+    p.add_argument("--ray-workers", type=int, metavar="N",
+                   help="how many Ray workers (default: one per GPU, or one per CPU without GPUs)")
+    p.add_argument("--ray-shared", action="store_true",
+                   help="workers write frames into the output folder themselves (it must be shared storage at the "
+                        "same path on every machine); default: frames are streamed back and written here")
     model_flags(p)
     p.set_defaults(func=cmd_render)
 
@@ -180,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (plan_mod.PlanError, ModelError, ValueError) as e:
+    except (plan_mod.PlanError, ModelError, ValueError, _distributed_error()) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

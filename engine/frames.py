@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import threading
@@ -38,7 +39,7 @@ class FrameStore:
 
     def _write_manifest(self) -> None:
         path = os.path.join(self.folder, MANIFEST)
-        tmp = f"{path}.{os.getpid()}.tmp"
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump({"version": 1, "frames": self._entries}, f, indent=1, sort_keys=True)
         os.replace(tmp, path)
@@ -68,21 +69,40 @@ class FrameStore:
         """
         from PIL.PngImagePlugin import PngInfo
 
-        path = self.path(frame)
-        tmp = f"{path}.{os.getpid()}.tmp"
         info = PngInfo()
         if params:
             info.add_text("keyframe_diffusion", json.dumps(params, sort_keys=True))
             info.add_text("parameters", parameters_text(params))
-        image.save(tmp, format="PNG", pnginfo=info)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", pnginfo=info)
+        return self.write_png(frame, buffer.getvalue(), digest, params)
+
+    def write_png(self, frame: int, data: bytes, digest: str, params: dict | None = None) -> str:
+        """Save an encoded PNG (a frame streamed back from another machine) and record its hash."""
+        path = self.path(frame)
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
-        with self._lock:
-            entry = {"hash": digest, "size": os.path.getsize(path)}
-            if params:
-                entry["params"] = params
-            self._entries[str(frame)] = entry
-            self._write_manifest()
+        entry = {"hash": digest, "size": len(data)}
+        if params:
+            entry["params"] = params
+        self._record(frame, entry)
         return path
+
+    def _record(self, frame: int, entry: dict) -> None:
+        # Several processes may write into one folder (Ray workers on shared storage, a CLI render beside Blender's
+        # worker): the manifest is re-read and updated under a file lock, so no one's frames are dropped from it.
+        from filelock import FileLock  # engine-only: Blender's side imports this module for frame_filename
+
+        with self._lock, FileLock(os.path.join(self.folder, MANIFEST + ".lock")):
+            self._entries = {**self._entries, **self._read_manifest(), str(frame): entry}
+            self._write_manifest()
+
+    def refresh(self) -> None:
+        """Take in what other processes recorded since this store read the manifest."""
+        with self._lock:
+            self._entries = {**self._entries, **self._read_manifest()}
 
     def read(self, frame: int):
         """A finished frame as an RGB uint8 array (feedback mode resumes its chain from it)."""

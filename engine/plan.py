@@ -82,6 +82,9 @@ FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "init": ((dict,), False),  # video mode: {"path": image or movie file, "index": movie frame (0-based)}
     "depth": ((str,), False),  # 3D feedback: depth file of this frame seen from its camera (.exr/.npy)
     "control": ((list,), False),  # one per ControlNet unit: {"image": path (optional), "scale", "start", "end"}
+    # Feedback: the chain starts again here (a camera cut, a keyed Restart Chain, a "cut" marker): this frame is made
+    # like the first one, and nothing before it affects it, so chains render independently (and on different machines).
+    "restart": ((bool,), False),
 }
 PROMPT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "text": ((str,), True),
@@ -114,7 +117,8 @@ _CHOICES = {"motion_mode": MOTION_MODES, "camera_source": CAMERA_SOURCES, "depth
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "an object",
+             bool: "true or false"}
     if types == _NUMBER:
         return "a number"
     return " or ".join(names.get(t, "null") for t in types)
@@ -129,7 +133,7 @@ def _check_fields(obj: Any, fields: dict, where: str) -> None:
                 raise PlanError(f"{where}: missing field '{name}'")
             continue
         value = obj[name]
-        if isinstance(value, bool) or not isinstance(value, types):
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             raise PlanError(f"{where}: field '{name}' must be {_type_name(types)}, got {json.dumps(value)[:60]}")
         if isinstance(value, float) and not math.isfinite(value):
             raise PlanError(f"{where}: field '{name}' must be finite, got {value}")
@@ -317,22 +321,35 @@ def frame_hash(settings: dict, record: dict) -> str:
 
 
 def frame_hashes(settings: dict, records: list[dict]) -> dict[int, str]:
-    """Every frame's hash. Feedback frames chain: a frame's pixels depend on every frame before it, so its hash
-    includes the previous one's, and changing frame 5 makes frames 5 onwards out of date (and only those)."""
+    """Every frame's hash. Feedback frames chain: a frame's pixels depend on every frame before it in its chain, so
+    its hash includes the previous one's, and changing frame 5 makes frames 5 onwards out of date up to the next
+    restart (and only those)."""
     if settings["mode"] != "FEEDBACK":
         return {r["frame"]: frame_hash(settings, r) for r in records}
     base = _settings_data(settings)
-    chain, previous = [], ""
-    for record in records:
-        previous = _digest({"settings": base, "frame": _frame_data(settings, record), "previous": previous})
-        chain.append(previous)
-    # A cadence in-between is a blend of the keys on both sides, so it also depends on the next key.
-    keys = cadence_keys(len(records), settings.get("cadence", 1))
     hashes = {}
-    for i, record in enumerate(records):
-        next_key = next(k for k in keys if k >= i)
-        hashes[record["frame"]] = chain[i] if next_key == i else _digest({"own": chain[i], "next": chain[next_key]})
+    for segment in chain_segments(records):
+        chain, previous = [], ""
+        for record in segment:
+            previous = _digest({"settings": base, "frame": _frame_data(settings, record), "previous": previous})
+            chain.append(previous)
+        # A cadence in-between is a blend of the keys on both sides, so it also depends on the next key.
+        keys = cadence_keys(len(segment), settings.get("cadence", 1))
+        for i, record in enumerate(segment):
+            next_key = next(k for k in keys if k >= i)
+            hashes[record["frame"]] = chain[i] if next_key == i else _digest({"own": chain[i],
+                                                                              "next": chain[next_key]})
     return hashes
+
+
+def chain_segments(records: Iterable[dict]) -> list[list[dict]]:
+    """Feedback chains in frame order: a new one starts at the first frame and at every frame marked `restart`."""
+    segments: list[list[dict]] = []
+    for record in sorted(records, key=lambda r: r["frame"]):
+        if not segments or record.get("restart"):
+            segments.append([])
+        segments[-1].append(record)
+    return segments
 
 
 def cadence_keys(count: int, cadence: int) -> list[int]:

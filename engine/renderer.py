@@ -11,6 +11,7 @@ Events are plain dicts so the worker can print them as JSON lines and in-process
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Callable
 
 from . import plan as plan_mod
@@ -67,26 +68,11 @@ class Renderer:
     ) -> dict:
         cancel = cancel or threading.Event()
         settings = plan["settings"]
-        records = plan_mod.select_frames(plan, frame_range)
         store = FrameStore(settings["output_dir"])
-        chain = sorted(plan["frames"], key=lambda r: r["frame"])
-        feedback = settings["mode"] == "FEEDBACK"
-        # Feedback frames chain from the first frame, so their hashes (and a resumed chain) need every frame.
-        hashes = plan_mod.frame_hashes(settings, chain if feedback else records)
-        if feedback and records:
-            # Earlier frames the chain passes through must exist: missing ones are rendered (and kept) too.
-            first = records[0]["frame"]
-            missing = [r for r in chain if r["frame"] < first and not store.is_current(r["frame"], hashes[r["frame"]])]
-            records = missing + records
-        todo = [r for r in records if not store.is_current(r["frame"], hashes[r["frame"]])]
+        work = plan_work(plan, frame_range, store)
+        chain, records, todo, hashes = work.chain, work.records, work.todo, work.hashes
         total = len(records)
-        done = total - len(todo)
-        emit({"event": "start", "frames": plan_mod.frames_of(records), "todo": plan_mod.frames_of(todo)})
-        todo_frames = {r["frame"] for r in todo}
-        for r in records:
-            if r["frame"] not in todo_frames:
-                emit({"event": "frame", "frame": r["frame"], "path": store.path(r["frame"]), "skipped": True,
-                      "done": done, "total": total})
+        done = work.announce(store, emit)
         by_frame = {r["frame"]: r for r in chain}
         rendered = 0
         cancelled = False
@@ -129,7 +115,58 @@ class Renderer:
         job = Job(pipe, settings, on_step, nets)
         if mode == "VIDEO":
             return video.render(job, todo)
-        return feedback.render(job, chain, {r["frame"] for r in todo}, store)
+        todo_frames = {r["frame"] for r in todo}
+        return (frame for segment in plan_mod.chain_segments(chain) if todo_frames & set(plan_mod.frames_of(segment))
+                for frame in feedback.render(job, segment, todo_frames, store))
+
+
+@dataclass
+class Work:
+    """What a render of a plan (or a range of it) has to do, given the frames already on disk."""
+
+    chain: list[dict]  # every frame of the plan, in frame order
+    records: list[dict]  # the frames this render covers, in frame order
+    todo: list[dict]  # those not current on disk
+    hashes: dict[int, str]
+
+    def announce(self, store: FrameStore, emit: Emit) -> int:
+        """The start event and a skipped frame event for each frame already on disk; returns how many those are."""
+        emit({"event": "start", "frames": plan_mod.frames_of(self.records), "todo": plan_mod.frames_of(self.todo)})
+        todo = set(plan_mod.frames_of(self.todo))
+        done = len(self.records) - len(todo)
+        for r in self.records:
+            if r["frame"] not in todo:
+                emit({"event": "frame", "frame": r["frame"], "path": store.path(r["frame"]), "skipped": True,
+                      "done": done, "total": len(self.records)})
+        return done
+
+
+def plan_work(plan: dict, frame_range: tuple[int, int] | None, store: FrameStore) -> Work:
+    settings = plan["settings"]
+    records = plan_mod.select_frames(plan, frame_range)
+    chain = sorted(plan["frames"], key=lambda r: r["frame"])
+    feedback = settings["mode"] == "FEEDBACK"
+    # Feedback frames chain from their chain's first frame, so their hashes (and a resumed chain) need every frame.
+    hashes = plan_mod.frame_hashes(settings, chain if feedback else records)
+    if feedback:
+        records = _with_chain_links(records, chain, store, hashes)
+    todo = [r for r in records if not store.is_current(r["frame"], hashes[r["frame"]])]
+    return Work(chain, records, todo, hashes)
+
+
+def _with_chain_links(records: list[dict], chain: list[dict], store: FrameStore, hashes: dict) -> list[dict]:
+    """Feedback: the chosen frames plus the earlier frames of their chains that are missing on disk. A chain's
+    frames need every frame before them back to its start (a restart cuts the chain); missing ones are rendered and
+    kept too."""
+    chosen = set(plan_mod.frames_of(records))
+    needed = []
+    for segment in plan_mod.chain_segments(chain):
+        inside = chosen.intersection(plan_mod.frames_of(segment))
+        if inside:
+            first = min(inside)
+            needed += [r for r in segment if r["frame"] in inside
+                       or (r["frame"] < first and not store.is_current(r["frame"], hashes[r["frame"]]))]
+    return needed
 
 
 def to_image(image):

@@ -1,7 +1,8 @@
 """The engine worker: a subprocess that renders plans and speaks JSON lines.
 
 Commands on stdin, one JSON object per line:
-  {"cmd": "render", "plan": PATH, "frames": [A, B] | null}
+  {"cmd": "render", "plan": PATH, "frames": [A, B] | null, "ray": null | {"address": str, "workers": int | null,
+   "shared": bool}}     (with "ray": the frames are spread over a Ray cluster, see distributed.py)
   {"cmd": "cancel"}          stops the render in progress within one denoising step
   {"cmd": "quit"}            (end of stdin means the same: a worker never outlives Blender)
 Events on stdout: {"event": "ready"}, the renderer's events (see renderer.py), and
@@ -20,6 +21,7 @@ import traceback
 from typing import IO
 
 from . import plan as plan_mod
+from .distributed import DistributedError as _DistributedError
 from .models import LoadOptions, ModelError
 from .renderer import Renderer
 
@@ -65,6 +67,7 @@ def serve(options: LoadOptions, stdin: IO[str] | None = None, out: IO[str] | Non
 
     threading.Thread(target=read_commands, daemon=True, name="kd-commands").start()
     renderer = Renderer(options)
+    ray_renderers: dict = {}  # one per cluster choice, kept (with its workers' models) between renders
     emit({"event": "ready", "pid": os.getpid()})
     while True:
         cmd = commands.get()
@@ -77,11 +80,22 @@ def serve(options: LoadOptions, stdin: IO[str] | None = None, out: IO[str] | Non
         try:
             plan = plan_mod.load(cmd["plan"])
             frames = cmd.get("frames")
-            renderer.render(plan, tuple(frames) if frames else None, emit, cancel)
+            chosen = renderer
+            if cmd.get("ray") is not None:
+                from .distributed import RayRenderer
+
+                ray = cmd["ray"]
+                key = (ray.get("address") or "", ray.get("workers"), bool(ray.get("shared")))
+                if key not in ray_renderers:
+                    ray_renderers[key] = RayRenderer(options, key[0] or None, key[1], key[2])
+                chosen = ray_renderers[key]
+            chosen.render(plan, tuple(frames) if frames else None, emit, cancel)
         except plan_mod.PlanError as e:
             emit({"event": "error", "kind": "plan", "message": f"{cmd['plan']}: {e}"})
         except ModelError as e:
             emit({"event": "error", "kind": "model", "message": str(e)})
+        except _DistributedError as e:
+            emit({"event": "error", "kind": "cluster", "message": str(e)})
         except ImportError as e:  # the chosen interpreter lacks the engine's libraries
             emit({"event": "error", "kind": "environment", "message": (
                 f"the engine Python ({sys.executable}) can't import {e.name or e}: install the engine requirements "

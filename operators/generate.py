@@ -70,6 +70,10 @@ class KD_OT_generate(bpy.types.Operator):
     frames: StringProperty(name="Frames", description="A-B: render only these frames (empty: all)", default="")
     model: StringProperty(name="Model", description="Model override (default: the scene's)", default="")
     output: StringProperty(name="Output", description="Output folder override", default="")
+    use_ray: BoolProperty(name="Distribute with Ray", description="Spread the frames over a Ray cluster (default: "
+                          "the scene's setting)", default=False)
+    ray_address: StringProperty(name="Ray Cluster", description="Ray cluster address (default: the scene's; empty "
+                                "there starts Ray on this machine)", default="")
 
     _timer = None
 
@@ -79,7 +83,11 @@ class KD_OT_generate(bpy.types.Operator):
             frame_range = (scene.frame_current, scene.frame_current)
         else:
             frame_range = parse_frame_range(self.frames) if self.frames.strip() else None
-        return jobs.GenerateJob(scene, frame_range, self.model or None, self.output or None)
+        # Set on the operator (a script, a keymap), the Ray choice overrides the scene's.
+        props = self.properties
+        use_ray = self.use_ray if props.is_property_set("use_ray") else None
+        address = self.ray_address if props.is_property_set("ray_address") else None
+        return jobs.GenerateJob(scene, frame_range, self.model or None, self.output or None, use_ray, address)
 
     def _busy(self) -> bool:
         if _active_job is not None and not _active_job.finished:

@@ -117,6 +117,11 @@ class KD_PT_settings(_Panel, bpy.types.Panel):
         layout.prop(settings, "scheduler")
         layout.prop(settings, "batch_size")
         layout.prop(settings, "device")
+        layout.prop(settings, "use_ray")
+        if settings.use_ray:
+            col = layout.column(align=True)
+            col.prop(settings, "ray_address")
+            col.prop(settings, "ray_workers")
         col = layout.column(align=True)
         col.prop(settings, "strip_name")
         col.prop(settings, "strip_channel")
@@ -152,6 +157,7 @@ class KD_PT_motion(_Panel, bpy.types.Panel):
             layout.prop(settings, "border")
         layout.prop(settings, "cadence")
         layout.prop(settings, "init_image")
+        layout.prop(settings, "restart_chain")
         col = layout.column(align=True)
         for name in ("noise", "contrast"):
             col.prop(settings, name)
