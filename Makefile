@@ -4,7 +4,7 @@ VENV := .venv
 VENV42 := .venv-bpy42
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench build clean e2e-real-blender train-shapes
+.PHONY: setup demo test bench bench-ray build clean e2e-real-blender train-shapes
 
 setup: $(VENV)/.ready $(VENV42)/.ready
 
@@ -35,6 +35,10 @@ bench: $(VENV)/.ready
 	$(PY) bench/bake.py
 	$(PY) bench/audio.py
 	$(PY) bench/audio_keys.py
+
+# A local 2-worker Ray run against the single process (about 8 minutes on 2 cores).
+bench-ray: $(VENV)/.ready
+	$(PY) bench/ray_render.py
 
 build: $(VENV)/.ready
 	$(PY) scripts/build_extension.py

@@ -246,7 +246,6 @@ class RayRenderer:
 
     def render(self, plan: dict, frame_range: tuple[int, int] | None, emit: Emit,
                cancel: threading.Event | None = None) -> dict:
-        ray = require_ray()
         cancel = cancel or threading.Event()
         settings = plan["settings"]
         store = FrameStore(settings["output_dir"])
@@ -255,7 +254,7 @@ class RayRenderer:
         done = work.announce(store, emit)
         by_frame = {r["frame"]: r for r in work.chain}
         pending = deque(units(plan, work.todo, work.records))
-        rendered = 0
+        rendered, retried = 0, 0
         cancelled = False
         if pending and cancel.is_set():
             cancelled = True
@@ -266,8 +265,9 @@ class RayRenderer:
                 rendered, cancelled = run.drive(pending, cancel, by_frame, done, total)
             finally:
                 run.stop()
+            retried = run.retried
         summary = {"event": "finished", "rendered": rendered, "skipped": total - len(work.todo),
-                   "cancelled": cancelled, "output_dir": store.folder}
+                   "cancelled": cancelled, "output_dir": store.folder, "retried": retried}
         emit(summary)
         return summary
 
@@ -283,6 +283,8 @@ class _Run:
         self.names: dict = {}  # worker -> "host:pid"
         self.starting = set()
         self.threads: list[threading.Thread] = []
+        self.retried = 0  # units handed to another worker after theirs died
+        self.start_failures = 0
         for actor in owner._actors:
             self._greet(actor)
 
@@ -374,6 +376,12 @@ class _Run:
                 self.starting.discard(actor)
                 self.busy.pop(actor, None)
                 self._forget(actor)
+                if unit is None and not self.names.get(actor):
+                    # It never answered: workers that can't start (no torch there, no room) must not be replaced
+                    # forever.
+                    self.start_failures += 1
+                    if self.start_failures >= max(3, len(self.owner._actors) + 1) and not self.names:
+                        raise DistributedError(f"Ray workers fail to start: {_first_lines(payload)}")
                 if unit is None or cancelling:
                     continue
                 unit.workers.append(self.names.get(actor, "?"))
@@ -385,6 +393,7 @@ class _Run:
                     self._cancel_all()
                     continue
                 pending.appendleft(unit)  # finished frames of it are kept; the retry resumes after them
+                self.retried += 1
                 self._replace()
             else:
                 rendered, error = self._event(payload, actor, by_frame, done, rendered, total)
@@ -445,8 +454,13 @@ class _Run:
         self.busy.clear()
 
     def stop(self) -> None:
+        self._cancel_all()  # units still running when the driver stops early (an error here) must not go on
         for thread in self.threads:
             thread.join(timeout=0.1)
+
+
+def _first_lines(error: Exception, count: int = 12) -> str:
+    return "\n".join(str(error).strip().splitlines()[:count])
 
 
 def _read_bytes(path: str) -> bytes:

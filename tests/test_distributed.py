@@ -172,7 +172,7 @@ def test_killed_worker_has_its_frames_retried(renderer, tmp_path):
             killed.append(event["worker"])
 
     summary = renderer.render(plan, None, on_event)
-    assert summary["rendered"] == 10 and not summary["cancelled"]
+    assert summary["rendered"] == 10 and not summary["cancelled"] and summary["retried"] >= 1
     for f in range(1, 11):
         assert np.array_equal(pixels(tmp_path / "ray", f), pixels(tmp_path / "local", f)), f"frame {f} differs"
     after = [e["worker"] for e in events[events.index(next(e for e in events if e["event"] == "frame")) + 1:]
@@ -268,3 +268,68 @@ def test_two_processes_writing_one_folder_keep_every_manifest_entry(tmp_path):
     store = FrameStore(folder)
     assert store.finished_frames() == list(range(0, 40)) + list(range(100, 140))
     assert all(store.is_current(f, f"hash{f}") for f in store.finished_frames())
+
+
+# -- chains restart (no cluster) ----------------------------------------------------------------------------------
+
+def test_a_restart_makes_the_chain_independent(tmp_path):
+    """A restarted chain's frames are those of a plan that starts there, and editing an earlier chain leaves the
+    later chain's hashes (so its frames on disk) alone."""
+    plan = feedback_plan(str(tmp_path / "whole"), frames=6, restarts=(4,))
+    Renderer().render(plan, None, lambda e: None)
+    tail = {**plan, "frames": [r for r in plan["frames"] if r["frame"] >= 4],
+            "settings": {**plan["settings"], "output_dir": str(tmp_path / "tail")}}
+    Renderer().render(tail, None, lambda e: None)
+    for f in (4, 5, 6):
+        assert np.array_equal(pixels(tmp_path / "whole", f), pixels(tmp_path / "tail", f))
+    before = plan_mod.frame_hashes(plan["settings"], plan["frames"])
+    plan["frames"][1]["guidance"] = 7.5  # frame 2, in the first chain
+    after = plan_mod.frame_hashes(plan["settings"], plan["frames"])
+    assert [f for f in range(1, 7) if before[f] != after[f]] == [2, 3]
+    del plan["frames"][3]["restart"]  # one chain again: frames 4-6 follow frame 3 now
+    joined = plan_mod.frame_hashes(plan["settings"], plan["frames"])
+    assert all(joined[f] != after[f] for f in (4, 5, 6))
+
+
+def test_restart_must_be_true_or_false(tmp_path):
+    plan = feedback_plan(str(tmp_path), frames=3, restarts=())
+    plan["frames"][1]["restart"] = 1
+    with pytest.raises(plan_mod.PlanError, match=r"frames\[1\] \(frame 2\): field 'restart' must be true or false"):
+        plan_mod.validate(plan)
+
+
+def test_blender_generate_distributes_over_ray(idle_cluster, scene, capsys):
+    """Distribute with Ray from Blender: the scene setting (Generate job), the operator's override and the CLI's
+    --ray all render over the cluster into the strip."""
+    import bpy
+    from conftest import PACKAGE
+
+    extension = sys.modules[PACKAGE]
+    settings = scene.keyframe_diffusion
+    settings.prompts.add().text = "a red circle"
+    settings.use_ray = True
+    settings.ray_address = idle_cluster
+    settings.ray_workers = 2
+    events = []
+    job = extension.jobs.GenerateJob(scene)
+    job.run_blocking(on_event=events.append)
+    assert not job.error and sorted(job.rendered) == list(range(1, 7))
+    workers = next(e for e in events if e["event"] == "workers")
+    assert workers["count"] == 2 and workers["address"] == idle_cluster
+    assert len({e["worker"] for e in events if e["event"] == "frame"}) == 2
+    strip = scene.sequence_editor.strips[settings.strip_name]
+    assert [e.filename for e in strip.elements] == [f"frame_{f:06d}.png" for f in range(1, 7)]
+    out = bpy.path.abspath(settings.output_dir)
+    assert all(os.path.isfile(os.path.join(out, e.filename)) for e in strip.elements)
+
+    # The operator's choice wins over the scene's; the CLI's --ray too.
+    settings.use_ray = False
+    settings.steps = 3  # every frame is out of date again
+    assert bpy.ops.keyframe_diffusion.generate(use_ray=True, ray_address=idle_cluster) == {"FINISHED"}
+    manifest = json.load(open(os.path.join(out, "manifest.json")))["frames"]
+    assert all(manifest[str(f)]["params"]["steps"] == 3 for f in range(1, 7))
+    settings.steps = 2
+    capsys.readouterr()
+    assert extension.cli.main(["generate", "--ray", idle_cluster]) == 0
+    printed = capsys.readouterr().out
+    assert f"Ray cluster {idle_cluster}: 2 workers" in printed and "6 of 6 frames to render" in printed
