@@ -210,6 +210,7 @@ class RayRenderer:
         self.shared = shared
         self._actors: list = []
         self._resources: dict = {}
+        self._count = 0
         self._token = 0
 
     # -- the pool -------------------------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ class RayRenderer:
     def start(self, emit: Emit) -> None:
         connect(self.address)
         count, self._resources = cluster_slots(self.workers_wanted)
-        self._actors = [a for a in self._actors if a is not None]
+        self._count = count
         while len(self._actors) < count:
             self._actors.append(self._new_actor())
         ray = require_ray()
@@ -302,7 +303,7 @@ class _Run:
         def hello():
             try:
                 self.events.put(("ready", actor, None, ray.get(actor.info.remote())))
-            except ray.exceptions.RayActorError as e:
+            except Exception as e:  # RayActorError: it died starting (no torch there, killed, node lost)
                 self.events.put(("died", actor, None, e))
 
         self._spawn(hello)
@@ -354,8 +355,6 @@ class _Run:
             if cancelling and time.monotonic() > cancel_deadline:
                 self._kill_busy()
                 break
-            if not self.ready and not self.busy and not self.starting and pending and not cancelling:
-                self._replace()
             if self.busy or self.ready:
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since > START_TIMEOUT:
@@ -376,25 +375,27 @@ class _Run:
                 self.starting.discard(actor)
                 self.busy.pop(actor, None)
                 self._forget(actor)
-                if unit is None and not self.names.get(actor):
-                    # It never answered: workers that can't start (no torch there, no room) must not be replaced
-                    # forever.
+                if unit is None and actor not in self.names:
                     self.start_failures += 1
-                    if self.start_failures >= max(3, len(self.owner._actors) + 1) and not self.names:
+                    if self.start_failures >= MAX_ATTEMPTS and not self.names:
                         raise DistributedError(f"Ray workers fail to start: {_first_lines(payload)}")
-                if unit is None or cancelling:
+                if cancelling:
                     continue
-                unit.workers.append(self.names.get(actor, "?"))
-                if unit.attempts >= MAX_ATTEMPTS:
-                    failure = DistributedError(
-                        f"frames {unit.frames[0]}-{unit.frames[-1]}: {unit.attempts} workers died rendering them "
-                        f"({', '.join(unit.workers)}); last: {payload}")
-                    cancelling = True
-                    self._cancel_all()
-                    continue
-                pending.appendleft(unit)  # finished frames of it are kept; the retry resumes after them
-                self.retried += 1
-                self._replace()
+                if unit is not None:
+                    unit.workers.append(self.names.get(actor, "?"))
+                    if unit.attempts >= MAX_ATTEMPTS:
+                        failure = DistributedError(
+                            f"frames {unit.frames[0]}-{unit.frames[-1]}: {unit.attempts} workers died rendering "
+                            f"them ({', '.join(unit.workers)}); last: {_first_lines(payload, 3)}")
+                        cancelling = True
+                        self._cancel_all()
+                        continue
+                    pending.appendleft(unit)  # finished frames of it are kept; the retry resumes after them
+                    self.retried += 1
+                # Ray places the new worker wherever there is room; workers that never start are not replaced
+                # forever.
+                if len(self.owner._actors) < self.owner._count and self.start_failures < 3 * self.owner._count:
+                    self._replace()
             else:
                 rendered, error = self._event(payload, actor, by_frame, done, rendered, total)
                 if error is not None and failure is None:
@@ -436,7 +437,7 @@ class _Run:
             self.ready.remove(actor)
 
     def _replace(self) -> None:
-        """Start a worker in place of a dead one (Ray places it wherever there is room)."""
+        """Start a worker in place of a dead one."""
         actor = self.owner._new_actor()
         self.owner._actors.append(actor)
         self._greet(actor)

@@ -106,6 +106,9 @@ def test_interpolate_matches_local_and_spreads(renderer, tmp_path):
         assert np.array_equal(pixels(tmp_path / "ray", f), pixels(tmp_path / "local", f)), f"frame {f} differs"
     frames = [e for e in events if e["event"] == "frame"]
     assert sorted(e["frame"] for e in frames) == list(range(1, 9))
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress and all(e["total"] == 8 and e["steps"] == 3 for e in progress)
+    assert {e["step"] for e in progress} == {1, 2, 3}
     assert [e["done"] for e in frames] == list(range(1, 9))  # progress counts as in a local run
     assert len({e["worker"] for e in frames}) == 2  # both workers rendered
     workers = next(e for e in events if e["event"] == "workers")
@@ -144,6 +147,24 @@ def shared(renderer):
     renderer.shared = True
     yield renderer
     renderer.shared = False
+
+
+def test_video_mode_matches_local(renderer, tmp_path):
+    """Video input: each frame img2img of its own init image, which every worker reads from the same path."""
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(4):
+        path = str(tmp_path / f"init_{i}.png")
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+        records.append({"frame": 10 + i, "seed": i, "steps": 4, "guidance": 5.0, "strength": 0.5,
+                        "prompts": [{"text": "a red circle", "weight": 1.0}], "init": {"path": path}})
+    plan = plan_mod.validate({"schema": plan_mod.SCHEMA, "version": plan_mod.VERSION, "frames": records,
+                              "settings": {"mode": "VIDEO", "model": "embedded:tiny", "width": 64, "height": 64,
+                                           "output_dir": str(tmp_path / "ray"), "batch_size": 2}})
+    local_reference(plan, str(tmp_path / "local"))
+    assert renderer.render(plan, None, lambda e: None)["rendered"] == 4
+    for f in range(10, 14):
+        assert np.array_equal(pixels(tmp_path / "ray", f), pixels(tmp_path / "local", f)), f"frame {f} differs"
 
 
 def test_shared_storage_workers_write_the_folder(shared, tmp_path):
