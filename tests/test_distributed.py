@@ -235,6 +235,21 @@ def idle_cluster(cluster, renderer):
     return cluster
 
 
+def test_workers_that_cannot_start_are_a_clear_error(idle_cluster, tmp_path, monkeypatch):
+    """A worker whose set-up fails (here: options its engine doesn't know, as with a mismatched engine on a node) is
+    reported with its cause instead of being replaced forever."""
+    from engine.distributed import FrameWorker
+
+    def broken(self):
+        return ray.remote(FrameWorker).options(num_cpus=1).remote({"no_such_option": 1}, 1)
+
+    monkeypatch.setattr(RayRenderer, "_new_actor", broken)
+    plan = plan_mod.validate(make_plan(str(tmp_path / "out"), frames=2))
+    with pytest.raises(DistributedError, match=r"(?s)Ray workers fail to start.*no_such_option"):
+        RayRenderer().render(plan, None, lambda e: None)
+    assert not os.path.exists(tmp_path / "out" / "frame_000001.png")
+
+
 def test_command_line_joins_a_running_cluster(idle_cluster, tmp_path):
     cluster = idle_cluster
     plan = write_plan(tmp_path / "plan.json", make_plan("frames", frames=4, steps=2))
