@@ -163,6 +163,7 @@ class FrameWorker:
                 yield event
             thread.join()
         finally:
+            cancel.set()  # a caller that stops listening (closed stream) stops the render too
             with self.lock:
                 self.cancels.pop(token, None)
             if scratch is not None:
@@ -331,9 +332,7 @@ class _Run:
                 for ref in actor.render.remote(sub, unit.frame_range, seeds, self.owner.shared, token):
                     self.events.put(("event", actor, unit, ray.get(ref)))
                 self.events.put(("done", actor, unit, None))
-            except ray.exceptions.RayActorError as e:
-                self.events.put(("died", actor, unit, e))
-            except Exception as e:  # the stream itself broke (object lost, cluster gone)
+            except Exception as e:  # RayActorError: the worker died; or the stream broke (object lost, node gone)
                 self.events.put(("died", actor, unit, e))
 
         self._spawn(pump)
@@ -348,8 +347,9 @@ class _Run:
         while (pending and not cancelling) or self.busy:
             if cancel.is_set() and not cancelling:
                 cancelling = True
-                cancel_deadline = time.monotonic() + CANCEL_TIMEOUT
                 self._cancel_all()
+            if cancelling and cancel_deadline is None:
+                cancel_deadline = time.monotonic() + CANCEL_TIMEOUT
             while pending and self.ready and not cancelling:
                 self._dispatch(self.ready.pop(0), pending.popleft())
             if cancelling and time.monotonic() > cancel_deadline:

@@ -167,6 +167,18 @@ def test_video_mode_matches_local(renderer, tmp_path):
         assert np.array_equal(pixels(tmp_path / "ray", f), pixels(tmp_path / "local", f)), f"frame {f} differs"
 
 
+def test_a_missing_model_on_the_workers_is_the_same_error_as_locally(renderer, tmp_path):
+    from engine.models import ModelError
+
+    plan = plan_mod.validate(make_plan(str(tmp_path / "out"), frames=4, model="nobody/missing-model"))
+    with pytest.raises(ModelError, match="nobody/missing-model"):
+        renderer.render(plan, None, lambda e: None)
+    assert not any(n.startswith("frame_") for n in os.listdir(tmp_path / "out"))
+    # The workers stay up and render the next plan.
+    ok = plan_mod.validate(make_plan(str(tmp_path / "ok"), frames=2))
+    assert renderer.render(ok, None, lambda e: None)["rendered"] == 2
+
+
 def test_shared_storage_workers_write_the_folder(shared, tmp_path):
     plan = plan_mod.validate(make_plan(str(tmp_path / "ray"), frames=6, steps=2, batch_size=1))
     local_reference(plan, str(tmp_path / "local"))
