@@ -263,7 +263,7 @@ def main() -> int:
     parser.add_argument("--output", default=os.path.join(ROOT, "engine", "shapes", "model"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vae-steps", type=int, default=800)
-    parser.add_argument("--unet-steps", type=int, default=7000)
+    parser.add_argument("--unet-steps", type=int, default=9000)
     parser.add_argument("--batch", type=int, default=32, help="UNet training batch")
     parser.add_argument("--pictures", type=int, default=20000, help="fixed picture set the UNet trains on")
     parser.add_argument("--eval-prompts", type=int, default=200)

@@ -279,19 +279,36 @@ def test_worker_protocol_renders_over_ray(idle_cluster, tmp_path):
     from worker_client import WorkerClient
 
     plan = write_plan(tmp_path / "plan.json", make_plan(str(tmp_path / "out"), frames=3, steps=2))
+    long_plan = write_plan(tmp_path / "long.json", make_plan(str(tmp_path / "long"), frames=30, steps=10,
+                                                            batch_size=1))
+    ray_option = {"address": cluster, "workers": 2, "shared": False}
+
+    def until(client, kinds, on_event=None):
+        events, deadline = [], time.time() + 240
+        while time.time() < deadline and not any(e["event"] in kinds for e in events):
+            for event in client.events(0.2):
+                events.append(event)
+                if on_event:
+                    on_event(event)
+        return events
+
     client = WorkerClient(ROOT)
     client.start()
     try:
-        client.render(plan, None, {"address": cluster, "workers": 1, "shared": False})
-        events, deadline = [], time.time() + 240
-        while time.time() < deadline and not any(e["event"] in ("finished", "error") for e in events):
-            events += list(client.events(0.2))
+        client.render(plan, None, ray_option)
+        events = until(client, ("finished", "error"))
+        assert events[-1]["event"] == "finished", events[-3:]
+        assert next(e for e in events if e["event"] == "workers")["count"] == 2
+        assert sorted(e["frame"] for e in events if e["event"] == "frame") == [1, 2, 3]
+        # Cancel, as Esc in Blender sends it, reaches every Ray worker: the render ends early, frames kept.
+        client.render(long_plan, None, ray_option)
+        events = until(client, ("finished", "error"),
+                       lambda e: e["event"] == "frame" and client.cancel())
     finally:
         client.stop()
-    kinds = [e["event"] for e in events]
-    assert kinds[-1] == "finished", events[-3:]
-    assert next(e for e in events if e["event"] == "workers")["count"] == 1
-    assert [e["frame"] for e in events if e["event"] == "frame"] == [1, 2, 3]
+    assert events[-1]["event"] == "finished" and events[-1]["cancelled"], events[-3:]
+    assert events[-1]["rendered"] < 30
+    assert len([n for n in os.listdir(tmp_path / "long") if n.startswith("frame_")]) == events[-1]["rendered"]
 
 
 # -- the manifest under concurrent writers (no cluster) -----------------------------------------------------------

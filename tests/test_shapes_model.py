@@ -39,7 +39,7 @@ def test_held_out_captions_agree_with_the_scorer_at_the_demo_settings():
     # Issue 9 asks for 90% colour and shape; this model reaches 98-100% colour and background but 74-76% shape (see
     # README "The embedded model"). Positions are not followed (chance level), so they are not asserted.
     assert report["color"] >= 0.9 and report["background"] >= 0.9, report
-    assert report["color_and_shape"] >= 0.7, report
+    assert report["color_and_shape"] >= 0.78, report
 
 
 def test_interpolation_moves_from_the_first_prompt_to_the_second(tmp_path, renderer):

@@ -2,6 +2,8 @@
 reads colour, shape and position back from an image by pixel statistics (`scorer`), and the trained pipeline folder
 (`model/`, built by scripts/train_shapes_model.py). No bpy, no model needed to draw or to score."""
 
-# The settings the model is graded at and the demo uses: its native size (dataset.SIZE) and a few DPM-Solver++ steps.
-STEPS = 15
-GUIDANCE = 3.0
+# The settings the model is graded at and the demo uses: its native size (dataset.SIZE) and DPM-Solver++ steps.
+# Measured on 200 held-out captions: 15 steps at guidance 3 read 80% right (colour and shape), 30 at 6 84.5%, at 7
+# 87.5%, but at 7 a crossfade's middle frames stray (a red square between a blue circle and a blue square).
+STEPS = 30
+GUIDANCE = 6.0

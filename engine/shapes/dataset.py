@@ -27,7 +27,7 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "black": (20, 20, 20),
 }
 SHAPES = ("circle", "square", "triangle")
-SIZES = {"small": 8.0, "large": 13.0}  # circumradius-like scale in pixels of the 64 canvas
+SIZES = {"small": 10.0, "large": 15.0}  # circumradius-like scale in pixels of the 64 canvas
 POSITIONS: dict[str, tuple[float, float]] = {
     "top left": (18.0, 18.0),
     "top right": (46.0, 18.0),

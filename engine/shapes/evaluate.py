@@ -21,7 +21,7 @@ def held_out_prompts(count: int, seed: int = 0) -> list[tuple[str, dataset.Pictu
 
 
 def evaluate(pipe, prompts: list[tuple[str, dataset.Picture]], steps: int = STEPS, guidance: float = GUIDANCE,
-             seed: int = 0, batch: int = 16) -> dict:
+             seed: int = 0, batch: int = 16, guidance_rescale: float = 0.0) -> dict:
     """Generate each caption at the native size and return the share of images whose scored colour, shape, both,
     background (captions naming it) and position (captions naming it) agree with the caption."""
     import torch
@@ -32,6 +32,7 @@ def evaluate(pipe, prompts: list[tuple[str, dataset.Picture]], steps: int = STEP
         chunk = prompts[start:start + batch]
         with torch.no_grad():
             images = pipe([c for c, _ in chunk], num_inference_steps=steps, guidance_scale=guidance,
+                          guidance_rescale=guidance_rescale,
                           height=dataset.SIZE, width=dataset.SIZE, output_type="np",
                           generator=[torch.Generator().manual_seed(seed + start + k) for k in range(len(chunk))]).images
         for (caption, picture), image in zip(chunk, images):
