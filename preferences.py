@@ -27,8 +27,16 @@ class KD_Preferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context):
+        from .operators.engine_check import last_lines
+
         layout = self.layout
-        layout.prop(self, "python_path")
+        row = layout.row(align=True)
+        row.prop(self, "python_path")
+        row.operator("keyframe_diffusion.check_engine", icon="CHECKMARK")
+        if last_lines:
+            box = layout.box().column(align=True)
+            for line in last_lines:
+                box.label(text=line, icon="ERROR" if line.startswith("Problem:") else "NONE")
         layout.prop(self, "allow_downloads")
         if self.allow_downloads and not bpy.app.online_access:
             layout.label(text="Blender's online access is off: downloads stay disabled", icon="ERROR")

@@ -1,5 +1,5 @@
-"""Command line: python -m engine {render,worker,make-tiny-model,export,schedule,inspire,audio,score}, run from the
-extension folder."""
+"""Command line: python -m engine {render,worker,check,make-tiny-model,export,schedule,inspire,audio,score}, run from
+the extension folder."""
 
 from __future__ import annotations
 
@@ -99,6 +99,18 @@ def cmd_score(args) -> int:
     return status
 
 
+def cmd_check(args) -> int:
+    """What this Python can do as the engine: versions, what is missing and how to fix it, the device."""
+    from .environment import check, summary_lines
+
+    report = check(args.device)
+    if args.text:
+        print("\n".join(summary_lines(report)))
+    else:
+        print(json.dumps(report))
+    return 0  # the report says whether it is ready; the command itself worked
+
+
 def cmd_make_tiny_model(args) -> int:
     from .tiny_model import make_tiny_model
 
@@ -192,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("score", help="read colour, shape and position from images (the embedded model's world)")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("check", help="report Python, torch and diffusers versions, what is missing, the device")
+    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    p.add_argument("--text", action="store_true", help="short lines instead of JSON")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("make-tiny-model", help="write the random-weight tiny pipeline folder (embedded:tiny)")
     p.add_argument("dir")
