@@ -1,4 +1,5 @@
-"""Extension preferences: which Python runs the engine, and what the engine may do (download, unpickle)."""
+"""Extension preferences: which Python runs the engine, what the engine may do (download, unpickle), and the Models
+box (what the engine finds in the Hugging Face cache and the models folder)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,18 @@ class KD_Preferences(bpy.types.AddonPreferences):
         default=False,
     )
 
+    models_folder: StringProperty(
+        name="Models Folder",
+        description="Folder where your checkpoints, LoRAs and diffusers model folders live (searched 3 levels deep)",
+        subtype="DIR_PATH",
+        default="",
+    )
+    download_repo: StringProperty(
+        name="Hugging Face Model",
+        description="Model id to download into the Hugging Face cache, e.g. stabilityai/sd-turbo",
+        default="",
+    )
+
     def draw(self, context):
         from .operators.engine_check import last_lines
 
@@ -41,6 +54,47 @@ class KD_Preferences(bpy.types.AddonPreferences):
         if self.allow_downloads and not bpy.app.online_access:
             layout.label(text="Blender's online access is off: downloads stay disabled", icon="ERROR")
         layout.prop(self, "allow_unsafe_weights")
+        self.draw_models(layout.box())
+
+    def draw_models(self, box):
+        from .operators import models
+
+        row = box.row(align=True)
+        row.prop(self, "models_folder")
+        row.operator("keyframe_diffusion.models_refresh", icon="FILE_REFRESH")
+        for line in models.warnings:
+            box.label(text=line, icon="ERROR")
+        for kind, entries in models.grouped():
+            col = box.column(align=True)
+            col.label(text=f"{models.KIND_LABELS[kind]} ({len(entries)})")
+            for entry in entries:
+                _draw_model(col.row(align=True), entry, models.KIND_ICONS[kind])
+        blocker = models.download_blocker(self)
+        row = box.row(align=True)
+        row.enabled = not blocker
+        row.prop(self, "download_repo")
+        row.operator("keyframe_diffusion.model_download", icon="IMPORT")
+        if blocker:
+            box.label(text=blocker, icon="INFO")
+
+
+def _draw_model(row, entry: dict, icon: str) -> None:
+    split = row.split(factor=0.45)
+    split.label(text=entry["name"], icon=icon)
+    split = split.split(factor=0.75)
+    split.label(text=f"{entry['detail']}  ({_size_text(entry['size_mb'])})")
+    if entry["kind"] in ("pipeline", "checkpoint"):
+        split.operator("keyframe_diffusion.model_use", text="Use").ref = entry["ref"]
+    elif entry["kind"] == "lora":
+        split.operator("keyframe_diffusion.model_add_lora", text="Add").path = entry["ref"]
+    else:
+        split.label(text="")
+
+
+def _size_text(mb: float) -> str:
+    if mb >= 1024:
+        return f"{mb / 1024:.1f} GB"
+    return f"{mb:.0f} MB" if mb >= 1 else "< 1 MB"
 
 
 def get(context=None) -> KD_Preferences | None:

@@ -1,5 +1,5 @@
-"""Command line: python -m engine {render,worker,check,make-tiny-model,export,schedule,inspire,audio,score}, run from
-the extension folder."""
+"""Command line: python -m engine {render,worker,check,models,download,make-tiny-model,export,schedule,inspire,audio,
+score}, run from the extension folder."""
 
 from __future__ import annotations
 
@@ -111,6 +111,28 @@ def cmd_check(args) -> int:
     return 0  # the report says whether it is ready; the command itself worked
 
 
+def cmd_models(args) -> int:
+    """The models in the Hugging Face cache and the given folders, by kind, as JSON (the preferences' Models box)."""
+    from .model_index import scan
+
+    warnings: list[str] = []
+    models = scan(args.folder, hf_cache=not args.no_hf_cache, warnings=warnings)
+    print(json.dumps({"models": models, "warnings": warnings}))
+    return 0
+
+
+def cmd_download(args) -> int:
+    """Download a Hub model's configs and weights into the Hugging Face cache, only when the user opted in."""
+    if not args.allow_download:
+        raise ModelError(f"downloads are off: nothing was downloaded. Pass --allow-download to fetch '{args.repo_id}' "
+                         "(in Blender: enable Allow Model Downloads in the Keyframe Diffusion preferences and "
+                         "Blender's online access)")
+    from .model_index import download
+
+    print(json.dumps(download(args.repo_id, allow_unsafe=args.allow_unsafe)))
+    return 0
+
+
 def cmd_make_tiny_model(args) -> int:
     from .tiny_model import make_tiny_model
 
@@ -209,6 +231,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     p.add_argument("--text", action="store_true", help="short lines instead of JSON")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("models", help="list the models in the Hugging Face cache and in folders, by kind, as JSON")
+    p.add_argument("--folder", action="append", default=[], metavar="DIR",
+                   help="a models folder to search (checkpoints, LoRAs, diffusers folders); may be repeated")
+    p.add_argument("--no-hf-cache", action="store_true", help="don't list the Hugging Face cache")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("download", help="download a Hugging Face model into the cache (needs --allow-download)")
+    p.add_argument("repo_id", help="e.g. stabilityai/sd-turbo")
+    p.add_argument("--allow-download", action="store_true", help="the user's consent to download")
+    p.add_argument("--allow-unsafe", action="store_true", help="download pickle (.bin/.ckpt) weights too")
+    p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("make-tiny-model", help="write the random-weight tiny pipeline folder (embedded:tiny)")
     p.add_argument("dir")
