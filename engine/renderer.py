@@ -106,7 +106,7 @@ class Renderer:
     @staticmethod
     def _frames(pipe, nets, settings, chain, todo, store, on_step):
         """The mode's frames, (frame, image) in frame order."""
-        from .modes import feedback, interpolate, video
+        from .modes import interpolate, video
         from .modes.diffuse import Job
 
         mode = settings["mode"]
@@ -115,9 +115,17 @@ class Renderer:
         job = Job(pipe, settings, on_step, nets)
         if mode == "VIDEO":
             return video.render(job, todo)
-        todo_frames = {r["frame"] for r in todo}
-        return (frame for segment in plan_mod.chain_segments(chain) if todo_frames & set(plan_mod.frames_of(segment))
-                for frame in feedback.render(job, segment, todo_frames, store))
+        return _chains(job, chain, todo, store)
+
+
+def _chains(job, chain: list[dict], todo: list[dict], store: FrameStore):
+    """Feedback: each chain (first frame or restart to the next) that has frames to render, in frame order."""
+    from .modes import feedback
+
+    todo_frames = set(plan_mod.frames_of(todo))
+    for segment in plan_mod.chain_segments(chain):
+        if todo_frames.intersection(plan_mod.frames_of(segment)):
+            yield from feedback.render(job, segment, todo_frames, store)
 
 
 @dataclass
@@ -142,6 +150,7 @@ class Work:
 
 
 def plan_work(plan: dict, frame_range: tuple[int, int] | None, store: FrameStore) -> Work:
+    """The frames a render of `frame_range` (None: all) covers and which of them `store` lacks or has out of date."""
     settings = plan["settings"]
     records = plan_mod.select_frames(plan, frame_range)
     chain = sorted(plan["frames"], key=lambda r: r["frame"])
