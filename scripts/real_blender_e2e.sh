@@ -65,8 +65,9 @@ def start():
         if region.type == "UI":
             region.active_panel_category = "Diffusion"
     s = bpy.context.scene.keyframe_diffusion
-    s.width = s.height = 128
-    s.steps = 40
+    # The embedded model's own settings (engine/shapes: 64x64, 30 steps, guidance 6), so the picture shows shapes.
+    s.width = s.height = 64
+    s.steps, s.guidance = 30, 6.0
     s.output_dir = "//frames_gui/"
     with bpy.context.temp_override(window=state["win"], area=state["area"]):
         bpy.ops.keyframe_diffusion.generate("INVOKE_DEFAULT")
