@@ -179,12 +179,29 @@ def connect(address: str | None, **init_options) -> None:
     ray = require_ray()
     if ray.is_initialized():
         return
+    if address and address != "auto":
+        check_reachable(address)
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
     try:
         ray.init(address=address or None, include_dashboard=False, configure_logging=False, log_to_driver=False,
                  runtime_env={"py_modules": [ENGINE_DIR], "env_vars": env}, **init_options)
     except ConnectionError as e:
         raise DistributedError(f"can't reach the Ray cluster at '{address}': {e}") from e
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on an address nobody answers at: Ray itself retries an unreachable one for minutes."""
+    import socket
+
+    host_port = address.split("://", 1)[-1]
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise DistributedError(f"Ray cluster address '{address}' is not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise DistributedError(f"can't reach the Ray cluster at '{address}' ({e.strerror or e}): is Ray running there "
+                               "(ray start --head) and the port open?") from e
 
 
 def cluster_slots(workers: int | None) -> tuple[int, dict]:

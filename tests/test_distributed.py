@@ -94,6 +94,20 @@ def test_missing_ray_is_a_clear_error(monkeypatch):
         require_ray()
 
 
+def test_an_unreachable_or_malformed_address_fails_fast():
+    from engine.distributed import check_reachable
+
+    started = time.monotonic()
+    with pytest.raises(DistributedError, match="can't reach the Ray cluster at '127.0.0.1:1'"):
+        check_reachable("127.0.0.1:1")
+    assert time.monotonic() - started < 10
+    with pytest.raises(DistributedError, match="is not HOST:PORT"):
+        check_reachable("head-node")
+    done = subprocess.run([sys.executable, "-m", "engine", "render", "nope.json", "--ray", "127.0.0.1:1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "plan file not found" in done.stderr  # the plan is read before the cluster
+
+
 # -- on the cluster ----------------------------------------------------------------------------------------------
 
 def test_interpolate_matches_local_and_spreads(renderer, tmp_path):
