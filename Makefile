@@ -4,7 +4,7 @@ VENV := .venv
 VENV42 := .venv-bpy42
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench bench-ray build clean e2e-real-blender train-shapes
+.PHONY: setup demo test bench bench-ray build build-light build-full clean e2e-real-blender train-shapes
 
 setup: $(VENV)/.ready $(VENV42)/.ready
 
@@ -40,8 +40,22 @@ bench: $(VENV)/.ready
 bench-ray: $(VENV)/.ready
 	$(PY) bench/ray_render.py
 
+# Extension zips (build/). `build`: the extension alone (the engine in a Python you point it to). `build-light`: plus
+# every engine wheel but torch, `build-full`: plus torch, one zip per platform, e.g.
+#   make build-light PLATFORMS="linux-x64 windows-x64 macos-arm64"   make build-full TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# BLENDER_PYTHON=3.13 builds for Blender 5.1 and later.
+PLATFORMS ?= linux-x64
+BLENDER_PYTHON ?= 3.11
+TORCH_INDEX ?=
+WHEEL_ARGS = --python $(BLENDER_PYTHON) $(addprefix --platform ,$(PLATFORMS)) $(if $(TORCH_INDEX),--torch-index $(TORCH_INDEX))
 build: $(VENV)/.ready
 	$(PY) scripts/build_extension.py
+
+build-light: $(VENV)/.ready
+	$(PY) scripts/build_extension.py --flavour light $(WHEEL_ARGS)
+
+build-full: $(VENV)/.ready
+	$(PY) scripts/build_extension.py --flavour full $(WHEEL_ARGS)
 
 clean:
 	rm -rf build out .pytest_cache

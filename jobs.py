@@ -7,6 +7,7 @@ The worker stays loaded between jobs so a second Generate doesn't reload the mod
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from typing import Callable
 
@@ -42,7 +43,14 @@ def make_client(context=None) -> WorkerClient:
         allow_download=bool(prefs and prefs.allow_downloads and bpy.app.online_access),
         allow_unsafe=bool(prefs and prefs.allow_unsafe_weights),
         env=env,
+        wheels_dir=wheels_site_packages(),
     )
+
+
+def wheels_site_packages() -> str:
+    """The folder Blender installs extensions' bundled wheels into (for this Blender's Python version)."""
+    return os.path.join(bpy.utils.user_resource("EXTENSIONS"), ".local", "lib",
+                        "python%d.%d" % sys.version_info[:2], "site-packages")
 
 
 def get_worker(context=None) -> WorkerClient:

@@ -29,10 +29,13 @@ class WorkerClient:
         allow_download: bool = False,
         allow_unsafe: bool = False,
         env: dict[str, str] | None = None,
+        wheels_dir: str | None = None,
     ):
         self.extension_dir = extension_dir
         self.python = python or sys.executable
         self.own_python = python is None
+        # Where Blender installed the extension's bundled wheels (the light/full builds); None for a source build.
+        self.wheels_dir = wheels_dir if wheels_dir and os.path.isdir(wheels_dir) else None
         self.flags = (["--allow-download"] if allow_download else []) + (["--allow-unsafe"] if allow_unsafe else [])
         self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
@@ -46,14 +49,18 @@ class WorkerClient:
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         paths = [self.extension_dir]
+        if not os.path.isfile(self.python) and not _on_path(self.python):
+            raise WorkerError(f"engine Python '{self.python}' does not exist; fix it in the extension preferences")
         if self.own_python:
             # Blender's Python finds the bundled wheels through Blender's own sys.path; hand it on.
             paths += [p for p in sys.path if p and os.path.isdir(p)]
+        elif self.wheels_dir and python_version(self.python) == "%d.%d" % sys.version_info[:2]:
+            # The light build: the user's Python brings torch, the bundled wheels the rest (pinned, so they go
+            # first). Compiled wheels only load in the Python version they were built for, hence the check.
+            paths.append(self.wheels_dir)
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.extra_env)
-        if not os.path.isfile(self.python) and not _on_path(self.python):
-            raise WorkerError(f"engine Python '{self.python}' does not exist; fix it in the extension preferences")
         return env
 
     def run_command(self, args: list[str], timeout: float = 600) -> str:
@@ -161,6 +168,25 @@ class WorkerClient:
                 proc.kill()
                 proc.wait()
         self.process = None
+
+
+_versions: dict[tuple[str, float], str] = {}
+
+
+def python_version(python: str) -> str:
+    """"3.11" for an interpreter (asked once per path and modification time), "" when it won't answer."""
+    try:
+        key = (python, os.path.getmtime(python) if os.path.exists(python) else 0.0)
+    except OSError:
+        return ""
+    if key not in _versions:
+        try:
+            done = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                  capture_output=True, text=True, timeout=30)
+            _versions[key] = done.stdout.strip() if done.returncode == 0 else ""
+        except (OSError, subprocess.TimeoutExpired):
+            _versions[key] = ""
+    return _versions[key]
 
 
 def _on_path(name: str) -> bool:

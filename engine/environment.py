@@ -88,7 +88,13 @@ def check(device_choice: str = "auto") -> dict:
     different = [f"{name} {p['installed']} (tested with {p['required']})" for name, p in packages.items()
                  if p["installed"] is not None and p["installed"].split("+")[0] != p["required"]]
     fix = f'"{sys.executable}" -m pip install -r "{REQUIREMENTS}"'
-    if missing:
+    if missing == ["torch"]:
+        # The light build's case: its wheels bring everything but torch, which is large and specific to the GPU.
+        version = "%d.%d" % sys.version_info[:2]
+        problems.append(f"missing: torch (the light build bundles everything else); set Engine Python to a Python "
+                        f"{version} that has torch, install the full build, or install it with "
+                        f'"{sys.executable}" -m pip install torch=={required["torch"]}')
+    elif missing:
         problems.append(f"missing: {', '.join(missing)}; install them with {fix}")
     if not required:
         problems.append(f"the engine's requirement list {REQUIREMENTS} is missing; reinstall the extension")

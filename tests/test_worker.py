@@ -177,3 +177,18 @@ def test_engine_python_without_torch_says_how_to_fix(tmp_path):
         assert "can't import torch" in error["message"] and "Engine Python" in error["message"]
     finally:
         client.stop()
+
+
+def test_an_external_python_of_blenders_version_gets_the_bundled_wheels(tmp_path):
+    # The light build: the user's Python brings torch, the wheels Blender installed bring the rest.
+    wheels = tmp_path / "site-packages"
+    wheels.mkdir()
+    same = WorkerClient(ROOT, python=sys.executable, wheels_dir=str(wheels))
+    assert same._env()["PYTHONPATH"].split(os.pathsep) == [ROOT, str(wheels)]
+    # Compiled wheels only load in the Python version they were built for: another version goes without them.
+    other = tmp_path / "python3.99"
+    other.write_text("#!/bin/sh\necho 3.99\n")
+    other.chmod(0o755)
+    assert WorkerClient(ROOT, python=str(other), wheels_dir=str(wheels))._env()["PYTHONPATH"] == ROOT
+    # No wheels installed (a source build): nothing is added.
+    assert WorkerClient(ROOT, python=sys.executable, wheels_dir=str(tmp_path / "none"))._env()["PYTHONPATH"] == ROOT
