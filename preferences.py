@@ -16,6 +16,26 @@ class KD_Preferences(bpy.types.AddonPreferences):
         subtype="FILE_PATH",
         default="",
     )
+    venv_dir: StringProperty(
+        name="Environment Folder",
+        description="Where Create Engine Environment makes the engine's virtual environment (empty: the "
+        "extension's user folder)",
+        subtype="DIR_PATH",
+        default="",
+    )
+    venv_wheels_dir: StringProperty(
+        name="Install From Wheels",
+        description="Install the engine requirements offline from this folder of wheels, e.g. a full build's "
+        "wheels (empty: download them from PyPI, which needs Blender's online access)",
+        subtype="DIR_PATH",
+        default="",
+    )
+    venv_torch_index: StringProperty(
+        name="Torch Index",
+        description="Extra package index for torch, e.g. https://download.pytorch.org/whl/cpu (CPU only) or "
+        "https://download.pytorch.org/whl/cu128 (CUDA 12.8); empty: PyPI's torch",
+        default="",
+    )
     allow_downloads: BoolProperty(
         name="Allow Model Downloads",
         description="Let the engine download missing models from Hugging Face (also needs Blender's online access)",
@@ -50,11 +70,42 @@ class KD_Preferences(bpy.types.AddonPreferences):
             box = layout.box().column(align=True)
             for line in last_lines:
                 box.label(text=line, icon="ERROR" if line.startswith("Problem:") else "NONE")
+        self.draw_environment(layout.box())
         layout.prop(self, "allow_downloads")
         if self.allow_downloads and not bpy.app.online_access:
             layout.label(text="Blender's online access is off: downloads stay disabled", icon="ERROR")
         layout.prop(self, "allow_unsafe_weights")
         self.draw_models(layout.box())
+
+    def draw_environment(self, box):
+        from .operators import engine_env
+
+        box.label(text="Engine Environment", icon="CONSOLE")
+        col = box.column()
+        col.enabled = not engine_env.running()  # the running installation keeps the settings it started with
+        col.prop(self, "venv_dir")
+        col.prop(self, "venv_wheels_dir")
+        col.prop(self, "venv_torch_index")
+        state = engine_env.state
+        if engine_env.running():
+            row = box.row(align=True)
+            if hasattr(row, "progress"):  # UILayout.progress is Blender 4.0+
+                row.progress(factor=state["progress"], type="BAR", text=state["message"] or "Installing")
+            else:
+                row.label(text=state["message"] or "Installing")
+            row.operator("keyframe_diffusion.engine_venv_cancel", icon="CANCEL")
+            return
+        blocker = engine_env.blocker(self)
+        row = box.row()
+        row.enabled = not blocker
+        row.operator("keyframe_diffusion.engine_venv_create", icon="PACKAGE")
+        if blocker:
+            box.label(text=blocker, icon="INFO")
+        if state["error"]:
+            for line in state["error"].splitlines()[-3:]:
+                box.label(text=line, icon="ERROR")
+        elif state["message"]:
+            box.label(text=state["message"])
 
     def draw_models(self, box):
         from .operators import models
