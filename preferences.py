@@ -88,7 +88,7 @@ class KD_Preferences(bpy.types.AddonPreferences):
         col.prop(self, "venv_torch_index")
         state = engine_env.state
         if engine_env.running():
-            row = box.row(align=True)
+            row = box.split(factor=0.8, align=True)
             if hasattr(row, "progress"):  # UILayout.progress is Blender 4.0+
                 row.progress(factor=state["progress"], type="BAR", text=state["message"] or "Installing")
             else:

@@ -2,7 +2,9 @@
 # End to end on a real Blender binary (Debian's Blender 4.3, Python 3.13) via ../shared/tools/real-blender:
 # install the built zip with `blender -c extension install-file`, make a scene, run
 # `blender scene.blend -c keyframe_diffusion generate --save` with this repo's .venv as the external engine Python,
-# check the frames, then `-a` with Generate Before Render, and take a GUI screenshot mid-generation.
+# check the frames and the saved strip, then `-a` with Generate Before Render; GUI screenshots of a generation, Esc,
+# the timeline and audio features, 3D feedback, the preferences with Check Engine, and Create Engine Environment run
+# modal in the GUI.
 #   scripts/real_blender_e2e.sh [OUT_DIR]      (make e2e-real-blender)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -37,6 +39,18 @@ PY
 run -b --python "$OUT/make_scene.py"
 run -b "$OUT/scene.blend" -c keyframe_diffusion generate --save
 test "$(ls "$OUT"/frames/frame_*.png | wc -l)" -eq 12
+# The saved .blend holds the strip: 12 elements at frames 1-12, pointing at those files.
+cat > "$OUT/strip.py" <<'PY'
+import bpy, os
+editor = bpy.context.scene.sequence_editor
+strip = (editor.strips if hasattr(editor, "strips") else editor.sequences)["Keyframe Diffusion"]
+folder = bpy.path.abspath(strip.directory)
+files = [e.filename for e in strip.elements]
+ok = all(os.path.isfile(os.path.join(folder, f)) for f in files)
+print("STRIP", strip.frame_final_start, strip.frame_final_duration, len(files), files[0], files[-1], ok)
+PY
+run -b "$OUT/scene.blend" --python "$OUT/strip.py" | tee "$OUT/strip.log"
+grep -q "STRIP 1 12 12 frame_000001.png frame_000012.png True" "$OUT/strip.log"
 
 cat > "$OUT/before_render.py" <<PY
 import bpy
@@ -270,4 +284,70 @@ PY
 "$RB" shot "$OUT/feedback_3d.png" --wait 15 --size 1400x800 --bind "$BASE" --bind "$OUT" -- "$OUT/scene_3d.blend" \
   --python "$OUT/gui_3d.py"
 
-echo "real Blender end to end: OK (frames in $OUT/frames, screenshots $OUT/generating.png, $OUT/timeline.png, $OUT/audio.png, $OUT/feedback_3d.png)"
+# The preferences: Check Engine with the external engine Python, then Create Engine Environment run modal in the GUI
+# (offline from a folder holding one pure-Python wheel): a progress bar with Cancel while pip works, then Engine Python
+# points at the new environment. Blender's Python is Debian's python3.13 here, whose venv needs python3-venv.
+"$RB" sh -- "python3 -c 'import ensurepip' 2>/dev/null || apt-get install -y -q python3-venv >/dev/null"
+mkdir -p "$OUT/offline_wheels"
+"$ENGINE_PY" -m pip download --quiet --no-deps --only-binary=:all: filelock==4.2.12 -d "$OUT/offline_wheels" 2>/dev/null
+echo "filelock==4.2.12" > "$OUT/small_requirements.txt"
+cat > "$OUT/prefs_gui.py" <<PY
+import bpy, importlib, json, subprocess
+import addon_utils
+OUT, PKG = "$OUT", "bl_ext.user_default.keyframe_diffusion"
+VENV = len(__import__("sys").argv) > 1 and __import__("sys").argv[-1] == "venv"
+state = {"seen_running": False, "progress": [], "shot": False}
+def setup():
+    win = bpy.context.window_manager.windows[0]
+    area = max(win.screen.areas, key=lambda a: a.width * a.height)
+    area.type = "PREFERENCES"
+    bpy.context.preferences.active_section = "ADDONS"
+    bpy.context.window_manager.addon_search = "Keyframe Diffusion"
+    mod = next(m for m in addon_utils.modules() if m.__name__ == PKG)
+    addon_utils.module_bl_info(mod)["show_expanded"] = True
+    state.update(win=win, area=area)
+    with bpy.context.temp_override(window=win, area=area):
+        if not VENV:
+            bpy.ops.keyframe_diffusion.check_engine()
+            return
+        prefs = bpy.context.preferences.addons[PKG].preferences
+        prefs.venv_dir, prefs.venv_wheels_dir = OUT + "/engine-venv", OUT + "/offline_wheels"
+        state["invoke"] = sorted(bpy.ops.keyframe_diffusion.engine_venv_create(
+            "INVOKE_DEFAULT", requirements=OUT + "/small_requirements.txt"))
+    bpy.app.timers.register(watch, first_interval=0.05)
+def watch():
+    engine_env = importlib.import_module(PKG + ".operators.engine_env")
+    if engine_env.running() or engine_env.state["running"]:
+        state["seen_running"] = True
+        state["progress"].append(round(engine_env.state["progress"], 3))
+        if not state["shot"] and engine_env.state["progress"] > 0:  # the X screen, as the user sees it now
+            with bpy.context.temp_override(window=state["win"]):
+                bpy.ops.wm.redraw_timer(type="DRAW_WIN_SWAP", iterations=1)
+            subprocess.run(["import", "-window", "root", OUT + "/venv_running.png"])
+            state["shot"] = True
+        return 0.05
+    prefs = bpy.context.preferences.addons[PKG].preferences
+    result = {k: state[k] for k in ("invoke", "seen_running", "progress", "shot")}
+    result.update(python_path=prefs.python_path, message=engine_env.state["message"], error=engine_env.state["error"])
+    open(OUT + "/venv.log", "w").write(json.dumps(result) + "\n")
+bpy.app.timers.register(setup, first_interval=2.0)
+PY
+"$RB" shot "$OUT/preferences.png" --wait 15 --size 1400x900 --bind "$BASE" --bind "$OUT" -- "$OUT/scene.blend" \
+  --python "$OUT/prefs_gui.py"
+"$RB" shot "$OUT/venv_done.png" --wait 25 --size 1400x900 --bind "$BASE" --bind "$OUT" -- "$OUT/scene.blend" \
+  --python "$OUT/prefs_gui.py" -- venv
+cat "$OUT/venv.log"
+"$ENGINE_PY" - "$OUT" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+log = json.load(open(f"{out}/venv.log"))
+assert log["invoke"] == ["RUNNING_MODAL"] and log["seen_running"] and log["shot"] and not log["error"], log
+# (the venv's python links to the chroot's /usr/bin/python3.13, so only the link exists out here)
+assert log["python_path"] == f"{out}/engine-venv/bin/python" and os.path.lexists(log["python_path"]), log
+assert os.path.isfile(f"{out}/engine-venv/.keyframe_diffusion_ready") and log["progress"][-1] > 0, log
+print("engine environment created modal in the GUI: OK")
+PY
+# Back to the external engine Python for later runs (the preferences live in the chroot's home).
+run -b --python-expr "import bpy; bpy.context.preferences.addons['bl_ext.user_default.keyframe_diffusion'].preferences.python_path = '$ENGINE_PY'; bpy.ops.wm.save_userpref()"
+
+echo "real Blender end to end: OK (frames in $OUT/frames, screenshots $OUT/generating.png, $OUT/timeline.png, $OUT/audio.png, $OUT/feedback_3d.png, $OUT/preferences.png, $OUT/venv_running.png)"
