@@ -69,7 +69,8 @@ def blender_tools() -> tuple[str, str]:
 def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     done = subprocess.run(args, cwd=ROOT, **kwargs)
     if done.returncode:
-        detail = (done.stderr or "").strip() if isinstance(done.stderr, str) else ""
+        errors = done.stderr if isinstance(done.stderr, str) else ""
+        detail = "\n".join(line for line in errors.splitlines() if line.strip() and not line.startswith("WARNING"))
         raise SystemExit(f"{' '.join(args[:4])} ... failed ({done.returncode}){': ' + detail if detail else ''}")
     return done
 
