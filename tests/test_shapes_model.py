@@ -36,10 +36,10 @@ def test_held_out_captions_agree_with_the_scorer_at_the_demo_settings():
     pipe.set_progress_bar_config(disable=True)
     # Other captions and noise seeds than the training script's own evaluation.
     report = evaluate(pipe, held_out_prompts(96, seed=7), steps=STEPS, guidance=GUIDANCE, seed=1000)
-    # Issue 9 asks for 90% colour and shape; this model reaches 98-100% colour and background but 74-76% shape (see
-    # README "The embedded model"). Positions are not followed (chance level), so they are not asserted.
+    # Issue 9 asks for 90% colour and shape: this set reads 96% colour, 94% both, 100% background (README "The
+    # embedded model"). Positions are not followed (chance level), so they are not asserted.
     assert report["color"] >= 0.9 and report["background"] >= 0.9, report
-    assert report["color_and_shape"] >= 0.78, report
+    assert report["color_and_shape"] >= 0.9, report
 
 
 def test_interpolation_moves_from_the_first_prompt_to_the_second(tmp_path, renderer):

@@ -1,9 +1,9 @@
 """Read back what a picture shows (background colour, shape colour, shape, position, size) by pixel statistics.
 
 No model: every pixel is labelled with the nearest palette colour, the most common label is the background, the most
-common of the rest is the shape's colour, and the shape is whichever ideal outline (circle, square or triangle fitted
-to the mask's bounding box) overlaps the mask best. Good enough to grade a tiny generator's output, which is blurry
-and slightly off-palette.
+common of the rest is the shape's colour, and the shape is whichever ideal outline (circle, or square or triangle with
+sharp to well rounded corners, fitted to the mask's bounding box) overlaps the mask best. Good enough to grade a tiny
+generator's output, which is blurry, rounds corners and is slightly off-palette.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Score:
     shape: str | None
     position: str | None
     size: str | None
-    fit: float  # intersection over union of the mask with the chosen ideal outline (0-1)
+    fit: float  # intersection over union of the mask with the chosen shape's best outline (0-1)
     center: tuple[float, float] | None  # mask centroid in 64-canvas pixels (x right, y down)
     area: float  # share of the canvas the shape covers
 
@@ -53,21 +53,41 @@ def label_pixels(image) -> np.ndarray:
     return distance.argmin(-1)
 
 
-def _ideal_mask(shape: str, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+# Corner rounding of the square and triangle outlines tried, as a share of the shape's size. A blurry decoder rounds a
+# small triangle's corners until a sharp triangle overlaps it less than an ellipse does, though a person still reads
+# a triangle (measured on 200 generated pictures labelled by eye: sharp outlines only agreed with the person on 85%,
+# these roundings on 97%); 0.4 starts reading round blobs as squares.
+ROUNDINGS = (0.0, 0.1, 0.2, 0.3)
+_TEMPLATE = 256
+
+
+@functools.lru_cache(maxsize=None)
+def _template(shape: str, rounding: float) -> np.ndarray:
+    """The shape's outline (corners opened by a disc of `rounding` x its size), cropped to its box, as floats."""
     import cv2
 
-    mask = np.zeros((SIZE * 4, SIZE * 4), np.uint8)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    canvas = np.zeros((_TEMPLATE, _TEMPLATE), np.uint8)
     if shape == "circle":
-        cv2.ellipse(mask, (round(cx * 4), round(cy * 4)), (round((x1 - x0) * 2), round((y1 - y0) * 2)), 0, 0, 360,
-                    1, -1)
+        cv2.ellipse(canvas, (_TEMPLATE // 2, _TEMPLATE // 2), (_TEMPLATE // 2 - 8,) * 2, 0, 0, 360, 1, -1)
     else:
-        # Outline of the drawn shape, rescaled to the box, so the fit is size and aspect independent.
-        points = shape_polygon(shape, 0.0, 0.0, 1.0)
-        lo, hi = points.min(0), points.max(0)
-        points = (points - lo) / (hi - lo) * [x1 - x0, y1 - y0] + [x0, y0]
-        cv2.fillPoly(mask, [np.round(points * 4).astype(np.int32)], 1)
-    return cv2.resize(mask.astype(np.float32), (SIZE, SIZE), interpolation=cv2.INTER_AREA) > 0.5
+        points = shape_polygon(shape, _TEMPLATE / 2, _TEMPLATE / 2, _TEMPLATE * 0.4)
+        cv2.fillPoly(canvas, [np.round(points).astype(np.int32)], 1)
+        if rounding:
+            disc = int(rounding * _TEMPLATE * 0.8) | 1
+            canvas = cv2.morphologyEx(canvas, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (disc, disc)))
+    ys, xs = np.nonzero(canvas)
+    return canvas[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32)
+
+
+def _fit(box: np.ndarray, shape: str) -> float:
+    """Best intersection over union of a mask (cropped to its bounding box) with the shape's outlines in that box."""
+    import cv2
+
+    best = 0.0
+    for rounding in ROUNDINGS if shape != "circle" else (0.0,):
+        ideal = cv2.resize(_template(shape, rounding), (box.shape[1], box.shape[0]), interpolation=cv2.INTER_AREA) > 0.5
+        best = max(best, float((ideal & box).sum() / max((ideal | box).sum(), 1)))
+    return best
 
 
 @functools.lru_cache(maxsize=None)
@@ -96,10 +116,7 @@ def score(image) -> Score:
     mask = components == blob
     ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    fits = {}
-    for shape in SHAPES:
-        ideal = _ideal_mask(shape, x0, y0, x1, y1)
-        fits[shape] = float((ideal & mask).sum() / max((ideal | mask).sum(), 1))
+    fits = {shape: _fit(mask[y0:y1, x0:x1], shape) for shape in SHAPES}
     shape = max(fits, key=fits.get)
     cx, cy = float(xs.mean()) + 0.5, float(ys.mean()) + 0.5
     position = min(POSITIONS, key=lambda p: (POSITIONS[p][0] - cx) ** 2 + (POSITIONS[p][1] - cy) ** 2)
