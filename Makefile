@@ -4,7 +4,7 @@ VENV := .venv
 VENV42 := .venv-bpy42
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench bench-ray build build-light build-full clean e2e-real-blender train-shapes
+.PHONY: setup demo test bench bench-ray bench-speed build build-light build-full clean e2e-real-blender train-shapes
 
 setup: $(VENV)/.ready $(VENV42)/.ready
 
@@ -35,6 +35,17 @@ bench: $(VENV)/.ready
 	$(PY) bench/bake.py
 	$(PY) bench/audio.py
 	$(PY) bench/audio_keys.py
+
+# Engine vs a plain diffusers loop and stable-diffusion-videos on the CPU (about 3 minutes on 2 cores; sdv in its own
+# venv, as it needs an older diffusers/transformers: requirements/bench-sdv.txt).
+bench-speed: $(VENV)/.ready .venv-sdv/.ready
+	$(PY) bench/speed_cpu.py --sdv-python .venv-sdv/bin/python
+
+.venv-sdv/.ready: requirements/bench-sdv.txt
+	$(PYTHON) -m venv .venv-sdv
+	.venv-sdv/bin/python -m pip install --quiet -r requirements/bench-sdv.txt
+	.venv-sdv/bin/python -m pip install --quiet --no-deps stable_diffusion_videos==0.9.2
+	touch $@
 
 # A local 2-worker Ray run against the single process (about 8 minutes on 2 cores).
 bench-ray: $(VENV)/.ready

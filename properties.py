@@ -354,6 +354,12 @@ class KD_Settings(bpy.types.PropertyGroup):
     )
     negative_prompt: StringProperty(name="Negative Prompt", description="Used by prompt keys without their own")
     batch_size: IntProperty(name="Batch", description="Frames rendered together", default=4, min=1, max=64)
+    decoder: StringProperty(
+        name="Fast Decoder",
+        description="A tiny autoencoder (folder or Hugging Face id: madebyollin/taesd for SD 1.x/2.x, "
+        "madebyollin/taesdxl for SDXL) in place of the model's VAE: much faster decoding, slightly softer frames. "
+        "Empty: the model's own VAE",
+    )
     device: EnumProperty(
         name="Device",
         items=[("auto", "Auto", "CUDA, then MPS, then CPU"), ("cuda", "CUDA", ""), ("mps", "MPS", ""),

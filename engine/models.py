@@ -346,6 +346,46 @@ def load_pipeline(model: str, options: LoadOptions):
     return pipe.to(device)
 
 
+def load_decoder(name: str, options: LoadOptions, device: str, dtype=None):
+    """A tiny autoencoder (diffusers' AutoencoderTiny, TAESD-type) from a folder or a Hugging Face id, to stand in for
+    a pipeline's VAE (see use_decoder)."""
+    import torch  # noqa: F401
+    from diffusers import AutoencoderTiny
+
+    path = os.path.expanduser(name.strip())
+    local = os.path.isdir(path)
+    kwargs: dict[str, Any] = dict(torch_dtype=dtype or _default_dtype(device),
+                                  local_files_only=not options.allow_download)
+    if not options.allow_unsafe:
+        kwargs["use_safetensors"] = True
+    try:
+        decoder = AutoencoderTiny.from_pretrained(path if local else name.strip(), **kwargs)
+    except (OSError, EnvironmentError, ValueError, KeyError, RuntimeError, TypeError) as e:
+        fetch = "" if local or options.allow_download else (
+            f" If it is a Hugging Face model, download it first (hf download {name.strip()}) or allow downloads.")
+        raise ModelError(f"could not load decoder '{name}' (an AutoencoderTiny folder or id, e.g. madebyollin/taesd "
+                         f"for SD 1.x/2.x, madebyollin/taesdxl for SDXL): {e}.{fetch}") from e
+    return decoder.to(device)
+
+
+def use_decoder(pipe, decoder) -> None:
+    """Put `decoder` (None: the model's own VAE back) in place of the pipeline's VAE, for encoding and decoding.
+    The pipelines derived from it follow (see derive)."""
+    base = _base(pipe)
+    own = base.__dict__.setdefault("_kd_own_vae", base.vae)
+    vae = own if decoder is None else decoder
+    if decoder is not None:
+        channels = base.unet.config.in_channels
+        if decoder.config.latent_channels != own.config.latent_channels or channels != own.config.latent_channels:
+            raise ModelError(f"the decoder has {decoder.config.latent_channels} latent channels but the model's "
+                             f"autoencoder has {own.config.latent_channels}: it is not a decoder for this model")
+        factor = 2 ** (len(decoder.config.block_out_channels) - 1)
+        if factor != base.vae_scale_factor:
+            raise ModelError(f"the decoder scales pictures by {factor} but the model's autoencoder by "
+                             f"{base.vae_scale_factor}: it is not a decoder for this model")
+    base.vae = vae
+
+
 def pipeline_kind(pipe) -> str:
     """'sdxl' for pipelines with SDXL's second text encoder, 'sd' for Stable Diffusion 1.x/2.x: callers pick prompt
     encoding and conditioning by it."""
@@ -417,6 +457,8 @@ def derive(pipe, task: str, controlnets: list | None = None):
     cache.move_to_end(key)
     if derived.scheduler is not base.scheduler:  # set_scheduler acts on the base; derived pipelines follow
         derived.scheduler = base.scheduler
+    if derived.vae is not base.vae:  # so does use_decoder
+        derived.vae = base.vae
     return derived
 
 

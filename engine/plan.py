@@ -67,6 +67,9 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "loras": ((list,), False),  # [{"path": str, "scale": number}]
     "scheduler_kwargs": ((dict,), False),
     "pipeline_kwargs": ((dict,), False),
+    # A tiny autoencoder (AutoencoderTiny, TAESD-type: a folder or a Hugging Face id such as madebyollin/taesd) in
+    # place of the model's VAE: decoding costs next to nothing (a fast path for previews and few-step models).
+    "decoder": ((str,), False),
 }
 FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "frame": ((int,), True),
@@ -268,7 +271,7 @@ def save(plan: dict, path: str | os.PathLike) -> None:
 # What changes the pixels of a frame. Device and batch size don't (beyond float noise), output paths don't.
 _HASHED_SETTINGS = ("mode", "model", "width", "height", "scheduler", "latent_source")
 # Settings that joined later are hashed only when set, so frames rendered before they existed stay current.
-_OPTIONAL_HASHED = ("controlnets", "loras", "scheduler_kwargs", "pipeline_kwargs")
+_OPTIONAL_HASHED = ("controlnets", "loras", "scheduler_kwargs", "pipeline_kwargs", "decoder")
 _FRAME_BASE = ("prompts", "seed", "steps", "guidance", "guidance_rescale")
 _HASHED_FRAME = {
     "INTERPOLATE": _FRAME_BASE,

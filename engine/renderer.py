@@ -17,8 +17,8 @@ from typing import Callable
 from . import plan as plan_mod
 from .errors import Cancelled
 from .frames import FrameStore
-from .models import (LoadOptions, apply_loras, check_pipeline_kwargs, load_controlnet, load_pipeline,
-                     set_scheduler)
+from .models import (LoadOptions, apply_loras, check_pipeline_kwargs, load_controlnet, load_decoder, load_pipeline,
+                     set_scheduler, use_decoder)
 
 Emit = Callable[[dict], None]
 
@@ -30,6 +30,7 @@ class Renderer:
         self.options = options or LoadOptions()
         self._pipes: dict[tuple[str, str], object] = {}
         self._controlnets: dict[tuple[str, str], object] = {}
+        self._decoders: dict[tuple[str, str], object] = {}
 
     def pipeline(self, model: str, device: str, emit: Emit):
         key = (model, device)
@@ -50,10 +51,21 @@ class Renderer:
             self._controlnets[key] = load_controlnet(model, opts)
         return self._controlnets[key]
 
+    def decoder(self, name: str, device: str, dtype, emit: Emit):
+        key = (name, device)
+        if key not in self._decoders:
+            emit({"event": "loading", "model": name})
+            self._decoders.clear()
+            self._decoders[key] = load_decoder(name, self.options, device, dtype)
+        return self._decoders[key]
+
     def prepare(self, settings: dict, emit: Emit) -> tuple[object, list]:
-        """The base pipeline with the plan's LoRAs and scheduler, and its ControlNet units, loaded once and reused."""
+        """The base pipeline with the plan's LoRAs, scheduler and decoder, and its ControlNet units, loaded once and
+        reused."""
         pipe = self.pipeline(settings["model"], settings["device"], emit)
         set_scheduler(pipe, settings["scheduler"], settings.get("scheduler_kwargs"))
+        name = settings.get("decoder", "").strip()
+        use_decoder(pipe, self.decoder(name, str(pipe.device), pipe.unet.dtype, emit) if name else None)
         apply_loras(pipe, settings.get("loras", []), allow_unsafe=self.options.allow_unsafe)
         check_pipeline_kwargs(pipe, settings.get("pipeline_kwargs", {}))
         nets = [self.controlnet(unit["model"], settings["device"], emit) for unit in settings.get("controlnets", [])]

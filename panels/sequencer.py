@@ -116,6 +116,7 @@ class KD_PT_settings(_Panel, bpy.types.Panel):
         layout.prop(settings, "latent_source")
         layout.prop(settings, "scheduler")
         layout.prop(settings, "batch_size")
+        layout.prop(settings, "decoder")
         layout.prop(settings, "device")
         layout.prop(settings, "use_ray")
         if settings.use_ray:

@@ -95,6 +95,17 @@ def test_bake_matches_fcurves(scene, extension):
     assert len({r["steps"] for r in plan["frames"]}) > 2 and len({r["guidance"] for r in plan["frames"]}) == 6
 
 
+def test_bake_writes_the_fast_decoder(scene, extension, tmp_path):
+    settings = two_prompt_scene(scene)
+    assert extension.bake.bake_scene(scene)["settings"]["decoder"] == ""
+    settings.decoder = " madebyollin/taesd "
+    assert extension.bake.bake_scene(scene)["settings"]["decoder"] == "madebyollin/taesd"
+    # A folder is written as an absolute path (Blender-relative ones resolved), so the worker finds it anywhere.
+    (tmp_path / "taesd").mkdir()
+    settings.decoder = str(tmp_path / "taesd")
+    assert extension.bake.bake_scene(scene)["settings"]["decoder"] == os.path.normpath(str(tmp_path / "taesd"))
+
+
 def test_bake_errors_name_the_frame(scene):
     with pytest.raises(RuntimeError, match="no prompts"):
         bpy.ops.keyframe_diffusion.bake()

@@ -1,0 +1,426 @@
+"""CPU speed benchmark: the engine's modes against a plain per-frame diffusers loop on the same model and work.
+
+    .venv/bin/python bench/speed_cpu.py [--frames 48] [--size 128] [--steps 10] [--batch 4] [--sdv-python PY]
+
+A random-weight tiny model (embedded:tiny's text encoder and UNet with a 4-block autoencoder, so latents are 1/8 of the
+picture as in real SD models; --model embedded-tiny for embedded:tiny itself) at SIZE x SIZE, STEPS steps, guidance 5, FRAMES frames crossfading
+"a red circle" into "a blue square", every frame written as a PNG, model loaded and warmed up before timing:
+
+- interpolate: the engine (batches of BATCH, and of 1) against the loop Giffusion and the seed articles write: for
+  each frame, encode both prompts and the empty negative prompt again, blend the embeddings and slerp the seeds'
+  noises, one pipeline call at batch 1, save the PNG;
+- feedback: the engine (zoom 1.02 and 1 px pan per frame, strength 0.55) against a loop that warps the previous frame
+  with OpenCV and calls the img2img pipeline with the prompt text;
+- video: the engine (img2img of FRAMES init pictures, batches of BATCH) against one img2img call per frame;
+- stable-diffusion-videos' walk on the same interpolation when --sdv-python names an interpreter that has it
+  (requirements/bench-sdv.txt; bench/peer_sdv.py runs there);
+- the engine with the tiny autoencoder as decoder (`decoder` setting; an AutoencoderTiny of TAESD's layout) in
+  interpolate and feedback modes, and one 512x512 decode by SD 1.5's autoencoder layout against TAESD's;
+- overheads: a fresh worker process (`python -m engine worker`, what Blender starts) from launch to its first frame;
+  a warm re-run of one changed frame through the warm worker and through a warm Renderer, against the bare pipeline
+  call for that frame; and, in feedback mode, the share of the frame time spent outside the pipeline calls (warps,
+  colour matching, PNG writing, bookkeeping).
+
+Prints one JSON object; record it in bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from engine import plan as plan_mod  # noqa: E402
+
+PROMPTS = ("a red circle", "a blue square")
+GUIDANCE = 5.0
+STRENGTH = 0.55
+ZOOM, PAN = 1.02, 1.0
+MODEL = [plan_mod.TINY_RANDOM_MODEL]  # set by main (--model)
+
+
+def bench_model(folder: str) -> str:
+    """The tiny random-weight pipeline with a Stable Diffusion-shaped autoencoder (4 blocks: latents at 1/8 of the
+    picture, as in every real SD model and as stable-diffusion-videos assumes; embedded:tiny's has 2 blocks, 1/2)."""
+    from diffusers import AutoencoderKL
+
+    from engine.tiny_model import build_tiny_pipeline
+
+    if not os.path.isfile(os.path.join(folder, "model_index.json")):
+        pipe = build_tiny_pipeline(0)
+        pipe.register_modules(vae=AutoencoderKL(
+            block_out_channels=(32, 32, 64, 64), in_channels=3, out_channels=3, latent_channels=4,
+            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=128))
+        pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def bench_decoder(folder: str) -> str:
+    """An AutoencoderTiny with TAESD's layout (random weights: speed does not depend on them), latents at 1/8."""
+    from diffusers import AutoencoderTiny
+
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        AutoencoderTiny(encoder_block_out_channels=(64,) * 4, decoder_block_out_channels=(64,) * 4,
+                        num_encoder_blocks=(1, 3, 3, 3), num_decoder_blocks=(3, 3, 3, 1),
+                        latent_channels=4).save_pretrained(folder)
+    return folder
+
+
+def decode_seconds(size: int = 512, repeats: int = 3) -> dict:
+    """One latent decoded to a SIZE x SIZE picture by Stable Diffusion 1.5's autoencoder layout and by TAESD's
+    (random weights): what the tiny decoder saves on a real model, where the bench model's autoencoder is tiny too."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    full = AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+    tiny_folder = bench_decoder(os.path.join(os.environ["KEYFRAME_DIFFUSION_CACHE"], "bench-taesd-shaped"))
+    from diffusers import AutoencoderTiny
+
+    tiny = AutoencoderTiny.from_pretrained(tiny_folder)
+    latents = torch.randn(1, 4, size // 8, size // 8)
+    result = {}
+    for name, model in (("sd15_vae", full), ("taesd", tiny)):
+        times = []
+        with torch.no_grad():
+            for _ in range(repeats):
+                started = time.perf_counter()
+                model.decode(latents)
+                times.append(time.perf_counter() - started)
+        result[f"{name}_decode_{size}_s"] = round(sorted(times)[len(times) // 2], 3)
+    result["taesd_speedup"] = round(result[f"sd15_vae_decode_{size}_s"] / result[f"taesd_decode_{size}_s"], 1)
+    return result
+
+
+def make_plan(mode: str, folder: str, frames: int, size: int, steps: int, batch: int,
+              inits: list[str] | None = None, **settings) -> dict:
+    records = []
+    for i in range(frames):
+        t = i / max(1, frames - 1)
+        record = {"frame": i + 1, "seed": 3, "steps": steps, "guidance": GUIDANCE, "strength": STRENGTH,
+                  "prompts": [{"text": PROMPTS[0], "weight": 1 - t, "seed": 1},
+                              {"text": PROMPTS[1], "weight": t, "seed": 2}]}
+        if mode == "FEEDBACK":
+            record["motion"] = {"zoom": ZOOM, "translation_x": PAN}
+        if mode == "VIDEO":
+            record["init"] = {"path": inits[i]}
+        records.append(record)
+    return plan_mod.validate({"schema": plan_mod.SCHEMA, "version": plan_mod.VERSION,
+                              "settings": {"mode": mode, "model": MODEL[0], "width": size,
+                                           "height": size, "output_dir": folder, "batch_size": batch,
+                                           **settings},
+                              "frames": records})
+
+
+def write_inits(folder: str, frames: int, size: int) -> list[str]:
+    """A moving disc on a gradient: the video mode's init frames."""
+    import cv2
+    import numpy as np
+
+    paths = []
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    for i in range(frames):
+        image = np.stack([np.tile(ramp, (size, 1)), np.tile(ramp[:, None], (1, size)),
+                          np.full((size, size), 128.0)], -1).astype(np.uint8)
+        cv2.circle(image, (int(size * (0.2 + 0.6 * i / max(1, frames - 1))), size // 2), size // 6, (255, 40, 40), -1)
+        path = os.path.join(folder, f"init_{i:04d}.png")
+        cv2.imwrite(path, image[..., ::-1])
+        paths.append(path)
+    return paths
+
+
+def engine_seconds(renderer, plan: dict) -> float:
+    started = time.perf_counter()
+    summary = renderer.render(plan, None, lambda e: None)
+    assert summary["rendered"] == len(plan["frames"]), summary
+    return time.perf_counter() - started
+
+
+def slerp(t: float, a, b):
+    import torch
+
+    dot = torch.sum(a * b) / (a.norm() * b.norm())
+    if abs(float(dot)) > 0.9995:
+        return (1 - t) * a + t * b
+    theta = torch.acos(dot)
+    return (torch.sin((1 - t) * theta) * a + torch.sin(t * theta) * b) / torch.sin(theta)
+
+
+def plain_interpolate(pipe, folder: str, frames: int, size: int, steps: int) -> float:
+    """Giffusion's way: per frame, prompts encoded again, embeddings blended, noise slerped, batch 1."""
+    import torch
+
+    shape = (1, pipe.unet.config.in_channels, size // pipe.vae_scale_factor, size // pipe.vae_scale_factor)
+    noise = [torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+    started = time.perf_counter()
+    for i in range(frames):
+        t = i / max(1, frames - 1)
+        with torch.no_grad():
+            a, negative = pipe.encode_prompt(PROMPTS[0], "cpu", 1, True, negative_prompt="")
+            b, _ = pipe.encode_prompt(PROMPTS[1], "cpu", 1, True, negative_prompt="")
+            image = pipe(prompt_embeds=(1 - t) * a + t * b, negative_prompt_embeds=negative,
+                         latents=slerp(t, *noise), num_inference_steps=steps, guidance_scale=GUIDANCE,
+                         height=size, width=size).images[0]
+        image.save(os.path.join(folder, f"{i + 1:05d}.png"))
+    return time.perf_counter() - started
+
+
+def plain_feedback(pipe, folder: str, frames: int, size: int, steps: int) -> float:
+    """Deforum's 2D loop without its extras: warp the previous frame, img2img it with the frame's prompt."""
+    import cv2
+    import numpy as np
+    import torch
+    from diffusers import StableDiffusionImg2ImgPipeline
+    from PIL import Image
+
+    img2img = StableDiffusionImg2ImgPipeline(**pipe.components)
+    img2img.set_progress_bar_config(disable=True)
+    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), 0.0, ZOOM)
+    matrix[0, 2] += PAN
+    started = time.perf_counter()
+    previous = None
+    for i in range(frames):
+        prompt = PROMPTS[0] if i < frames / 2 else PROMPTS[1]
+        generator = torch.Generator().manual_seed(3)
+        with torch.no_grad():
+            if previous is None:
+                image = pipe(prompt, num_inference_steps=steps, guidance_scale=GUIDANCE, height=size, width=size,
+                             generator=generator).images[0]
+            else:
+                warped = cv2.warpAffine(np.asarray(previous), matrix, (size, size), borderMode=cv2.BORDER_REPLICATE)
+                image = img2img(prompt, image=Image.fromarray(warped), strength=STRENGTH, num_inference_steps=steps,
+                                guidance_scale=GUIDANCE, generator=generator).images[0]
+        image.save(os.path.join(folder, f"{i + 1:05d}.png"))
+        previous = image
+    return time.perf_counter() - started
+
+
+def plain_video(pipe, folder: str, inits: list[str], steps: int) -> float:
+    import torch
+    from diffusers import StableDiffusionImg2ImgPipeline
+    from PIL import Image
+
+    img2img = StableDiffusionImg2ImgPipeline(**pipe.components)
+    img2img.set_progress_bar_config(disable=True)
+    started = time.perf_counter()
+    for i, path in enumerate(inits):
+        prompt = PROMPTS[0] if i < len(inits) / 2 else PROMPTS[1]
+        with torch.no_grad():
+            image = img2img(prompt, image=Image.open(path).convert("RGB"), strength=STRENGTH,
+                            num_inference_steps=steps, guidance_scale=GUIDANCE,
+                            generator=torch.Generator().manual_seed(3)).images[0]
+        image.save(os.path.join(folder, f"{i + 1:05d}.png"))
+    return time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def pipeline_time(total: list[float]):
+    """Add the time spent inside diffusers pipeline calls to total[0] (feedback's outside-the-model share)."""
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+    originals = {cls: cls.__call__ for cls in (StableDiffusionPipeline, StableDiffusionImg2ImgPipeline)}
+
+    def timed(original):
+        def call(self, *args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                total[0] += time.perf_counter() - started
+        return call
+
+    for cls, original in originals.items():
+        cls.__call__ = timed(original)
+    try:
+        yield
+    finally:
+        for cls, original in originals.items():
+            cls.__call__ = original
+
+
+def worker_overheads(tmp: str, size: int, steps: int, frames: int) -> dict:
+    """A fresh worker (what Blender starts) to its first frame, then a warm re-run of one changed frame."""
+    from worker_client import WorkerClient
+
+    folder = os.path.join(tmp, "worker")
+    plan = make_plan("INTERPOLATE", folder, frames, size, steps, 4)
+    path = os.path.join(tmp, "worker-plan.json")
+    with open(path, "w") as f:
+        json.dump(plan, f)
+    client = WorkerClient(ROOT, sys.executable, env={"KEYFRAME_DIFFUSION_CACHE": os.environ["KEYFRAME_DIFFUSION_CACHE"]})
+    started = time.perf_counter()
+    client.start()
+    marks = {}
+
+    def until(event_name: str, key: str) -> dict:
+        deadline = time.perf_counter() + 300
+        while time.perf_counter() < deadline:
+            for event in client.events(timeout=0.05):
+                if event.get("event") in ("error", "exit"):
+                    raise RuntimeError(f"worker: {event}")
+                if event.get("event") == event_name and event.get("skipped") is not True:
+                    marks.setdefault(key, time.perf_counter() - started)
+                    return event
+        raise RuntimeError(f"worker: no {event_name} event in 300 s")
+
+    try:
+        until("ready", "ready_s")
+        client.render(path)
+        until("frame", "first_frame_s")
+        until("finished", "all_frames_s")
+        plan["frames"][frames // 2]["seed"] += 1
+        with open(path, "w") as f:
+            json.dump(plan, f)
+        rerun = time.perf_counter()
+        client.render(path)
+        finished = until("finished", "_")
+        assert finished["rendered"] == 1, finished
+        marks["warm_one_frame_s"] = time.perf_counter() - rerun
+    finally:
+        client.stop()
+    return marks
+
+
+def bare_call_seconds(pipe, size: int, steps: int, repeats: int = 5) -> float:
+    """One frame through the pipeline with nothing around it (embeddings and latents ready): the re-run's floor."""
+    import torch
+
+    with torch.no_grad():
+        embeds, negative = pipe.encode_prompt(PROMPTS[0], "cpu", 1, True, negative_prompt="")
+    shape = (1, pipe.unet.config.in_channels, size // pipe.vae_scale_factor, size // pipe.vae_scale_factor)
+    latents = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with torch.no_grad():
+            pipe(prompt_embeds=embeds, negative_prompt_embeds=negative, latents=latents, num_inference_steps=steps,
+                 guidance_scale=GUIDANCE, height=size, width=size)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def sdv(python: str, model: str, frames: int, size: int, steps: int, batch: int) -> dict:
+    done = subprocess.run([python, os.path.join(ROOT, "bench", "peer_sdv.py"), "--model", model, "--frames",
+                           str(frames), "--size", str(size), "--steps", str(steps), "--batch", str(batch),
+                           "--guidance", str(GUIDANCE)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--model", choices=("sd-shaped", "embedded-tiny"), default="sd-shaped",
+                        help="sd-shaped: the tiny model with latents at 1/8 (default); embedded-tiny: embedded:tiny "
+                             "(latents at 1/2, so 16x the UNet work at the same size)")
+    parser.add_argument("--sdv-python", default="", help="interpreter with stable-diffusion-videos (.venv-sdv)")
+    args = parser.parse_args()
+    os.environ.setdefault("KEYFRAME_DIFFUSION_CACHE", tempfile.mkdtemp(prefix="kd-bench-cache-"))
+    import diffusers
+    import torch
+
+    from engine import models
+    from engine.renderer import Renderer
+
+    if args.model == "sd-shaped":
+        MODEL[0] = bench_model(os.path.join(os.environ["KEYFRAME_DIFFUSION_CACHE"], "bench-sd-shaped"))
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    tmp = tempfile.mkdtemp(prefix="kd-bench-speed-")
+    n, size, steps = args.frames, args.size, args.steps
+    fps = lambda seconds: round(n / seconds, 3)  # noqa: E731
+    renderer = Renderer()
+    engine_seconds(renderer, make_plan("INTERPOLATE", os.path.join(tmp, "warm"), 4, size, steps, args.batch))
+    pipe = renderer.pipeline(MODEL[0], "auto", lambda e: None)
+    pipe.set_progress_bar_config(disable=True)
+    os.makedirs(os.path.join(tmp, "warm-plain"))
+    plain_interpolate(pipe, os.path.join(tmp, "warm-plain"), 2, size, steps)
+    inits = write_inits(tmp, n, size)
+    tiny = ""
+    if args.model == "sd-shaped":
+        tiny = bench_decoder(os.path.join(os.environ["KEYFRAME_DIFFUSION_CACHE"], "bench-taesd-shaped"))
+        engine_seconds(renderer, make_plan("INTERPOLATE", os.path.join(tmp, "warm-tiny"), 4, size, steps, args.batch,
+                                           decoder=tiny))
+
+    result: dict = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {threads} cores",
+                    "python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
+                    "model": args.model, "frames": n, "size": size, "steps": steps,
+                    "batch": args.batch, "guidance": GUIDANCE}
+    timings = {}
+    for name, run in [
+        ("engine_interpolate", lambda f: engine_seconds(renderer, make_plan("INTERPOLATE", f, n, size, steps,
+                                                                             args.batch))),
+        ("engine_interpolate_batch1", lambda f: engine_seconds(renderer, make_plan("INTERPOLATE", f, n, size, steps,
+                                                                                    1))),
+        ("plain_interpolate", lambda f: plain_interpolate(pipe, f, n, size, steps)),
+        ("engine_video", lambda f: engine_seconds(renderer, make_plan("VIDEO", f, n, size, steps, args.batch, inits))),
+        ("plain_video", lambda f: plain_video(pipe, f, inits, steps)),
+        ("plain_feedback", lambda f: plain_feedback(pipe, f, n, size, steps)),
+    ] + ([] if not tiny else [
+        ("engine_interpolate_tiny_decoder", lambda f: engine_seconds(renderer, make_plan(
+            "INTERPOLATE", f, n, size, steps, args.batch, decoder=tiny))),
+        ("engine_feedback_tiny_decoder", lambda f: engine_seconds(renderer, make_plan(
+            "FEEDBACK", f, n, size, steps, args.batch, decoder=tiny))),
+    ]):
+        folder = os.path.join(tmp, name)
+        os.makedirs(folder, exist_ok=True)
+        timings[name] = run(folder)
+    inside = [0.0]
+    with pipeline_time(inside):
+        timings["engine_feedback"] = engine_seconds(renderer, make_plan("FEEDBACK", os.path.join(tmp, "feedback"), n,
+                                                                         size, steps, args.batch))
+    result["seconds"] = {k: round(v, 2) for k, v in timings.items()}
+    result["frames_per_s"] = {k: fps(v) for k, v in timings.items()}
+    result["speedup_vs_plain"] = {
+        "interpolate": round(timings["plain_interpolate"] / timings["engine_interpolate"], 2),
+        "interpolate_batch1": round(timings["plain_interpolate"] / timings["engine_interpolate_batch1"], 2),
+        "feedback": round(timings["plain_feedback"] / timings["engine_feedback"], 2),
+        "video": round(timings["plain_video"] / timings["engine_video"], 2)}
+    if tiny:
+        result["speedup_tiny_decoder"] = {
+            "interpolate": round(timings["engine_interpolate"] / timings["engine_interpolate_tiny_decoder"], 2),
+            "feedback": round(timings["engine_feedback"] / timings["engine_feedback_tiny_decoder"], 2)}
+    result["feedback_outside_pipeline_share"] = round(1 - inside[0] / timings["engine_feedback"], 3)
+
+    # A warm re-run of one changed frame in-process, against the bare call.
+    plan = make_plan("INTERPOLATE", os.path.join(tmp, "engine_interpolate"), n, size, steps, args.batch)
+    plan["frames"][n // 2]["seed"] += 1
+    rerun = engine_seconds_changed(renderer, plan)
+    bare = bare_call_seconds(pipe, size, steps)
+    result["warm_rerun_one_frame_s"] = round(rerun, 3)
+    result["bare_pipeline_call_s"] = round(bare, 3)
+    result["rerun_over_bare"] = round(rerun / bare, 2)
+    worker = worker_overheads(tmp, size, steps, n)
+    result["worker"] = {k: round(v, 2) for k, v in worker.items() if not k.startswith("_")}
+    result["worker"]["warm_one_frame_over_bare"] = round(worker["warm_one_frame_s"] / bare, 2)
+    result["decoders"] = decode_seconds()
+    if args.sdv_python:
+        model = MODEL[0] if args.model == "sd-shaped" else models.resolve(MODEL[0], False)
+        peer = sdv(args.sdv_python, model, n, size, steps, args.batch)
+        result["sdv"] = peer
+        result["speedup_vs_sdv_interpolate"] = round(peer["seconds"] / timings["engine_interpolate"], 2)
+    print(json.dumps(result))
+    return 0
+
+
+def engine_seconds_changed(renderer, plan: dict) -> float:
+    """Time a render where exactly one frame is out of date."""
+    started = time.perf_counter()
+    summary = renderer.render(plan, None, lambda e: None)
+    assert summary["rendered"] == 1, summary
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    sys.exit(main())
