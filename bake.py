@@ -85,6 +85,11 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "init_image": _abspath(s.init_image) if s.mode == "FEEDBACK" else "",
         # A folder (Blender-relative paths resolved) or a Hugging Face id.
         "decoder": _abspath(s.decoder) if os.path.isdir(_abspath(s.decoder)) else s.decoder.strip(),
+        "precision": s.precision,
+        "channels_last": s.channels_last,
+        "vae_slicing": s.vae_slicing,
+        "vae_tiling": s.vae_tiling,
+        "compile": s.compile,
         "controlnets": [{"model": u.model.strip(), "preprocessor": _unit_preprocessor(u), "name": u.name}
                         for u in _units(s)],
         "loras": [{"path": _abspath(lora.path), "scale": lora.scale} for lora in s.loras if lora.path.strip()],

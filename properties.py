@@ -354,6 +354,23 @@ class KD_Settings(bpy.types.PropertyGroup):
     )
     negative_prompt: StringProperty(name="Negative Prompt", description="Used by prompt keys without their own")
     batch_size: IntProperty(name="Batch", description="Frames rendered together", default=4, min=1, max=64)
+    precision: EnumProperty(
+        name="Precision",
+        description="The weights' number format",
+        items=[("auto", "Auto", "Half precision (fp16) on CUDA, full (fp32) elsewhere"),
+               ("fp32", "Full (fp32)", "Slowest, most memory; the reference"),
+               ("fp16", "Half (fp16)", "GPUs: half the memory, much faster"),
+               ("bf16", "Brain Float (bf16)", "Recent GPUs and CPUs with bf16 support: fp16's speed, fp32's range")],
+        default="auto",
+    )
+    channels_last: BoolProperty(name="Channels Last", description="NHWC weight layout: faster convolutions on "
+                                "recent GPUs and CPUs", default=False)
+    vae_slicing: BoolProperty(name="VAE Slicing", description="Decode a batch one frame at a time (less memory)",
+                              default=False)
+    vae_tiling: BoolProperty(name="VAE Tiling", description="Decode and encode large frames in overlapping tiles "
+                             "(less memory; faint seams possible)", default=False)
+    compile: BoolProperty(name="Compile", description="torch.compile the UNet (CUDA graphs on CUDA): the first "
+                          "frames of a new size compile for a while, the rest run faster", default=False)
     decoder: StringProperty(
         name="Fast Decoder",
         description="A tiny autoencoder (folder or Hugging Face id: madebyollin/taesd for SD 1.x/2.x, "

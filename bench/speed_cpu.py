@@ -14,6 +14,8 @@ picture as in real SD models; --model embedded-tiny for embedded:tiny itself) at
 - video: the engine (img2img of FRAMES init pictures, batches of BATCH) against one img2img call per frame;
 - stable-diffusion-videos' walk on the same interpolation when --sdv-python names an interpreter that has it
   (requirements/bench-sdv.txt; bench/peer_sdv.py runs there);
+- the engine's interpolate mode with each speed switch: channels_last, bf16 weights, torch.compile (compiled once in
+  a warm-up, reported as compile_warmup_s);
 - the engine with the tiny autoencoder as decoder (`decoder` setting; an AutoencoderTiny of TAESD's layout) in
   interpolate and feedback modes, and one 512x512 decode by SD 1.5's autoencoder layout against TAESD's;
 - overheads: a fresh worker process (`python -m engine worker`, what Blender starts) from launch to its first frame;
@@ -327,6 +329,8 @@ def main() -> int:
     parser.add_argument("--sdv-python", default="", help="interpreter with stable-diffusion-videos (.venv-sdv)")
     args = parser.parse_args()
     os.environ.setdefault("KEYFRAME_DIFFUSION_CACHE", tempfile.mkdtemp(prefix="kd-bench-cache-"))
+    # torch.compile in this process, not in a pool of compiler processes that would outlive the warm-up.
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
     import diffusers
     import torch
 
@@ -367,6 +371,10 @@ def main() -> int:
         ("engine_video", lambda f: engine_seconds(renderer, make_plan("VIDEO", f, n, size, steps, args.batch, inits))),
         ("plain_video", lambda f: plain_video(pipe, f, inits, steps)),
         ("plain_feedback", lambda f: plain_feedback(pipe, f, n, size, steps)),
+    ] + [
+        (f"engine_interpolate_{name}", lambda f, switch=switch: engine_seconds(renderer, make_plan(
+            "INTERPOLATE", f, n, size, steps, args.batch, **switch)))
+        for name, switch in (("channels_last", {"channels_last": True}), ("bf16", {"precision": "bf16"}))
     ] + ([] if not tiny else [
         ("engine_interpolate_tiny_decoder", lambda f: engine_seconds(renderer, make_plan(
             "INTERPOLATE", f, n, size, steps, args.batch, decoder=tiny))),
@@ -380,6 +388,14 @@ def main() -> int:
     with pipeline_time(inside):
         timings["engine_feedback"] = engine_seconds(renderer, make_plan("FEEDBACK", os.path.join(tmp, "feedback"), n,
                                                                          size, steps, args.batch))
+    # Compiling happens once per shape: warmed up outside the timing, and last, so that the compiler's worker
+    # processes don't share the cores with the other measurements.
+    started = time.perf_counter()
+    engine_seconds(renderer, make_plan("INTERPOLATE", os.path.join(tmp, "warm-compile"), args.batch, size, steps,
+                                       args.batch, compile=True))
+    compile_warmup = time.perf_counter() - started
+    timings["engine_interpolate_compile"] = engine_seconds(renderer, make_plan(
+        "INTERPOLATE", os.path.join(tmp, "compile"), n, size, steps, args.batch, compile=True))
     result["seconds"] = {k: round(v, 2) for k, v in timings.items()}
     result["frames_per_s"] = {k: fps(v) for k, v in timings.items()}
     result["speedup_vs_plain"] = {
@@ -387,6 +403,10 @@ def main() -> int:
         "interpolate_batch1": round(timings["plain_interpolate"] / timings["engine_interpolate_batch1"], 2),
         "feedback": round(timings["plain_feedback"] / timings["engine_feedback"], 2),
         "video": round(timings["plain_video"] / timings["engine_video"], 2)}
+    result["switches_over_plain_engine"] = {
+        name: round(timings["engine_interpolate"] / timings[f"engine_interpolate_{name}"], 2)
+        for name in ("channels_last", "bf16", "compile")}
+    result["compile_warmup_s"] = round(compile_warmup, 1)
     if tiny:
         result["speedup_tiny_decoder"] = {
             "interpolate": round(timings["engine_interpolate"] / timings["engine_interpolate_tiny_decoder"], 2),

@@ -42,6 +42,22 @@ class LoadOptions:
     # checkpoint's architecture (usually its base model, e.g. 'stabilityai/stable-diffusion-xl-base-1.0'). Without
     # it the base is guessed from the weights and must then be in the cache (or downloads allowed).
     single_file_config: str | None = None
+    # Weights' dtype: "auto" (fp16 on CUDA, fp32 elsewhere), "fp32", "fp16" or "bf16".
+    precision: str = "auto"
+
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def pick_dtype(precision: str, device: str):
+    """The torch dtype for a precision setting on a device."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ModelError(f"unknown precision '{precision}' (known: {', '.join(PRECISIONS)})")
+    if precision == "auto":
+        return _default_dtype(device)
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
 # model_index.json `_class_name` -> the kind of pipeline the engine drives.
@@ -322,7 +338,7 @@ def load_pipeline(model: str, options: LoadOptions):
     kind = _check_class(model, _read_class_name(model, source, options.allow_download))
     cls = getattr(diffusers, _BASE_CLASS[kind])
     device = pick_device(options.device)
-    kwargs: dict[str, Any] = dict(dtype=_default_dtype(device))
+    kwargs: dict[str, Any] = dict(dtype=pick_dtype(options.precision, device))
     if kind == "sd":
         # Frames of an animation must not turn black one by one; the checker is the user's choice, not ours.
         kwargs.update(safety_checker=None, requires_safety_checker=False)
@@ -384,6 +400,43 @@ def use_decoder(pipe, decoder) -> None:
             raise ModelError(f"the decoder scales pictures by {factor} but the model's autoencoder by "
                              f"{base.vae_scale_factor}: it is not a decoder for this model")
     base.vae = vae
+
+
+def uncompiled(pipe) -> None:
+    """Put the model's own UNet back where apply_speed put a compiled one."""
+    base = _base(pipe)
+    base.unet = base.__dict__.get("_kd_own_unet", base.unet)
+
+
+def apply_speed(pipe, settings: dict) -> None:
+    """The plan's speed switches on the loaded pipeline; each can be turned back off by the next plan.
+
+    channels_last: the UNet's and VAE's weights in NHWC layout (faster convolutions on recent GPUs and oneDNN CPUs).
+    vae_slicing: decode a batch one frame at a time (memory); vae_tiling: decode and encode in overlapping tiles
+    (memory at large sizes, faint seams possible). compile: torch.compile of the UNet, compiled once per shape and
+    reused across frames and renders (CUDA graphs on CUDA); the first frames of a new shape pay the compile time.
+    """
+    import torch
+
+    base = _base(pipe)
+    layout = torch.channels_last if settings.get("channels_last") else torch.contiguous_format
+    own_unet = base.__dict__.setdefault("_kd_own_unet", base.unet)
+    own_unet.to(memory_format=layout)
+    base.vae.to(memory_format=layout)
+    base.vae.enable_slicing() if settings.get("vae_slicing") else base.vae.disable_slicing()
+    base.vae.enable_tiling() if settings.get("vae_tiling") else base.vae.disable_tiling()
+    if settings.get("compile"):
+        compiled = base.__dict__.get("_kd_compiled_unet")
+        if compiled is None:
+            cuda = str(base.device).startswith("cuda")
+            try:
+                compiled = torch.compile(own_unet, mode="reduce-overhead" if cuda else None, fullgraph=False)
+            except Exception as e:  # no compiler toolchain, unsupported platform
+                raise ModelError(f"torch.compile is not available here ({e}); turn Compile off") from e
+            base.__dict__["_kd_compiled_unet"] = compiled
+        base.unet = compiled
+    else:
+        base.unet = own_unet
 
 
 def pipeline_kind(pipe) -> str:
@@ -459,6 +512,8 @@ def derive(pipe, task: str, controlnets: list | None = None):
         derived.scheduler = base.scheduler
     if derived.vae is not base.vae:  # so does use_decoder
         derived.vae = base.vae
+    if derived.unet is not base.unet:  # and apply_speed's compiled UNet
+        derived.unet = base.unet
     return derived
 
 

@@ -70,6 +70,13 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     # A tiny autoencoder (AutoencoderTiny, TAESD-type: a folder or a Hugging Face id such as madebyollin/taesd) in
     # place of the model's VAE: decoding costs next to nothing (a fast path for previews and few-step models).
     "decoder": ((str,), False),
+    # Speed (see models.apply_speed): weights' precision, and switches that leave the pixels alone but for float noise
+    # (so they are not part of a frame's hash, like device and batch size).
+    "precision": ((str,), False),
+    "channels_last": ((bool,), False),
+    "vae_slicing": ((bool,), False),
+    "vae_tiling": ((bool,), False),
+    "compile": ((bool,), False),
 }
 FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "frame": ((int,), True),
@@ -113,9 +120,11 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "color_reference": "",
     "coherence_every": 1,
     "init_image": "",
+    "precision": "auto",
 }
 FRAME_DEFAULTS: dict[str, Any] = {"guidance_rescale": 0.0, "strength": 0.6}
-_CHOICES = {"motion_mode": MOTION_MODES, "camera_source": CAMERA_SOURCES, "depth_source": DEPTH_SOURCES,
+_CHOICES = {"precision": ("auto", "fp32", "fp16", "bf16"), "motion_mode": MOTION_MODES,
+            "camera_source": CAMERA_SOURCES, "depth_source": DEPTH_SOURCES,
             "depth_kind": ("planar", "radial"), "border": BORDERS, "color_coherence": COLOR_MODES}
 
 

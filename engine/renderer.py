@@ -17,8 +17,8 @@ from typing import Callable
 from . import plan as plan_mod
 from .errors import Cancelled
 from .frames import FrameStore
-from .models import (LoadOptions, apply_loras, check_pipeline_kwargs, load_controlnet, load_decoder, load_pipeline,
-                     set_scheduler, use_decoder)
+from .models import (LoadOptions, apply_loras, apply_speed, check_pipeline_kwargs, load_controlnet, load_decoder,
+                     load_pipeline, set_scheduler, uncompiled, use_decoder)
 
 Emit = Callable[[dict], None]
 
@@ -28,17 +28,17 @@ class Renderer:
 
     def __init__(self, options: LoadOptions | None = None):
         self.options = options or LoadOptions()
-        self._pipes: dict[tuple[str, str], object] = {}
+        self._pipes: dict[tuple[str, str, str], object] = {}
         self._controlnets: dict[tuple[str, str], object] = {}
         self._decoders: dict[tuple[str, str], object] = {}
 
-    def pipeline(self, model: str, device: str, emit: Emit):
-        key = (model, device)
+    def pipeline(self, model: str, device: str, emit: Emit, precision: str = "auto"):
+        key = (model, device, precision)
         if key not in self._pipes:
             emit({"event": "loading", "model": model})
             self._pipes.clear()  # one model in memory at a time
             opts = LoadOptions(self.options.allow_download, self.options.allow_unsafe, device,
-                               self.options.single_file_config)
+                               self.options.single_file_config, precision)
             self._pipes[key] = load_pipeline(model, opts)
         return self._pipes[key]
 
@@ -60,14 +60,16 @@ class Renderer:
         return self._decoders[key]
 
     def prepare(self, settings: dict, emit: Emit) -> tuple[object, list]:
-        """The base pipeline with the plan's LoRAs, scheduler and decoder, and its ControlNet units, loaded once and
-        reused."""
-        pipe = self.pipeline(settings["model"], settings["device"], emit)
+        """The base pipeline with the plan's precision, LoRAs, scheduler, decoder and speed switches, and its ControlNet
+        units, loaded once and reused."""
+        pipe = self.pipeline(settings["model"], settings["device"], emit, settings.get("precision", "auto"))
+        uncompiled(pipe)  # LoRAs load into the model's own UNet
         set_scheduler(pipe, settings["scheduler"], settings.get("scheduler_kwargs"))
         name = settings.get("decoder", "").strip()
         use_decoder(pipe, self.decoder(name, str(pipe.device), pipe.unet.dtype, emit) if name else None)
         apply_loras(pipe, settings.get("loras", []), allow_unsafe=self.options.allow_unsafe)
         check_pipeline_kwargs(pipe, settings.get("pipeline_kwargs", {}))
+        apply_speed(pipe, settings)
         nets = [self.controlnet(unit["model"], settings["device"], emit) for unit in settings.get("controlnets", [])]
         return pipe, nets
 

@@ -116,7 +116,6 @@ class KD_PT_settings(_Panel, bpy.types.Panel):
         layout.prop(settings, "latent_source")
         layout.prop(settings, "scheduler")
         layout.prop(settings, "batch_size")
-        layout.prop(settings, "decoder")
         layout.prop(settings, "device")
         layout.prop(settings, "use_ray")
         if settings.use_ray:
@@ -263,6 +262,25 @@ class KD_PT_model(_Panel, bpy.types.Panel):
         col.prop(settings, "pipeline_kwargs")
 
 
+class KD_PT_speed(_Panel, bpy.types.Panel):
+    bl_label = "Speed"
+    bl_parent_id = "KD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        settings = context.scene.keyframe_diffusion
+        layout.prop(settings, "precision")
+        layout.prop(settings, "decoder")
+        col = layout.column(heading="Memory")
+        col.prop(settings, "vae_slicing")
+        col.prop(settings, "vae_tiling")
+        col = layout.column(heading="Faster")
+        col.prop(settings, "channels_last")
+        col.prop(settings, "compile")
+
+
 class KD_PT_audio(_Panel, bpy.types.Panel):
     bl_label = "Audio"
     bl_parent_id = "KD_PT_main"
@@ -311,4 +329,5 @@ class KD_PT_schedules(_Panel, bpy.types.Panel):
 
 
 classes = (KD_UL_prompts, KD_UL_audio_links, KD_UL_controlnets, KD_PT_main, KD_PT_prompts, KD_PT_settings,
-           KD_PT_input, KD_PT_motion, KD_PT_controlnet, KD_PT_model, KD_PT_audio, KD_PT_schedules)
+           KD_PT_input, KD_PT_motion, KD_PT_controlnet, KD_PT_model, KD_PT_speed, KD_PT_audio,
+           KD_PT_schedules)

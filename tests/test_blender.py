@@ -95,7 +95,7 @@ def test_bake_matches_fcurves(scene, extension):
     assert len({r["steps"] for r in plan["frames"]}) > 2 and len({r["guidance"] for r in plan["frames"]}) == 6
 
 
-def test_bake_writes_the_fast_decoder(scene, extension, tmp_path):
+def test_bake_writes_the_speed_settings(scene, extension, tmp_path):
     settings = two_prompt_scene(scene)
     assert extension.bake.bake_scene(scene)["settings"]["decoder"] == ""
     settings.decoder = " madebyollin/taesd "
@@ -104,6 +104,14 @@ def test_bake_writes_the_fast_decoder(scene, extension, tmp_path):
     (tmp_path / "taesd").mkdir()
     settings.decoder = str(tmp_path / "taesd")
     assert extension.bake.bake_scene(scene)["settings"]["decoder"] == os.path.normpath(str(tmp_path / "taesd"))
+    # The rest of the Speed panel travels with the plan too.
+    baked = extension.bake.bake_scene(scene)["settings"]
+    assert (baked["precision"], baked["channels_last"], baked["vae_slicing"], baked["vae_tiling"],
+            baked["compile"]) == ("auto", False, False, False, False)
+    settings.precision, settings.channels_last, settings.vae_tiling, settings.compile = "bf16", True, True, True
+    baked = extension.bake.bake_scene(scene)["settings"]
+    assert (baked["precision"], baked["channels_last"], baked["vae_slicing"], baked["vae_tiling"],
+            baked["compile"]) == ("bf16", True, False, True, True)
 
 
 def test_bake_errors_name_the_frame(scene):

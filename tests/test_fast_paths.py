@@ -90,3 +90,78 @@ def test_decoder_errors_name_the_decoder(tmp_path):
     with pytest.raises(ModelError, match="16 latent channels"):
         _render(renderer, make_plan(str(tmp_path / "c"), decoder=wrong_channels))
     assert not [p for name in "abc" for p in (tmp_path / name).glob("*.png")]
+
+
+def _conv_weight(module):
+    import torch
+
+    return next(m.weight for m in module.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_speed_switches_take_effect_and_turn_back_off(tmp_path):
+    import torch
+
+    renderer = Renderer()
+    _, plain = _render(renderer, make_plan(str(tmp_path / "plain")))
+    pipe = renderer.pipeline("embedded:tiny", "auto", lambda e: None)
+    summary, fast = _render(renderer, make_plan(str(tmp_path / "fast"), channels_last=True, vae_slicing=True,
+                                                vae_tiling=True))
+    assert summary["rendered"] == 3
+    assert _conv_weight(pipe.unet).is_contiguous(memory_format=torch.channels_last)
+    assert not _conv_weight(pipe.unet).is_contiguous()
+    assert pipe.vae.use_slicing and pipe.vae.use_tiling
+    for frame in plain:  # layout and slicing change the arithmetic's order, not the picture
+        assert np.abs(fast[frame].astype(int) - plain[frame].astype(int)).max() <= 2
+
+    _render(renderer, make_plan(str(tmp_path / "again")))
+    assert _conv_weight(pipe.unet).is_contiguous()
+    assert not pipe.vae.use_slicing and not pipe.vae.use_tiling
+
+
+def test_precision_loads_the_weights_in_that_dtype(tmp_path):
+    import torch
+
+    renderer = Renderer()
+    _, full = _render(renderer, make_plan(str(tmp_path / "fp32"), precision="fp32"))
+    assert renderer.pipeline("embedded:tiny", "auto", lambda e: None, "fp32").unet.dtype == torch.float32
+    summary, half = _render(renderer, make_plan(str(tmp_path / "bf16"), precision="bf16"))
+    assert summary["rendered"] == 3
+    assert renderer.pipeline("embedded:tiny", "auto", lambda e: None, "bf16").unet.dtype == torch.bfloat16
+    for frame in full:  # the same picture within bfloat16's rounding
+        assert full[frame].shape == half[frame].shape
+        assert np.abs(half[frame].astype(int) - full[frame].astype(int)).mean() < 8
+    with pytest.raises(plan_mod.PlanError, match="precision"):
+        plan_mod.validate(make_plan(str(tmp_path / "x"), precision="fp8"))
+
+
+@pytest.mark.parametrize("guidance, doubled", [(0.0, False), (1.0, False), (5.0, True)])
+def test_guidance_free_models_do_not_double_the_batch(tmp_path, guidance, doubled):
+    # Turbo and LCM models run at guidance 0-1: no unconditional half, so one UNet row per frame.
+    renderer = Renderer()
+    plan = make_plan(str(tmp_path / "out"), frames=2)
+    for record in plan["frames"]:
+        record["guidance"] = guidance
+    pipe = renderer.pipeline("embedded:tiny", "auto", lambda e: None)
+    rows = []
+    handle = pipe.unet.register_forward_pre_hook(lambda _m, args: rows.append(args[0].shape[0]))
+    try:
+        _render(renderer, plan)
+    finally:
+        handle.remove()
+    assert rows and set(rows) == {4 if doubled else 2}
+
+
+def test_compiled_unet_renders_the_same_frames_and_is_reused(tmp_path):
+    renderer = Renderer()
+    _, plain = _render(renderer, make_plan(str(tmp_path / "plain")))
+    pipe = renderer.pipeline("embedded:tiny", "auto", lambda e: None)
+    own = pipe.unet
+    _, compiled = _render(renderer, make_plan(str(tmp_path / "compiled"), compile=True))
+    first = pipe.unet
+    assert first is not own and getattr(first, "_orig_mod", None) is own
+    for frame in plain:
+        assert np.abs(compiled[frame].astype(int) - plain[frame].astype(int)).max() <= 2
+    _render(renderer, make_plan(str(tmp_path / "again"), compile=True))
+    assert pipe.unet is first  # compiled once, reused by the next render
+    _render(renderer, make_plan(str(tmp_path / "off")))
+    assert pipe.unet is own
