@@ -369,6 +369,9 @@ class KD_Settings(bpy.types.PropertyGroup):
                               default=False)
     vae_tiling: BoolProperty(name="VAE Tiling", description="Decode and encode large frames in overlapping tiles "
                              "(less memory; faint seams possible)", default=False)
+    background_writes: BoolProperty(name="Write in Background", description="Encode and save frames on a thread "
+                                    "while the next ones denoise (a cancel keeps every frame already made)",
+                                    default=False)
     compile: BoolProperty(name="Compile", description="torch.compile the UNet (CUDA graphs on CUDA): the first "
                           "frames of a new size compile for a while, the rest run faster", default=False)
     decoder: StringProperty(

@@ -14,8 +14,8 @@ picture as in real SD models; --model embedded-tiny for embedded:tiny itself) at
 - video: the engine (img2img of FRAMES init pictures, batches of BATCH) against one img2img call per frame;
 - stable-diffusion-videos' walk on the same interpolation when --sdv-python names an interpreter that has it
   (requirements/bench-sdv.txt; bench/peer_sdv.py runs there);
-- the engine's interpolate mode with each speed switch: channels_last, bf16 weights, torch.compile (compiled once in
-  a warm-up, reported as compile_warmup_s);
+- the engine's interpolate mode with each speed switch: channels_last, bf16 weights, background writes (also in
+  feedback mode), torch.compile (compiled once in a warm-up, reported as compile_warmup_s);
 - the engine with the tiny autoencoder as decoder (`decoder` setting; an AutoencoderTiny of TAESD's layout) in
   interpolate and feedback modes, and one 512x512 decode by SD 1.5's autoencoder layout against TAESD's;
 - overheads: a fresh worker process (`python -m engine worker`, what Blender starts) from launch to its first frame;
@@ -374,7 +374,11 @@ def main() -> int:
     ] + [
         (f"engine_interpolate_{name}", lambda f, switch=switch: engine_seconds(renderer, make_plan(
             "INTERPOLATE", f, n, size, steps, args.batch, **switch)))
-        for name, switch in (("channels_last", {"channels_last": True}), ("bf16", {"precision": "bf16"}))
+        for name, switch in (("channels_last", {"channels_last": True}), ("bf16", {"precision": "bf16"}),
+                             ("background_writes", {"background_writes": True}))
+    ] + [
+        ("engine_feedback_background_writes", lambda f: engine_seconds(renderer, make_plan(
+            "FEEDBACK", f, n, size, steps, args.batch, background_writes=True))),
     ] + ([] if not tiny else [
         ("engine_interpolate_tiny_decoder", lambda f: engine_seconds(renderer, make_plan(
             "INTERPOLATE", f, n, size, steps, args.batch, decoder=tiny))),
@@ -405,7 +409,9 @@ def main() -> int:
         "video": round(timings["plain_video"] / timings["engine_video"], 2)}
     result["switches_over_plain_engine"] = {
         name: round(timings["engine_interpolate"] / timings[f"engine_interpolate_{name}"], 2)
-        for name in ("channels_last", "bf16", "compile")}
+        for name in ("channels_last", "bf16", "compile", "background_writes")}
+    result["switches_over_plain_engine"]["feedback_background_writes"] = round(
+        timings["engine_feedback"] / timings["engine_feedback_background_writes"], 2)
     result["compile_warmup_s"] = round(compile_warmup, 1)
     if tiny:
         result["speedup_tiny_decoder"] = {

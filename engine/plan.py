@@ -77,6 +77,7 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "vae_slicing": ((bool,), False),
     "vae_tiling": ((bool,), False),
     "compile": ((bool,), False),
+    "background_writes": ((bool,), False),  # frames written on a thread, overlapping the next frames' denoising
 }
 FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "frame": ((int,), True),

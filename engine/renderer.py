@@ -10,6 +10,8 @@ Events are plain dicts so the worker can print them as JSON lines and in-process
 
 from __future__ import annotations
 
+import queue
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -99,17 +101,24 @@ class Renderer:
                 emit({"event": "progress", "frames": frames, "step": step, "steps": steps,
                       "done": done + rendered, "total": total})
 
+            def write(frame: int, image) -> None:
+                nonlocal rendered
+                path = store.write(frame, to_image(image), hashes[frame], frame_params(settings, by_frame[frame]))
+                rendered += 1
+                emit({"event": "frame", "frame": frame, "path": path, "skipped": False,
+                      "done": done + rendered, "total": total})
+
+            writer = BackgroundWriter(write, 2 * settings["batch_size"]) if settings.get("background_writes") else None
             try:
                 for frame, image in self._frames(pipe, nets, settings, chain, todo, store, on_step):
-                    params = frame_params(settings, by_frame[frame])
-                    path = store.write(frame, to_image(image), hashes[frame], params)
-                    rendered += 1
-                    emit({"event": "frame", "frame": frame, "path": path, "skipped": False,
-                          "done": done + rendered, "total": total})
+                    writer.put(frame, image) if writer else write(frame, image)
                     if cancel.is_set():
                         raise Cancelled()
             except Cancelled:
                 cancelled = True
+            finally:
+                if writer:  # frames already made are kept: the writes in the queue finish first
+                    writer.close(raise_error=sys.exc_info()[0] is None)
         elif todo:
             cancelled = True
         summary = {"event": "finished", "rendered": rendered, "skipped": total - len(todo), "cancelled": cancelled,
@@ -130,6 +139,41 @@ class Renderer:
         if mode == "VIDEO":
             return video.render(job, todo)
         return _chains(job, chain, todo, store)
+
+
+class BackgroundWriter:
+    """Writes finished frames on a thread, in frame order, so PNG encoding and the manifest overlap the next frames'
+    denoising (at a few milliseconds a frame on a GPU, writing on the render thread would cap the frame rate).
+
+    Frame events come from this thread, after each file is in place. A cancel keeps every frame already made (so it
+    can keep a few more than writing in line would); a write that fails stops the render with its error.
+    """
+
+    def __init__(self, write: Callable[[int, object], None], depth: int):
+        self._write = write
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))  # bounds the frames held in memory
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="kd-frame-writer")
+        self._thread.start()
+
+    def put(self, frame: int, image) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((frame, image))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write(*item)
+                except BaseException as e:  # handed to the render thread at its next put or at close
+                    self._error = e
+
+    def close(self, raise_error: bool = True) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if raise_error and self._error is not None:
+            raise self._error
 
 
 def _chains(job, chain: list[dict], todo: list[dict], store: FrameStore):

@@ -279,6 +279,7 @@ class KD_PT_speed(_Panel, bpy.types.Panel):
         col = layout.column(heading="Faster")
         col.prop(settings, "channels_last")
         col.prop(settings, "compile")
+        col.prop(settings, "background_writes")
 
 
 class KD_PT_audio(_Panel, bpy.types.Panel):

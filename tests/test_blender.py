@@ -109,9 +109,10 @@ def test_bake_writes_the_speed_settings(scene, extension, tmp_path):
     assert (baked["precision"], baked["channels_last"], baked["vae_slicing"], baked["vae_tiling"],
             baked["compile"]) == ("auto", False, False, False, False)
     settings.precision, settings.channels_last, settings.vae_tiling, settings.compile = "bf16", True, True, True
+    settings.background_writes = True
     baked = extension.bake.bake_scene(scene)["settings"]
     assert (baked["precision"], baked["channels_last"], baked["vae_slicing"], baked["vae_tiling"],
-            baked["compile"]) == ("bf16", True, False, True, True)
+            baked["compile"], baked["background_writes"]) == ("bf16", True, False, True, True, True)
 
 
 def test_bake_errors_name_the_frame(scene):

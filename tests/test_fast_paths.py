@@ -165,3 +165,55 @@ def test_compiled_unet_renders_the_same_frames_and_is_reused(tmp_path):
     assert pipe.unet is first  # compiled once, reused by the next render
     _render(renderer, make_plan(str(tmp_path / "off")))
     assert pipe.unet is own
+
+
+def test_background_writes_give_the_same_frames_and_events_in_order(tmp_path):
+    renderer = Renderer()
+    _, inline = _render(renderer, make_plan(str(tmp_path / "inline"), frames=5))
+    events = []
+    plan = plan_mod.validate(make_plan(str(tmp_path / "bg"), frames=5, background_writes=True))
+    summary = renderer.render(plan, None, events.append)
+    assert summary["rendered"] == 5 and not summary["cancelled"]
+    frames = [e for e in events if e["event"] == "frame"]
+    assert [e["frame"] for e in frames] == [1, 2, 3, 4, 5] and [e["done"] for e in frames] == [1, 2, 3, 4, 5]
+    assert events[-1]["event"] == "finished"
+    store = FrameStore(str(tmp_path / "bg"))
+    assert store.finished_frames() == [1, 2, 3, 4, 5]
+    for frame, image in inline.items():
+        np.testing.assert_array_equal(store.read(frame), image)
+
+
+def test_background_writes_keep_every_made_frame_on_cancel(tmp_path):
+    import threading
+
+    renderer = Renderer()
+    plan = plan_mod.validate(make_plan(str(tmp_path / "bg"), frames=6, batch_size=1, background_writes=True))
+    cancel = threading.Event()
+    written = []
+
+    def emit(event):
+        if event["event"] == "frame":
+            written.append(event["frame"])
+            cancel.set()
+
+    summary = renderer.render(plan, None, emit, cancel)
+    assert summary["cancelled"] and 1 <= summary["rendered"] < 6
+    assert FrameStore(str(tmp_path / "bg")).finished_frames() == written == list(range(1, summary["rendered"] + 1))
+    again = renderer.render(plan, None, lambda e: None)
+    assert again["rendered"] == 6 - summary["rendered"]
+
+
+def test_a_failing_background_write_stops_the_render_with_its_error(tmp_path, monkeypatch):
+    renderer = Renderer()
+    original = FrameStore.write
+
+    def write(self, frame, *args, **kwargs):
+        if frame == 2:
+            raise OSError("disk full writing frame 2")
+        return original(self, frame, *args, **kwargs)
+
+    monkeypatch.setattr(FrameStore, "write", write)
+    plan = plan_mod.validate(make_plan(str(tmp_path / "bg"), frames=4, batch_size=1, background_writes=True))
+    with pytest.raises(OSError, match="disk full writing frame 2"):
+        renderer.render(plan, None, lambda e: None)
+    assert FrameStore(str(tmp_path / "bg")).finished_frames() == [1]
