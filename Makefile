@@ -4,7 +4,7 @@ VENV := .venv
 VENV42 := .venv-bpy42
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench bench-ray bench-speed build build-light build-full clean e2e-real-blender train-shapes
+.PHONY: setup demo test bench bench-ray bench-speed bench-gpu build build-light build-full clean e2e-real-blender train-shapes
 
 setup: $(VENV)/.ready $(VENV42)/.ready
 
@@ -40,6 +40,11 @@ bench: $(VENV)/.ready
 # venv, as it needs an older diffusers/transformers: requirements/bench-sdv.txt).
 bench-speed: $(VENV)/.ready .venv-sdv/.ready
 	$(PY) bench/speed_cpu.py --sdv-python .venv-sdv/bin/python
+
+# The GPU set (SD-Turbo, SD 1.5, SDXL layouts, random weights) on a CUDA machine; `--smoke` runs it on the CPU with tiny
+# models (about a minute) to check the script. See the script's docstring for splitting it into 10-minute runs.
+bench-gpu: $(VENV)/.ready
+	$(PY) bench/speed_gpu.py
 
 .venv-sdv/.ready: requirements/bench-sdv.txt
 	$(PYTHON) -m venv .venv-sdv

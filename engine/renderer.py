@@ -32,7 +32,7 @@ class Renderer:
         self.options = options or LoadOptions()
         self._pipes: dict[tuple[str, str, str], object] = {}
         self._controlnets: dict[tuple[str, str], object] = {}
-        self._decoders: dict[tuple[str, str], object] = {}
+        self._decoders: dict[tuple[str, str, str], object] = {}
 
     def pipeline(self, model: str, device: str, emit: Emit, precision: str = "auto"):
         key = (model, device, precision)
@@ -54,7 +54,7 @@ class Renderer:
         return self._controlnets[key]
 
     def decoder(self, name: str, device: str, dtype, emit: Emit):
-        key = (name, device)
+        key = (name, device, str(dtype))  # follows the model's precision
         if key not in self._decoders:
             emit({"event": "loading", "model": name})
             self._decoders.clear()

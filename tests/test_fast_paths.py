@@ -77,6 +77,17 @@ def test_tiny_decoder_in_feedback_mode_encodes_and_decodes(tmp_path, decoder):
                       AutoencoderTiny)
 
 
+def test_decoder_follows_the_models_precision(tmp_path, decoder):
+    import torch
+
+    renderer = Renderer()
+    _render(renderer, make_plan(str(tmp_path / "fp32"), decoder=decoder))
+    summary, frames = _render(renderer, make_plan(str(tmp_path / "bf16"), decoder=decoder, precision="bf16"))
+    assert summary["rendered"] == 3
+    pipe = renderer.pipeline("embedded:tiny", "auto", lambda e: None, "bf16")
+    assert pipe.vae.dtype == pipe.unet.dtype == torch.bfloat16
+
+
 def test_decoder_errors_name_the_decoder(tmp_path):
     renderer = Renderer()
     missing = str(tmp_path / "no-such-decoder")
