@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 SCHEMA = "keyframe_diffusion.plan"
 VERSION = 1
-MODES = ("INTERPOLATE", "FEEDBACK", "VIDEO")  # CLIP arrives with a later issue
+MODES = ("INTERPOLATE", "FEEDBACK", "VIDEO", "CLIP")  # CLIP: many frames at once (AnimateDiff, text-to-video)
 MOTION_MODES = ("2D", "3D")
 CAMERA_SOURCES = ("SCENE", "MOTION")  # 3D: the baked scene camera, or Deforum's per-frame motion values
 DEPTH_SOURCES = ("SCENE", "PLANE")  # 3D: the frame's depth file (Blender's Z pass), or a plane (Deforum's flat warp)
@@ -78,6 +78,19 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "vae_tiling": ((bool,), False),
     "compile": ((bool,), False),
     "background_writes": ((bool,), False),  # frames written on a thread, overlapping the next frames' denoising
+    # Clip mode: an AnimateDiff motion adapter (MotionAdapter folder or id) on an SD 1.5-family model (not needed for a
+    # text-to-video UNet3D model), motion LoRAs [{"path", "scale"}], and context windows: shots longer than the
+    # motion model's context are denoised in overlapping windows of context_length frames, context_overlap shared.
+    "motion_adapter": ((str,), False),
+    "motion_loras": ((list,), False),
+    "context_length": ((int,), False),
+    "context_overlap": ((int,), False),
+    "free_noise": ((bool,), False),  # FreeNoise: every window starts from a shuffle of the first window's noise
+    "cpu_offload": ((bool,), False),  # diffusers' model CPU offload: each model on the GPU only while it runs
+    "mask_blur": ((int,), False),  # inpainting: pixels of feathering at the mask's edge
+    # An upscaling pass over finished frames into its own folder: {"model": x4 or latent upscaler, "steps", "guidance",
+    # "noise_level" (x4 only), "output_dir"}
+    "upscale": ((dict,), False),
 }
 FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "frame": ((int,), True),
@@ -95,7 +108,12 @@ FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "control": ((list,), False),  # one per ControlNet unit: {"image": path (optional), "scale", "start", "end"}
     # Feedback: the chain starts again here (a camera cut, a keyed Restart Chain, a "cut" marker): this frame is made
     # like the first one, and nothing before it affects it, so chains render independently (and on different machines).
+    # Clip mode: a new clip (a separate denoising of its own frames) starts here.
     "restart": ((bool,), False),
+    # Inpainting (feedback and video modes): which pixels are repainted (white) and which kept. {"path": image, movie or
+    # index-pass file, "index": movie frame (0-based), "select": [pass index values] (an object or material index pass:
+    # the pixels with one of these values), "invert": true to repaint the others}
+    "mask": ((dict,), False),
 }
 PROMPT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "text": ((str,), True),
@@ -122,6 +140,10 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "coherence_every": 1,
     "init_image": "",
     "precision": "auto",
+    "context_length": 16,
+    "context_overlap": 4,
+    "free_noise": True,
+    "mask_blur": 4,
 }
 FRAME_DEFAULTS: dict[str, Any] = {"guidance_rescale": 0.0, "strength": 0.6}
 _CHOICES = {"precision": ("auto", "fp32", "fp16", "bf16"), "motion_mode": MOTION_MODES,
@@ -177,6 +199,8 @@ def validate(plan: Any) -> dict:
     if settings["plane_distance"] <= 0:
         raise PlanError(f"settings: 'plane_distance' must be above 0, got {settings['plane_distance']}")
     _check_units(settings)
+    _check_clip(settings)
+    _check_upscale(settings)
     for i, lora in enumerate(settings.get("loras", [])):
         _check_fields(lora, {"path": ((str,), True), "scale": (_NUMBER, True)}, f"settings.loras[{i}]")
     for side in ("width", "height"):
@@ -205,6 +229,7 @@ def validate(plan: Any) -> dict:
                 if isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value):
                     raise PlanError(f"{where}: '{group}.{key}' must be a finite number, got {json.dumps(value)[:60]}")
         _check_frame_inputs(record, settings, where)
+        _check_mask(record, settings, where)
         if not record["prompts"]:
             raise PlanError(f"{where}: no prompt has weight above zero at this frame")
         for j, prompt in enumerate(record["prompts"]):
@@ -228,6 +253,58 @@ def _check_units(settings: dict) -> None:
         if unit.get("preprocessor", "NONE") not in CONTROL_PREPROCESSORS:
             raise PlanError(f"{where}: unknown preprocessor {unit['preprocessor']!r} "
                             f"(known: {', '.join(CONTROL_PREPROCESSORS)})")
+
+
+def _check_clip(settings: dict) -> None:
+    for i, lora in enumerate(settings.get("motion_loras", [])):
+        _check_fields(lora, {"path": ((str,), True), "scale": (_NUMBER, True)}, f"settings.motion_loras[{i}]")
+    length, overlap = settings["context_length"], settings["context_overlap"]
+    if length < 2:
+        raise PlanError(f"settings: 'context_length' must be at least 2 frames, got {length}")
+    if not 0 <= overlap < length:
+        raise PlanError(f"settings: 'context_overlap' must lie in 0-{length - 1} (below the context length), got "
+                        f"{overlap}")
+    if settings["mask_blur"] < 0:
+        raise PlanError(f"settings: 'mask_blur' must not be negative, got {settings['mask_blur']}")
+    if settings["mode"] != "CLIP" and (settings.get("motion_adapter", "").strip() or settings.get("motion_loras")):
+        raise PlanError("settings: a motion adapter and motion LoRAs work in clip mode only "
+                        f"(the mode is {settings['mode']})")
+
+
+_UPSCALE_FIELDS = {"model": ((str,), True), "steps": ((int,), False), "guidance": (_NUMBER, False),
+                   "noise_level": ((int,), False), "output_dir": ((str,), True)}
+
+
+def _check_upscale(settings: dict) -> None:
+    upscale = settings.get("upscale")
+    if upscale is None:
+        return
+    _check_fields(upscale, _UPSCALE_FIELDS, "settings.upscale")
+    if not upscale["model"].strip():
+        raise PlanError("settings.upscale: 'model' is empty; give an upscaler folder or Hugging Face id "
+                        "(stabilityai/stable-diffusion-x4-upscaler, stabilityai/sd-x2-latent-upscaler)")
+    if upscale.get("steps", 1) < 1:
+        raise PlanError(f"settings.upscale: 'steps' must be at least 1, got {upscale['steps']}")
+    if not 0 <= upscale.get("noise_level", 0) <= 350:
+        raise PlanError(f"settings.upscale: 'noise_level' must lie in 0-350, got {upscale['noise_level']}")
+    if not upscale["output_dir"].strip():
+        raise PlanError("settings.upscale: 'output_dir' is empty")
+
+
+_MASK_FIELDS = {"path": ((str,), True), "index": ((int,), False), "select": ((list,), False),
+                "invert": ((bool,), False)}
+
+
+def _check_mask(record: dict, settings: dict, where: str) -> None:
+    mask = record.get("mask")
+    if mask is None:
+        return
+    if settings["mode"] not in ("FEEDBACK", "VIDEO"):
+        raise PlanError(f"{where}: masks (inpainting) work in feedback and video modes, not {settings['mode']}")
+    _check_fields(mask, _MASK_FIELDS, f"{where} mask")
+    for value in mask.get("select", []):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PlanError(f"{where} mask: 'select' must list integer pass indices, got {json.dumps(value)[:60]}")
 
 
 def _check_frame_inputs(record: dict, settings: dict, where: str) -> None:
@@ -281,13 +358,17 @@ def save(plan: dict, path: str | os.PathLike) -> None:
 # What changes the pixels of a frame. Device and batch size don't (beyond float noise), output paths don't.
 _HASHED_SETTINGS = ("mode", "model", "width", "height", "scheduler", "latent_source")
 # Settings that joined later are hashed only when set, so frames rendered before they existed stay current.
-_OPTIONAL_HASHED = ("controlnets", "loras", "scheduler_kwargs", "pipeline_kwargs", "decoder")
+_OPTIONAL_HASHED = ("controlnets", "loras", "scheduler_kwargs", "pipeline_kwargs", "decoder", "motion_adapter",
+                    "motion_loras")
 _FRAME_BASE = ("prompts", "seed", "steps", "guidance", "guidance_rescale")
 _HASHED_FRAME = {
     "INTERPOLATE": _FRAME_BASE,
-    "VIDEO": (*_FRAME_BASE, "strength", "init", "control", "image"),
-    "FEEDBACK": (*_FRAME_BASE, "strength", "motion", "image", "camera", "depth", "control"),
+    "VIDEO": (*_FRAME_BASE, "strength", "init", "control", "image", "depth", "mask"),
+    "FEEDBACK": (*_FRAME_BASE, "strength", "motion", "image", "camera", "depth", "control", "mask"),
+    "CLIP": _FRAME_BASE,
 }
+_HASHED_CLIP = ("context_length", "context_overlap", "free_noise")
+_HASHED_MASKS = ("mask_blur",)  # only when some frame has a mask: frames made before masks existed stay current
 _HASHED_FEEDBACK = ("motion_mode", "border", "cadence", "color_coherence", "camera_source", "depth_source",
                     "depth_kind", "plane_distance", "color_reference", "coherence_every", "init_image")
 
@@ -311,12 +392,20 @@ def _frame_data(settings: dict, record: dict) -> dict:
         data["control"] = [{**c, "file": _file_stamp(c.get("image"))} for c in data["control"]]
     if data.get("depth"):
         data["depth"] = _file_stamp(data["depth"])
+    if data.get("mask"):
+        data["mask"] = {**data["mask"], "file": _file_stamp(data["mask"].get("path"))}
+    if data.get("mask") is None:
+        data.pop("mask", None)  # frames hashed before masks existed keep their hash
+    if settings["mode"] == "VIDEO" and data.get("depth") is None:
+        data.pop("depth", None)  # likewise video frames before depth-to-image
     return data
 
 
 def _settings_data(settings: dict) -> dict:
     data = {k: settings.get(k) for k in _HASHED_SETTINGS}
     data.update({k: settings[k] for k in _OPTIONAL_HASHED if settings.get(k)})
+    if settings["mode"] == "CLIP":
+        data.update({k: settings.get(k) for k in _HASHED_CLIP})
     if settings["mode"] == "FEEDBACK":
         data.update({k: settings.get(k) for k in _HASHED_FEEDBACK})
         data["init_image"] = _file_stamp(settings.get("init_image"))
@@ -336,7 +425,9 @@ def frame_hash(settings: dict, record: dict) -> str:
 def frame_hashes(settings: dict, records: list[dict]) -> dict[int, str]:
     """Every frame's hash. Feedback frames chain: a frame's pixels depend on every frame before it in its chain, so
     its hash includes the previous one's, and changing frame 5 makes frames 5 onwards out of date up to the next
-    restart (and only those)."""
+    restart (and only those). A clip's frames are denoised together, so each depends on every frame of its clip."""
+    if settings["mode"] == "CLIP":
+        return _clip_hashes(settings, records)
     if settings["mode"] != "FEEDBACK":
         return {r["frame"]: frame_hash(settings, r) for r in records}
     base = _settings_data(settings)
@@ -355,8 +446,19 @@ def frame_hashes(settings: dict, records: list[dict]) -> dict[int, str]:
     return hashes
 
 
+def _clip_hashes(settings: dict, records: list[dict]) -> dict[int, str]:
+    base = _settings_data(settings)
+    hashes = {}
+    for segment in chain_segments(records):
+        clip = _digest({"settings": base, "frames": [{"frame": r["frame"], **_frame_data(settings, r)}
+                                                     for r in segment]})
+        hashes.update({r["frame"]: _digest({"clip": clip, "frame": r["frame"]}) for r in segment})
+    return hashes
+
+
 def chain_segments(records: Iterable[dict]) -> list[list[dict]]:
-    """Feedback chains in frame order: a new one starts at the first frame and at every frame marked `restart`."""
+    """Feedback chains (clip mode: clips) in frame order: a new one starts at the first frame and at every frame
+    marked `restart`."""
     segments: list[list[dict]] = []
     for record in sorted(records, key=lambda r: r["frame"]):
         if not segments or record.get("restart"):

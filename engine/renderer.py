@@ -212,11 +212,16 @@ def plan_work(plan: dict, frame_range: tuple[int, int] | None, store: FrameStore
     settings = plan["settings"]
     records = plan_mod.select_frames(plan, frame_range)
     chain = sorted(plan["frames"], key=lambda r: r["frame"])
-    feedback = settings["mode"] == "FEEDBACK"
-    # Feedback frames chain from their chain's first frame, so their hashes (and a resumed chain) need every frame.
-    hashes = plan_mod.frame_hashes(settings, chain if feedback else records)
+    feedback, clip = settings["mode"] == "FEEDBACK", settings["mode"] == "CLIP"
+    # Feedback frames chain from their chain's first frame and a clip's frames are denoised together, so their hashes
+    # (and a resumed chain) need every frame.
+    hashes = plan_mod.frame_hashes(settings, chain if feedback or clip else records)
     if feedback:
         records = _with_chain_links(records, chain, store, hashes)
+    if clip:  # a clip is made whole: every frame of the clips the range touches
+        chosen = set(plan_mod.frames_of(records))
+        records = [r for segment in plan_mod.chain_segments(chain) if chosen.intersection(plan_mod.frames_of(segment))
+                   for r in segment]
     todo = [r for r in records if not store.is_current(r["frame"], hashes[r["frame"]])]
     return Work(chain, records, todo, hashes)
 
