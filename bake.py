@@ -10,16 +10,19 @@ import os
 import tempfile
 
 import bpy
+import numpy as np
 
 import json
 
-from . import audio_keys, input_frames, scene_passes, text_prompts
+from . import audio_keys, compat, input_frames, scene_passes, text_prompts
 from .engine import plan as plan_mod
 from .engine import seeds
 from .properties import FRAME_PARAMS
 
 WEIGHT_EPSILON = 1e-6
-CUT_MARKERS = ("cut", "restart")  # timeline markers whose names start so restart a feedback chain
+CUT_MARKERS = ("cut", "restart")  # timeline markers whose names start so restart a feedback chain (or a clip)
+MASK_PASSES = {"OBJECT_INDEX": "object_index", "MATERIAL_INDEX": "material_index"}
+UPSCALE_FOLDER = "upscaled"  # inside the output folder
 
 
 class BakeError(ValueError):
@@ -96,7 +99,31 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "loras": [{"path": _abspath(lora.path), "scale": lora.scale} for lora in s.loras if lora.path.strip()],
         "scheduler_kwargs": _json_object(s.scheduler_kwargs, "Scheduler Options"),
         "pipeline_kwargs": _json_object(s.pipeline_kwargs, "Pipeline Options"),
+        "context_length": s.context_length,
+        "context_overlap": min(s.context_overlap, s.context_length - 1),
+        "free_noise": s.free_noise,
+        "cpu_offload": s.cpu_offload,
+        "mask_blur": s.mask_blur,
+        **_clip_settings(s),
+        **_upscale_settings(s, folder),
     }
+
+
+def _clip_settings(s) -> dict:
+    if s.mode != "CLIP":
+        return {}
+    return {"motion_adapter": _abspath(s.motion_adapter) if os.path.isdir(_abspath(s.motion_adapter))
+            else s.motion_adapter.strip(),
+            "motion_loras": [{"path": _abspath(lora.path), "scale": lora.scale} for lora in s.motion_loras
+                             if lora.path.strip()]}
+
+
+def _upscale_settings(s, folder: str) -> dict:
+    if not s.use_upscale:
+        return {}
+    model = _abspath(s.upscale_model) if os.path.isdir(_abspath(s.upscale_model)) else s.upscale_model.strip()
+    return {"upscale": {"model": model, "steps": s.upscale_steps, "guidance": s.upscale_guidance,
+                        "noise_level": s.upscale_noise_level, "output_dir": os.path.join(folder, UPSCALE_FOLDER)}}
 
 
 def _abspath(path: str) -> str:
@@ -124,17 +151,85 @@ def _unit_preprocessor(unit) -> str:
     return {"DEPTH": "DEPTH", "NORMAL": "NORMAL"}.get(unit.source, unit.preprocessor)
 
 
-def _needed_passes(settings) -> set[str]:
+def _is_mask_strip(scene, name: str) -> bool:
+    return any(strip.name == name and strip.type == "MASK" for strip in compat.all_strips(scene))
+
+
+def _needed_passes(scene, settings) -> set[str]:
     passes = set()
     if (settings.mode == "FEEDBACK" and settings.motion_mode == "3D" and settings.depth_source == "SCENE"
             and settings.camera_source == "SCENE"):
         passes.add("depth")
     if settings.mode == "VIDEO" and settings.init_source == "SCENE":
         passes.add("image")
+    if settings.use_scene_depth and settings.mode in ("VIDEO", "FEEDBACK"):
+        passes.add("depth")
+    if _masking(settings):
+        passes.add(MASK_PASSES.get(settings.mask_source, ""))
+        if settings.mask_source == "STRIP" and _is_mask_strip(scene, settings.mask_strip):
+            passes.add("mask")
     for unit in _units(settings):
         passes.add({"DEPTH": "depth", "NORMAL": "normal", "RENDER": "image"}.get(unit.source, ""))
     passes.discard("")
     return passes
+
+
+def _masking(settings) -> bool:
+    return settings.mask_source != "NONE" and settings.mode in ("VIDEO", "FEEDBACK")
+
+
+def _mask_strip(scene, settings):
+    """The Mask Source strip: a mask strip (its Mask is rasterised with the passes) or a movie or image strip."""
+    if not _masking(settings) or settings.mask_source != "STRIP":
+        return None
+    name = settings.mask_strip
+    for strip in compat.all_strips(scene):
+        if strip.name == name and strip.type == "MASK":
+            if strip.mask is None:
+                raise BakeError(f"mask strip '{name}' has no mask: choose one in its strip properties")
+            return strip
+    try:
+        return input_frames.find_input_strip(scene, name)
+    except input_frames.InputError as e:
+        raise BakeError(f"mask: {e}") from None
+
+
+def _mask_image_file(settings, folder: str) -> str | None:
+    """The Mask Image's grey values as a .npy in the output folder: a painted image may exist only in memory, and
+    Image.save would mark the user's unsaved painting as saved."""
+    if not _masking(settings) or settings.mask_source != "IMAGE":
+        return None
+    image = settings.mask_image
+    if image is None:
+        raise BakeError("mask: no Mask Image chosen (paint one in the Image Editor or open a file)")
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise BakeError(f"mask image '{image.name}' has no pixels (is its file missing?)")
+    pixels = np.empty(width * height * image.channels, np.float32)
+    image.pixels.foreach_get(pixels)
+    pixels = pixels.reshape(height, width, image.channels)
+    grey = pixels[..., :3].mean(axis=2) if image.channels >= 3 else pixels[..., 0]
+    path = os.path.join(folder, "masks", bpy.path.clean_name(image.name) + ".npy")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp.npy"
+    np.save(tmp, np.ascontiguousarray(grey[::-1]))  # Blender's rows go bottom-up
+    scene_passes.place_file(tmp, path)  # unchanged pixels keep the file's date, so frames stay current
+    return path
+
+
+def _mask_entry(settings, strip, image_path: str | None, frame: int) -> dict | None:
+    if not _masking(settings) or settings.mask_source in MASK_PASSES:
+        return None  # index passes are attached after they render
+    if strip is not None and strip.type == "MASK":
+        return None  # rasterised with the passes
+    if strip is not None:
+        try:
+            entry = input_frames.strip_frame(strip, frame)
+        except input_frames.InputError as e:
+            raise BakeError(f"mask: {e}") from None
+    else:
+        entry = {"path": image_path}
+    return {**entry, "invert": settings.mask_invert}
 
 
 def _unit_strips(scene, settings) -> dict[int, object]:
@@ -167,19 +262,26 @@ def _control_entries(settings, strips: dict, frame: int) -> list[dict]:
 
 def _attach_passes(scene, settings, records: list[dict], folder: str, progress=None) -> None:
     """Render the scene passes the settings need and point the frame records at them."""
-    passes = _needed_passes(settings)
+    passes = _needed_passes(scene, settings)
     if not passes:
         return
+    strip = _mask_strip(scene, settings) if "mask" in passes else None
     try:
         rendered = scene_passes.render_passes(scene, folder, [r["frame"] for r in records], passes,
-                                              (settings.width, settings.height), progress)
+                                              (settings.width, settings.height), progress,
+                                              mask=strip.mask if strip is not None else None)
     except scene_passes.PassError as e:
         raise BakeError(str(e)) from None
     units = _units(settings)
     for record in records:
         paths = rendered[record["frame"]]
-        if "depth" in paths and settings.mode == "FEEDBACK":
+        if "depth" in paths and (settings.mode == "FEEDBACK" or settings.use_scene_depth):
             record["depth"] = paths["depth"]
+        index_pass = MASK_PASSES.get(settings.mask_source, "mask")
+        if _masking(settings) and index_pass in paths:
+            record["mask"] = {"path": paths[index_pass], "invert": settings.mask_invert}
+            if index_pass != "mask":
+                record["mask"]["select"] = [settings.mask_index]
         if settings.mode == "VIDEO" and settings.init_source == "SCENE":
             record["init"] = {"path": paths["image"]}
         for unit, entry in zip(units, record.get("control", [])):
@@ -222,8 +324,9 @@ def _chain_restarts(scene: bpy.types.Scene, settings, records: list[dict], keyed
     value at every frame) turns on, where the scene camera changes (markers bound to cameras), and at markers named
     "cut..." or "restart...". A cut shows something else, which warping the previous frame would only smear, and
     chains that share nothing render independently (on different machines with Ray). Never the range's first frame,
-    which starts a chain anyway; only in feedback mode, the one mode that chains."""
-    if settings.mode != "FEEDBACK":
+    which starts a chain anyway. Only in feedback mode, the one mode that chains, and clip mode, where a cut ends one
+    clip and starts the next."""
+    if settings.mode not in ("FEEDBACK", "CLIP"):
         return set()
     marked = {m.frame for m in scene.timeline_markers if m.name.strip().lower().startswith(CUT_MARKERS)}
     cameras = [(r["camera"] or {}).get("name") for r in records]
@@ -277,6 +380,8 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
             input_strip = input_frames.find_input_strip(scene, s.init_strip)
         except input_frames.InputError as e:
             raise BakeError(f"video input: {e}") from None
+    mask_strip = _mask_strip(scene, s)
+    mask_image = _mask_image_file(s, folder)
     current, subframe = scene.frame_current, scene.frame_subframe
     records, evaluated_seeds, keyed_restarts = [], [], []
     try:
@@ -297,6 +402,9 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
                     record["init"] = input_frames.strip_frame(input_strip, frame)
                 except input_frames.InputError as e:
                     raise BakeError(f"video input: {e}") from None
+            mask = _mask_entry(s, mask_strip, mask_image, frame)
+            if mask is not None:
+                record["mask"] = mask
             evaluated_seeds.append(s.seed)
             keyed_restarts.append(s.restart_chain)
             records.append(record)

@@ -142,6 +142,15 @@ def file_output_node(tree, directory: str, inputs: list[tuple[str, str]]):
     return node
 
 
+# Render Layers outputs that 5.0 renamed (4.x name -> 5.0 name).
+_RENAMED_LAYER_OUTPUTS = {"IndexOB": "Object Index", "IndexMA": "Material Index"}
+
+
+def render_layer_output(node, name: str):
+    """The Render Layers node's output for a pass by its 4.x name, or None where the render engine has none."""
+    return node.outputs.get(name) or node.outputs.get(_RENAMED_LAYER_OUTPUTS.get(name, name))
+
+
 def pass_file(directory: str, name: str, frame: int) -> str:
     """Where file_output_node wrote input `name` when rendering `frame`."""
     import os

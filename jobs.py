@@ -101,6 +101,8 @@ class GenerateJob:
         self.total = 0
         self.done_frames = 0
         self.rendered: list[int] = []
+        self.upscaled: list[int] = []
+        self.upscale_folder = ""
         self.finished = False
         self.cancelled = False
         self.error = ""
@@ -113,7 +115,11 @@ class GenerateJob:
         except bake.BakeError as e:
             raise GenerateError(f"Bake failed: {e}") from e
         self.folder = plan["settings"]["output_dir"]
-        strips.update_strip(self.scene, self.folder, [r["frame"] for r in plan["frames"]])
+        frames = [r["frame"] for r in plan["frames"]]
+        strips.update_strip(self.scene, self.folder, frames)
+        if plan["settings"].get("upscale"):
+            self.upscale_folder = plan["settings"]["upscale"]["output_dir"]
+            strips.update_strip(self.scene, self.upscale_folder, frames, upscaled=True)
         try:
             self.worker = get_worker(context)
             self.worker.render(self.plan_path, self.frames, self.ray)
@@ -135,7 +141,16 @@ class GenerateJob:
             self.progress = (event["done"] + share) / max(1, event["total"])
             first, last = event["frames"][0], event["frames"][-1]
             frames = f"frame {first}" if first == last else f"frames {first}-{last}"
-            self.message = f"{event['done']}/{event['total']} done, {frames}: step {event['step']}/{event['steps']}"
+            what = "upscaled" if event.get("pass") == "upscale" else "done"
+            self.message = f"{event['done']}/{event['total']} {what}, {frames}: step {event['step']}/{event['steps']}"
+        elif kind == "upscale_start":
+            self.progress = 0.0
+            self.message = f"Upscaling {len(event['todo'])} of {len(event['frames'])} frames"
+        elif kind == "upscaled":
+            self.progress = event["done"] / max(1, event["total"])
+            if not event["skipped"]:
+                self.upscaled.append(event["frame"])
+                strips.refresh_strip(self.scene, upscaled=True)
         elif kind == "frame":
             self.done_frames = event["done"]
             self.progress = event["done"] / max(1, event["total"])
@@ -146,7 +161,8 @@ class GenerateJob:
             self.finished = True
             self.cancelled = event["cancelled"]
             self.message = f"{'Cancelled' if self.cancelled else 'Done'}: {event['rendered']} rendered, " \
-                           f"{event['skipped']} up to date"
+                           f"{event['skipped']} up to date" + (
+                               f", {event['upscaled']} upscaled" if event.get("upscaled") else "")
         elif kind == "error":
             self.finished = True
             self.error = event["message"]

@@ -161,7 +161,9 @@ class KD_Settings(bpy.types.PropertyGroup):
                ("FEEDBACK", "Feedback", "Each frame is img2img of the previous one after 2D motion or the 3D "
                 "camera move (Deforum)"),
                ("VIDEO", "Video / Scene", "Each frame is img2img of a movie or image strip's frame, or of "
-                "Blender's render of the scene")],
+                "Blender's render of the scene"),
+               ("CLIP", "Clip", "All frames of a shot at once with a video model: AnimateDiff (a motion adapter on "
+                "an SD 1.5 model) or a text-to-video model; long shots in overlapping context windows")],
         default="INTERPOLATE",
     )
     camera_source: EnumProperty(
@@ -401,12 +403,63 @@ class KD_Settings(bpy.types.PropertyGroup):
                              "(one per CPU when it has none)", default=0, min=0, max=4096)
     strip_name: StringProperty(name="Strip", description="Name of the image strip that holds the frames",
                                default="Keyframe Diffusion")
-    strip_channel: IntProperty(name="Channel", default=2, min=1, max=128)
+    strip_channel: IntProperty(name="Channel", default=2, min=1, max=128,
+                               description="Sequencer channel of the strip (the upscaled strip goes one above)")
     generate_before_render: BoolProperty(
         name="Generate Before Render",
         description="When Blender renders, first generate the frames that are missing or out of date (blocking)",
         default=False,
     )
+    # Clip mode (AnimateDiff / text-to-video)
+    motion_adapter: StringProperty(
+        name="Motion Adapter",
+        description="AnimateDiff motion adapter (folder or Hugging Face id, e.g. guoyww/animatediff-motion-adapter-"
+        "v1-5-2) for an SD 1.5 model. Empty for a text-to-video model (damo-vilab/text-to-video-ms-1.7b)")
+    motion_loras: CollectionProperty(type=KD_Lora)
+    active_motion_lora: IntProperty(default=0)
+    context_length: IntProperty(name="Context", description="Frames the motion model sees at once (AnimateDiff: "
+                                "16); longer shots are denoised in overlapping windows of this length",
+                                default=16, min=2, max=128)
+    context_overlap: IntProperty(name="Overlap", description="Frames shared by neighbouring context windows",
+                                 default=4, min=0, max=127)
+    free_noise: BoolProperty(name="FreeNoise", description="Every context window starts from a shuffle of the "
+                             "first window's noise (FreeNoise): long shots stay consistent", default=True)
+    cpu_offload: BoolProperty(name="CPU Offload", description="Keep each model on the GPU only while it runs "
+                              "(much less GPU memory, slower)", default=False)
+    # Inpainting (feedback and video modes)
+    mask_source: EnumProperty(
+        name="Mask", default="NONE",
+        items=[("NONE", "None", "No inpainting: the whole frame is diffused"),
+               ("OBJECT_INDEX", "Object Index", "Repaint the objects whose Pass Index is Mask Index (Blender renders "
+                "the object index pass at every frame)"),
+               ("MATERIAL_INDEX", "Material Index", "Repaint the surfaces whose material Pass Index is Mask Index"),
+               ("STRIP", "Strip", "A mask strip, or a movie or image strip: white is repainted"),
+               ("IMAGE", "Image", "An image (painted in Blender or loaded): white is repainted, on every frame")])
+    mask_index: IntProperty(name="Mask Index", description="The pass index of what to repaint", default=1, min=0,
+                            max=32767)
+    mask_strip: StringProperty(name="Mask Strip", description="Mask, movie or image strip whose frames are the masks")
+    mask_image: PointerProperty(name="Mask Image", type=bpy.types.Image,
+                                description="White is repainted (paint it in the Image Editor)")
+    mask_invert: BoolProperty(name="Invert", description="Repaint the rest instead", default=False)
+    mask_blur: IntProperty(name="Feather", description="Pixels of soft edge at the mask's border", default=4, min=0,
+                           max=256, subtype="PIXEL")
+    # Depth-to-image models (SD 2 depth)
+    use_scene_depth: BoolProperty(
+        name="Scene Depth",
+        description="Render Blender's depth pass at every frame for a depth-to-image model (stabilityai/stable-"
+        "diffusion-2-depth), which then follows the scene's true depth instead of an estimate", default=False)
+    # Upscaling pass
+    use_upscale: BoolProperty(name="Upscale", description="Upscale finished frames into a second strip",
+                              default=False)
+    upscale_model: StringProperty(
+        name="Upscaler", default="stabilityai/stable-diffusion-x4-upscaler",
+        description="SD x4 upscaler or the x2 latent upscaler (stabilityai/sd-x2-latent-upscaler): folder or id")
+    upscale_steps: IntProperty(name="Steps", default=20, min=1, max=200, description="Upscaler denoising steps")
+    upscale_guidance: FloatProperty(name="Guidance", default=9.0, min=0.0, soft_max=20.0,
+                                    description="Upscaler guidance scale (0 for the latent upscaler)")
+    upscale_noise_level: IntProperty(name="Noise Level", default=20, min=0, max=350,
+                                     description="x4 upscaler: noise added to the low-resolution frame (more "
+                                     "invents more detail)")
     prompts: CollectionProperty(type=KD_PromptKey)
     active_prompt: IntProperty(name="Active Prompt", default=0)
     audio_links: CollectionProperty(type=KD_AudioLink)

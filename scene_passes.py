@@ -1,5 +1,6 @@
 """Blender's own render of the scene as engine input: the combined image (scene input), the depth pass (3D feedback,
-depth ControlNet) and the normal pass (normal ControlNet), one file per frame.
+depth ControlNet, depth-to-image), the normal pass (normal ControlNet) and the object and material index passes
+(inpainting masks), one file per frame.
 
 Depth and normals go through a compositor File Output node as float EXR (Blender 5.0 writes only Combined to
 multilayer EXR). A pass file is replaced only when its bytes change, so its size and date stay put when the scene
@@ -18,7 +19,10 @@ import bpy
 from . import compat
 from .engine.frames import frame_filename
 
-PASS_SOCKETS = {"depth": ("Depth", "FLOAT", "use_pass_z"), "normal": ("Normal", "VECTOR", "use_pass_normal")}
+PASS_SOCKETS = {"depth": ("Depth", "FLOAT", "use_pass_z"), "normal": ("Normal", "VECTOR", "use_pass_normal"),
+                "object_index": ("IndexOB", "FLOAT", "use_pass_object_index"),
+                "material_index": ("IndexMA", "FLOAT", "use_pass_material_index"),
+                "mask": ("Mask", "FLOAT", None)}  # a Mask datablock (a mask strip's), rasterised by the compositor
 
 
 _active = False  # True while render_passes renders: Blender's render handlers see those renders too
@@ -38,8 +42,8 @@ def pass_path(folder: str, name: str, frame: int) -> str:
     return os.path.join(folder, "passes", name, frame_filename(frame).replace(".png", ext))
 
 
-def _place(tmp: str, final: str) -> None:
-    """Move a new pass file into place unless an identical one is already there."""
+def place_file(tmp: str, final: str) -> None:
+    """Move a new pass (or mask) file into place unless an identical one is already there."""
     os.makedirs(os.path.dirname(final), exist_ok=True)
     if os.path.isfile(final) and filecmp.cmp(tmp, final, shallow=False):
         os.remove(tmp)
@@ -58,7 +62,8 @@ class _RenderState:
                        "use_sequencer")]
         # Metadata stamps (render time, date, memory) differ between renders of the same pixels: off for passes.
         self.saved += [(render, k, getattr(render, k)) for k in dir(render) if k.startswith("use_stamp")]
-        self.layers = [(vl, a, getattr(vl, a)) for vl in scene.view_layers for _s, _t, a in PASS_SOCKETS.values()]
+        self.layers = [(vl, a, getattr(vl, a)) for vl in scene.view_layers for _s, _t, a in PASS_SOCKETS.values()
+                       if a]
         if fast:
             self.saved.append((render, "engine", render.engine))
             self.saved.append((render, "filter_size", render.filter_size))
@@ -73,12 +78,12 @@ class _RenderState:
 
 
 def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes: set[str], size: tuple[int, int],
-                  progress=None) -> dict[int, dict[str, str]]:
+                  progress=None, mask=None) -> dict[int, dict[str, str]]:
     """Render `passes` ('image', 'depth', 'normal') of the scene at each frame into folder/passes/<pass>/.
 
     Only depth and normals: a fast render (Cycles, one sample, a tiny pixel filter so each pixel's depth is the
     surface at its centre). With 'image', the scene's own engine and settings: the input looks as the user set it up.
-    Returns {frame: {pass: path}}.
+    'mask' rasterises the Mask datablock `mask` at each frame. Returns {frame: {pass: path}}.
     """
     if scene.camera is None:
         raise PassError(f"scene '{scene.name}' has no camera: rendering the scene's passes needs one")
@@ -112,14 +117,22 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
             render.use_compositing = True
             layer = bpy.context.view_layer if bpy.context.scene == scene else scene.view_layers[0]
             for name in data_passes:
-                setattr(layer, PASS_SOCKETS[name][2], True)
+                if PASS_SOCKETS[name][2]:
+                    setattr(layer, PASS_SOCKETS[name][2], True)
             tree, restore_tree = compat.compositor_tree(scene)
             layers_node = tree.nodes.new("CompositorNodeRLayers")
             layers_node.scene = scene
             layers_node.layer = layer.name
             output = compat.file_output_node(tree, tmp, [(n, PASS_SOCKETS[n][1]) for n in data_passes])
             for i, name in enumerate(data_passes):
-                tree.links.new(layers_node.outputs[PASS_SOCKETS[name][0]], output.inputs[i])
+                if name == "mask":
+                    socket = _mask_node(tree, mask, size).outputs[0]
+                else:
+                    socket = compat.render_layer_output(layers_node, PASS_SOCKETS[name][0])
+                if socket is None:  # EEVEE has no index passes
+                    raise PassError(f"the {render.engine} render engine has no {name.replace('_', ' ')} pass: "
+                                    "use Cycles, or another mask source")
+                tree.links.new(socket, output.inputs[i])
         result: dict[int, dict[str, str]] = {}
         _active = True
         for n, frame in enumerate(frames):
@@ -134,13 +147,13 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
                 written = os.path.join(tmp, "image.png")
                 _save_render(written)
                 paths["image"] = pass_path(folder, "image", frame)
-                _place(written, paths["image"])
+                place_file(written, paths["image"])
             for name in data_passes:
                 written = compat.pass_file(tmp, name, frame)
                 if not os.path.isfile(written):
                     raise PassError(f"the {name} pass of frame {frame} was not written (is the compositor off?)")
                 paths[name] = pass_path(folder, name, frame)
-                _place(written, paths[name])
+                place_file(written, paths[name])
             result[frame] = paths
             if progress is not None:
                 progress(n + 1, len(frames))
@@ -151,6 +164,16 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
             restore_tree()
         state.restore()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _mask_node(tree, mask, size: tuple[int, int]):
+    if mask is None:
+        raise ValueError("the mask pass needs a Mask datablock")
+    node = tree.nodes.new("CompositorNodeMask")
+    node.mask = mask
+    if hasattr(node, "size_source"):  # before 5.0: the node's own size unless told to follow the scene
+        node.size_source = "SCENE"
+    return node
 
 
 def _save_render(path: str) -> None:

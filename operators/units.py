@@ -1,9 +1,14 @@
-"""Add and remove ControlNet units and LoRAs (collections of the scene settings)."""
+"""Add and remove ControlNet units, LoRAs and motion LoRAs (collections of the scene settings)."""
 
 from __future__ import annotations
 
 import bpy
 from bpy.props import EnumProperty
+
+
+KINDS = [("CONTROLNET", "ControlNet Unit", ""), ("LORA", "LoRA", ""), ("MOTION_LORA", "Motion LoRA", "")]
+COLLECTIONS = {"CONTROLNET": ("controlnets", "active_controlnet"), "LORA": ("loras", "active_lora"),
+               "MOTION_LORA": ("motion_loras", "active_motion_lora")}
 
 
 class _CollectionEdit:
@@ -13,33 +18,30 @@ class _CollectionEdit:
 class KD_OT_collection_add(_CollectionEdit, bpy.types.Operator):
     bl_idname = "keyframe_diffusion.item_add"
     bl_label = "Add"
-    bl_description = "Add a ControlNet unit or a LoRA"
+    bl_description = "Add a ControlNet unit, a LoRA or a motion LoRA"
 
-    kind: EnumProperty(items=[("CONTROLNET", "ControlNet Unit", ""), ("LORA", "LoRA", "")])
+    kind: EnumProperty(items=KINDS)
 
     def execute(self, context):
         settings = context.scene.keyframe_diffusion
+        collection, active = COLLECTIONS[self.kind]
+        item = getattr(settings, collection).add()
         if self.kind == "CONTROLNET":
-            item = settings.controlnets.add()
             item.name = f"Unit {len(settings.controlnets)}"
-            settings.active_controlnet = len(settings.controlnets) - 1
-        else:
-            settings.loras.add()
-            settings.active_lora = len(settings.loras) - 1
+        setattr(settings, active, len(getattr(settings, collection)) - 1)
         return {"FINISHED"}
 
 
 class KD_OT_collection_remove(_CollectionEdit, bpy.types.Operator):
     bl_idname = "keyframe_diffusion.item_remove"
     bl_label = "Remove"
-    bl_description = "Remove the active ControlNet unit or LoRA"
+    bl_description = "Remove the active ControlNet unit, LoRA or motion LoRA"
 
-    kind: EnumProperty(items=[("CONTROLNET", "ControlNet Unit", ""), ("LORA", "LoRA", "")])
+    kind: EnumProperty(items=KINDS)
 
     def execute(self, context):
         settings = context.scene.keyframe_diffusion
-        collection, active = (("controlnets", "active_controlnet") if self.kind == "CONTROLNET"
-                              else ("loras", "active_lora"))
+        collection, active = COLLECTIONS[self.kind]
         items = getattr(settings, collection)
         index = getattr(settings, active)
         if not 0 <= index < len(items):

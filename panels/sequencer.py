@@ -199,6 +199,88 @@ def _strip_field(layout, scene, owner, prop: str) -> None:
         layout.prop(owner, prop)
 
 
+class KD_PT_clip(_Panel, bpy.types.Panel):
+    bl_label = "Clip"
+    bl_parent_id = "KD_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene.keyframe_diffusion.mode == "CLIP"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.keyframe_diffusion
+        col = layout.column()
+        col.use_property_split = True
+        col.prop(settings, "motion_adapter")
+        layout.label(text="Motion LoRAs")
+        row = layout.row()
+        row.template_list("UI_UL_list", "kd_motion_loras", settings, "motion_loras", settings, "active_motion_lora",
+                          rows=2)
+        sub = row.column(align=True)
+        sub.operator("keyframe_diffusion.item_add", icon="ADD", text="").kind = "MOTION_LORA"
+        sub.operator("keyframe_diffusion.item_remove", icon="REMOVE", text="").kind = "MOTION_LORA"
+        if 0 <= settings.active_motion_lora < len(settings.motion_loras):
+            lora = settings.motion_loras[settings.active_motion_lora]
+            sub = layout.column(align=True)
+            sub.prop(lora, "path")
+            sub.prop(lora, "scale")
+        col = layout.column(align=True)
+        col.use_property_split = True
+        col.prop(settings, "context_length")
+        col.prop(settings, "context_overlap")
+        col = layout.column()
+        col.use_property_split = True
+        col.prop(settings, "free_noise")
+        col.prop(settings, "cpu_offload")
+
+
+class KD_PT_inpaint(_Panel, bpy.types.Panel):
+    bl_label = "Inpaint and Depth"
+    bl_parent_id = "KD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene.keyframe_diffusion.mode in ("VIDEO", "FEEDBACK")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        settings = context.scene.keyframe_diffusion
+        layout.prop(settings, "mask_source")
+        if settings.mask_source in ("OBJECT_INDEX", "MATERIAL_INDEX"):
+            layout.prop(settings, "mask_index")
+        elif settings.mask_source == "STRIP":
+            _strip_field(layout, context.scene, settings, "mask_strip")
+        elif settings.mask_source == "IMAGE":
+            layout.template_ID(settings, "mask_image", new="image.new", open="image.open")
+        if settings.mask_source != "NONE":
+            layout.prop(settings, "mask_invert")
+            layout.prop(settings, "mask_blur")
+        layout.prop(settings, "use_scene_depth")
+
+
+class KD_PT_upscale(_Panel, bpy.types.Panel):
+    bl_label = "Upscale"
+    bl_parent_id = "KD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw_header(self, context):
+        self.layout.prop(context.scene.keyframe_diffusion, "use_upscale", text="")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        settings = context.scene.keyframe_diffusion
+        layout.active = settings.use_upscale
+        layout.prop(settings, "upscale_model")
+        col = layout.column(align=True)
+        col.prop(settings, "upscale_steps")
+        col.prop(settings, "upscale_guidance")
+        col.prop(settings, "upscale_noise_level")
+
+
 class KD_UL_controlnets(bpy.types.UIList):
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
         row = layout.row(align=True)
@@ -330,5 +412,5 @@ class KD_PT_schedules(_Panel, bpy.types.Panel):
 
 
 classes = (KD_UL_prompts, KD_UL_audio_links, KD_UL_controlnets, KD_PT_main, KD_PT_prompts, KD_PT_settings,
-           KD_PT_input, KD_PT_motion, KD_PT_controlnet, KD_PT_model, KD_PT_speed, KD_PT_audio,
-           KD_PT_schedules)
+           KD_PT_input, KD_PT_clip, KD_PT_motion, KD_PT_inpaint, KD_PT_controlnet, KD_PT_model, KD_PT_upscale,
+           KD_PT_speed, KD_PT_audio, KD_PT_schedules)
