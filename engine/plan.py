@@ -368,7 +368,6 @@ _HASHED_FRAME = {
     "CLIP": _FRAME_BASE,
 }
 _HASHED_CLIP = ("context_length", "context_overlap", "free_noise")
-_HASHED_MASKS = ("mask_blur",)  # only when some frame has a mask: frames made before masks existed stay current
 _HASHED_FEEDBACK = ("motion_mode", "border", "cadence", "color_coherence", "camera_source", "depth_source",
                     "depth_kind", "plane_distance", "color_reference", "coherence_every", "init_image")
 
@@ -393,7 +392,7 @@ def _frame_data(settings: dict, record: dict) -> dict:
     if data.get("depth"):
         data["depth"] = _file_stamp(data["depth"])
     if data.get("mask"):
-        data["mask"] = {**data["mask"], "file": _file_stamp(data["mask"].get("path"))}
+        data["mask"] = {**data["mask"], "file": _file_stamp(data["mask"].get("path")), "blur": settings["mask_blur"]}
     if data.get("mask") is None:
         data.pop("mask", None)  # frames hashed before masks existed keep their hash
     if settings["mode"] == "VIDEO" and data.get("depth") is None:
