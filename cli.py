@@ -50,6 +50,11 @@ def _print_event(event: dict) -> None:
     elif kind == "frame" and not event["skipped"]:
         print(f"keyframe_diffusion: [{event['done']}/{event['total']}] frame {event['frame']} -> {event['path']}",
               flush=True)
+    elif kind == "upscale_start":
+        print(f"keyframe_diffusion: {len(event['todo'])} of {len(event['frames'])} frames to upscale", flush=True)
+    elif kind == "upscaled" and not event["skipped"]:
+        print(f"keyframe_diffusion: [{event['done']}/{event['total']}] upscaled frame {event['frame']} -> "
+              f"{event['path']}", flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -40,6 +40,13 @@ class Layout:
         assert hasattr(bpy.types, list_type) and prop in data.bl_rna.properties
         self.calls.append(("list", prop))
 
+    def template_ID(self, data, prop, **kwargs):
+        assert prop in data.bl_rna.properties
+        for op in (kwargs.get("new"), kwargs.get("open")):
+            if op:
+                self.operator(op)
+        self.calls.append(("template_ID", prop))
+
     def label(self, **kwargs):
         self.calls.append(("label", kwargs.get("text", "")))
 
@@ -80,3 +87,25 @@ def test_every_panel_draws(scene, extension, source, seed_behavior, motion_mode,
     ops = {name for kind, name in calls if kind == "operator"}
     assert {"keyframe_diffusion.generate", "keyframe_diffusion.audio_link_add", "keyframe_diffusion.deforum_import",
             "keyframe_diffusion.schedule_import"} <= ops
+
+
+@pytest.mark.parametrize("mask_source", ["OBJECT_INDEX", "STRIP", "IMAGE"])
+def test_clip_inpaint_and_upscale_panels_draw(scene, extension, mask_source):
+    settings = scene.keyframe_diffusion
+    settings.mask_source = mask_source
+    bpy.ops.keyframe_diffusion.item_add(kind="MOTION_LORA")
+    context = SimpleNamespace(scene=scene, window_manager=bpy.context.window_manager)
+    calls = draw_all(extension, context)
+    panel = extension.panels.sequencer.KD_PT_upscale
+    panel.draw_header(SimpleNamespace(layout=Layout(calls)), context)
+    drawn = {name for kind, name in calls if kind in ("prop", "prop_search", "template_ID")}
+    assert {"motion_adapter", "context_length", "context_overlap", "free_noise", "cpu_offload", "mask_source",
+            "mask_invert", "mask_blur", "use_scene_depth", "use_upscale", "upscale_model", "upscale_noise_level",
+            "path"} <= drawn
+    assert ("mask_index" in drawn) == (mask_source == "OBJECT_INDEX")
+    assert ("mask_strip" in drawn) == (mask_source == "STRIP")
+    assert ("mask_image" in drawn) == (mask_source == "IMAGE")
+    assert ("list", "motion_loras") in calls
+    settings.mode = "CLIP"
+    assert extension.panels.sequencer.KD_PT_clip.poll(context)
+    assert not extension.panels.sequencer.KD_PT_inpaint.poll(context)
