@@ -3,11 +3,11 @@
 A model is a local diffusers folder, a Hugging Face id already in the local cache, a single-file checkpoint, or one of
 the embedded models ('embedded:shapes', trained and shipped; 'embedded:tiny', random weights, built on first use).
 Stable Diffusion 1.x/2.x and SDXL are supported (Turbo, LCM and other distilled models saved as those pipeline classes
-included). Nothing is downloaded unless the caller allows it, and nothing runs code from the model (no pickle, no
+included), and their inpainting (9-channel) and SD 2 depth-to-image (5-channel) models. Nothing is downloaded unless the caller allows it, and nothing runs code from the model (no pickle, no
 remote code) unless the caller opts in.
 
 On top of a loaded base pipeline this module gives:
-  derive(pipe, task, controlnets)      img2img / ControlNet pipelines sharing the base's components (cached)
+  derive(pipe, task, controlnets)      img2img / inpaint / ControlNet pipelines sharing the base's components
   load_controlnet(model, ...)          ControlNet models (cached)
   apply_loras(pipe, loras)             LoRA adapters by file, reloading only what changed
   set_scheduler(pipe, name, kwargs)    schedulers by name, with validated settings
@@ -64,8 +64,16 @@ def pick_dtype(precision: str, device: str):
 PIPELINE_CLASSES: dict[str, str] = {
     "StableDiffusionPipeline": "sd",
     "StableDiffusionXLPipeline": "sdxl",
+    # Inpainting models (9-channel UNet: latents, mask, masked image) and depth-to-image (5: latents, depth).
+    "StableDiffusionInpaintPipeline": "sd-inpaint",
+    "StableDiffusionXLInpaintPipeline": "sdxl-inpaint",
+    "StableDiffusionDepth2ImgPipeline": "sd-depth",
+    # Text-to-video (UNet3DConditionModel, damo-vilab/text-to-video-ms-1.7b): clip mode only (see clip_pipeline).
+    "TextToVideoSDPipeline": "t2v",
 }
-_BASE_CLASS = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline"}
+_BASE_CLASS = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline",
+               "sd-inpaint": "StableDiffusionInpaintPipeline", "sdxl-inpaint": "StableDiffusionXLInpaintPipeline",
+               "sd-depth": "StableDiffusionDepth2ImgPipeline", "t2v": "TextToVideoSDPipeline"}
 SAFE_EXTENSIONS = (".safetensors",)
 PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin")
 # What diffusers needs of a base model to read a single-file checkpoint: configs and tokenizer files, no weights.
@@ -319,9 +327,22 @@ def _check_class(model: str, class_name: str) -> str:
         raise ModelError(
             f"model '{model}' is a {class_name or 'pipeline with no _class_name'} (model_index.json), which "
             "Keyframe Diffusion can't run: supported are Stable Diffusion 1.x/2.x (StableDiffusionPipeline) and SDXL "
-            "(StableDiffusionXLPipeline), Turbo and other distilled models saved as those included"
+            "(StableDiffusionXLPipeline), Turbo and other distilled models saved as those included, their inpainting "
+            "models (StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline) and depth-to-image "
+            "(StableDiffusionDepth2ImgPipeline), and text-to-video models (TextToVideoSDPipeline, clip mode)"
         )
     return PIPELINE_CLASSES[class_name]
+
+
+def locate_pipeline(model: str, options: LoadOptions) -> tuple[str, str]:
+    """A diffusers pipeline folder or Hugging Face id found by the base model's rules (local folder, the cache,
+    downloads only when allowed), and the class its model_index.json names, for callers that load other pipeline
+    classes (the upscalers). Single-file checkpoints are refused: their class can't be read from the file."""
+    source = _locate(model, options)
+    if source.single_file:
+        raise ModelError(f"model '{model}' is a single file: give its diffusers folder (with model_index.json) or "
+                         "Hugging Face id")
+    return source.path, _read_class_name(model, source, options.allow_download)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -339,9 +360,12 @@ def load_pipeline(model: str, options: LoadOptions):
     cls = getattr(diffusers, _BASE_CLASS[kind])
     device = pick_device(options.device)
     kwargs: dict[str, Any] = dict(dtype=pick_dtype(options.precision, device))
-    if kind == "sd":
+    if kind in ("sd", "sd-inpaint"):
         # Frames of an animation must not turn black one by one; the checker is the user's choice, not ours.
         kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if kind == "sd-depth":
+        # The depth comes from Blender's depth pass, never estimated: the DPT estimator (1.3 GB) stays on disk.
+        kwargs.update(depth_estimator=None, feature_extractor=None)
     hint = "" if options.allow_unsafe else (" If it only has .bin/.ckpt weights, allow unsafe (pickle) weights in "
                                             "the preferences.")
     if source.single_file:
@@ -391,7 +415,7 @@ def use_decoder(pipe, decoder) -> None:
     own = base.__dict__.setdefault("_kd_own_vae", base.vae)
     vae = own if decoder is None else decoder
     if decoder is not None:
-        channels = base.unet.config.in_channels
+        channels = base.unet.config.out_channels  # in_channels also counts an inpainting mask or a depth map
         if decoder.config.latent_channels != own.config.latent_channels or channels != own.config.latent_channels:
             raise ModelError(f"the decoder has {decoder.config.latent_channels} latent channels but the model's "
                              f"autoencoder has {own.config.latent_channels}: it is not a decoder for this model")
@@ -450,6 +474,39 @@ def pipeline_kind(pipe) -> str:
     raise ModelError(f"{type(pipe).__name__} is neither a Stable Diffusion nor an SDXL pipeline")
 
 
+def model_kind(pipe) -> str:
+    """pipeline_kind plus what the UNet takes beside the latents, read from its channels (not from the class the model
+    was saved as): 'sd' / 'sdxl'; 'sd-inpaint' / 'sdxl-inpaint' (9 channels: latents, mask, masked image);
+    'sd-depth' (5: latents, depth)."""
+    base = _base(pipe)
+    kind = pipeline_kind(base)
+    config = base.unet.config
+    extra = config.in_channels - config.out_channels
+    if extra == 0:
+        return kind
+    if extra == 5:
+        return f"{kind}-inpaint"
+    if extra == 1 and kind == "sd":
+        return "sd-depth"
+    raise ModelError(f"{type(base).__name__}: a UNet with {config.in_channels} input channels is neither a "
+                     "text-to-image, an inpainting nor a depth-to-image model")
+
+
+def check_model_use(pipe, settings: dict) -> None:
+    """Refuse, before any frame, what an inpainting or depth-to-image model can't do with the plan's settings."""
+    kind = model_kind(pipe)
+    if kind in ("sd", "sdxl"):
+        return
+    what = "a depth-to-image" if kind == "sd-depth" else "an inpainting"
+    if settings["mode"] not in ("FEEDBACK", "VIDEO"):
+        raise ModelError(f"model '{settings['model']}' is {what} model: it works in feedback and video modes, not "
+                         f"{settings['mode'].lower()} mode")
+    if kind == "sd-depth" and settings.get("controlnets"):
+        raise ModelError(f"model '{settings['model']}' is a depth-to-image model: depth-to-image and ControlNet "
+                         "units are not supported together (remove the units, or use a depth ControlNet on an "
+                         "ordinary model)")
+
+
 def _base(pipe):
     """The loaded pipeline a derived one was made from (itself for a base pipeline)."""
     return getattr(pipe, "_kd_base", None) or pipe
@@ -458,7 +515,7 @@ def _base(pipe):
 # --------------------------------------------------------------------------------------------------------------------
 # Derived pipelines and ControlNet
 
-TASKS = ("txt2img", "img2img")
+TASKS = ("txt2img", "img2img", "inpaint")
 _DERIVED_CLASSES = {
     ("sd", "txt2img", False): "StableDiffusionPipeline",
     ("sd", "img2img", False): "StableDiffusionImg2ImgPipeline",
@@ -468,14 +525,27 @@ _DERIVED_CLASSES = {
     ("sdxl", "img2img", False): "StableDiffusionXLImg2ImgPipeline",
     ("sdxl", "txt2img", True): "StableDiffusionXLControlNetPipeline",
     ("sdxl", "img2img", True): "StableDiffusionXLControlNetImg2ImgPipeline",
+    # Inpainting: an ordinary model's inpaint pipeline keeps the init's latents outside the mask at every step; an
+    # inpainting model's (9 channels) only ever inpaints (with a full mask where a frame has none).
+    ("sd", "inpaint", False): "StableDiffusionInpaintPipeline",
+    ("sd", "inpaint", True): "StableDiffusionControlNetInpaintPipeline",
+    ("sdxl", "inpaint", False): "StableDiffusionXLInpaintPipeline",
+    ("sdxl", "inpaint", True): "StableDiffusionXLControlNetInpaintPipeline",
+    ("sd-inpaint", "inpaint", False): "StableDiffusionInpaintPipeline",
+    ("sd-inpaint", "inpaint", True): "StableDiffusionControlNetInpaintPipeline",
+    ("sdxl-inpaint", "inpaint", False): "StableDiffusionXLInpaintPipeline",
+    ("sdxl-inpaint", "inpaint", True): "StableDiffusionXLControlNetInpaintPipeline",
+    # Depth-to-image (5 channels) only ever makes a frame from an image (a grey one for text-to-image) and a depth map.
+    ("sd-depth", "img2img", False): "StableDiffusionDepth2ImgPipeline",
 }
 _MAX_DERIVED = 8
 
 
 def derive(pipe, task: str, controlnets: list | None = None):
-    """The pipeline for `task` ('txt2img' or 'img2img'), with ControlNet units if given, built with from_pipe so it
-    shares the base's UNet, VAE, text encoders, LoRA adapters and scheduler (no extra memory but the ControlNets).
-    Cached on the base pipeline: asking again with the same units returns the same object."""
+    """The pipeline for `task` ('txt2img', 'img2img' or 'inpaint'), with ControlNet units if given, built with
+    from_pipe so it shares the base's UNet, VAE, text encoders, LoRA adapters and scheduler (no extra memory but the
+    ControlNets). Cached on the base pipeline: asking again with the same units returns the same object. Inpainting
+    and depth-to-image models (see model_kind) have only the pipelines they can run; other tasks raise ModelError."""
     import diffusers
 
     base = _base(pipe)
@@ -485,7 +555,10 @@ def derive(pipe, task: str, controlnets: list | None = None):
     kind = pipeline_kind(base)
     for unit in units:
         _check_controlnet_fits(base, unit, kind)
-    cls_name = _DERIVED_CLASSES[(kind, task, bool(units))]
+    variant = model_kind(base)
+    cls_name = _DERIVED_CLASSES.get((variant, task, bool(units)))
+    if cls_name is None:
+        raise ModelError(_no_pipeline(variant, task, bool(units)))
     if not units and type(base).__name__ == cls_name:
         return base
     cache: OrderedDict = base.__dict__.setdefault("_kd_derived", OrderedDict())
@@ -515,6 +588,16 @@ def derive(pipe, task: str, controlnets: list | None = None):
     if derived.unet is not base.unet:  # and apply_speed's compiled UNet
         derived.unet = base.unet
     return derived
+
+
+def _no_pipeline(variant: str, task: str, units: bool) -> str:
+    if variant == "sd-depth":
+        if units:
+            return "depth-to-image and ControlNet units are not supported together"
+        if task == "inpaint":
+            return "depth-to-image and inpainting masks are not supported together"
+        return "a depth-to-image model has no text-to-image pipeline: it starts from a grey image at strength 1"
+    return f"an inpainting model has no {task} pipeline: it inpaints with a full mask instead"
 
 
 def _check_controlnet_fits(base, unit, kind: str) -> None:
@@ -762,7 +845,10 @@ RESERVED_PIPELINE_KWARGS: dict[str, str] = {
     "generator": "use the seeds",
     "image": "use the mode's init image or the ControlNet unit images",
     "control_image": _CONTROL,
-    "mask_image": "masks are not supported yet",
+    "mask_image": "use the frames' masks (Inpainting)",
+    "masked_image_latents": "use the frames' masks (Inpainting)",
+    "padding_mask_crop": "the engine pastes the frame back outside the mask itself",
+    "depth_map": "depth-to-image takes each frame's depth pass (Scene Depth)",
     "ip_adapter_image": "IP-Adapter is not supported yet",
     "ip_adapter_image_embeds": "IP-Adapter is not supported yet",
     "strength": "use the Strength setting (per keyframe)",

@@ -174,9 +174,41 @@ def _save_atomically(model, folder: str, prefix: str) -> str:
     return folder
 
 
+def _with_unet_inputs(seed: int, in_channels: int) -> dict:
+    """The tiny SD pipeline's VAE, text encoder, tokenizer and scheduler with a UNet of the same layout taking
+    `in_channels` inputs (the 4 latent channels first, then what the model is conditioned on)."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    parts = build_tiny_pipeline(seed).components
+    torch.manual_seed(seed + 1)
+    unet = UNet2DConditionModel(**{**_TINY_UNET, "in_channels": in_channels}, cross_attention_dim=32,
+                                attention_head_dim=8)
+    return {"unet": unet, **{k: parts[k] for k in ("vae", "text_encoder", "tokenizer", "scheduler")}}
+
+
+def build_tiny_inpaint_pipeline(seed: int = 0):
+    """A StableDiffusionInpaintPipeline laid out like an inpainting model (runwayml/stable-diffusion-inpainting): the
+    UNet takes 9 channels, the noisy latents, the mask and the masked image's latents."""
+    from diffusers import StableDiffusionInpaintPipeline
+
+    return StableDiffusionInpaintPipeline(**_with_unet_inputs(seed, 9), safety_checker=None, feature_extractor=None,
+                                          requires_safety_checker=False)
+
+
+def build_tiny_depth_pipeline(seed: int = 0):
+    """A StableDiffusionDepth2ImgPipeline laid out like stabilityai/stable-diffusion-2-depth: the UNet takes 5
+    channels, the noisy latents and a depth map. No depth estimator: the engine gives it Blender's depth."""
+    from diffusers import StableDiffusionDepth2ImgPipeline
+
+    return StableDiffusionDepth2ImgPipeline(**_with_unet_inputs(seed, 5), depth_estimator=None,
+                                            feature_extractor=None)
+
+
 def make_tiny_model(folder: str, seed: int = 0, kind: str = "sd") -> str:
-    """Write the tiny pipeline ('sd' or 'sdxl') to `folder` (atomically)."""
-    builders = {"sd": build_tiny_pipeline, "sdxl": build_tiny_sdxl_pipeline}
+    """Write the tiny pipeline ('sd', 'sdxl', 'sd-inpaint' or 'sd-depth') to `folder` (atomically)."""
+    builders = {"sd": build_tiny_pipeline, "sdxl": build_tiny_sdxl_pipeline, "sd-inpaint": build_tiny_inpaint_pipeline,
+                "sd-depth": build_tiny_depth_pipeline}
     if kind not in builders:
         raise ValueError(f"unknown tiny model kind '{kind}' (known: {', '.join(builders)})")
     return _save_atomically(builders[kind](seed), folder, ".tiny-")
@@ -208,3 +240,103 @@ def build_tiny_controlnet(seed: int = 0, kind: str = "sd"):
 def make_tiny_controlnet(folder: str, seed: int = 0, kind: str = "sd") -> str:
     """Write the tiny ControlNet ('sd' or 'sdxl') to `folder` as safetensors (atomically)."""
     return _save_atomically(build_tiny_controlnet(seed, kind), folder, ".tiny-controlnet-")
+
+
+def _tiny_vae_x4(scaling_factor: float):
+    """A narrow autoencoder with three blocks (two downsamplings): pictures 4x its latents' size."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(16, 16, 16),
+        norm_num_groups=8,
+        layers_per_block=1,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        latent_channels=4,
+        sample_size=64,
+        scaling_factor=scaling_factor,
+    )
+
+
+def build_tiny_x4_upscaler(seed: int = 0):
+    """A StableDiffusionUpscalePipeline laid out like stabilityai/stable-diffusion-x4-upscaler, tiny and random: the
+    UNet takes 4 latent + 3 low-res image channels and embeds the noise level as a class label; the VAE has three
+    blocks (two downsamplings), so latents at the frame's size decode to 4x, with the real model's scaling factor."""
+    import torch
+    from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionUpscalePipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(seed)
+    # Narrower than the SD tiny model: this UNet runs at the frame's full size (x4 latents are not downsampled).
+    unet = UNet2DConditionModel(
+        **{**_TINY_UNET, "in_channels": 7, "block_out_channels": (16, 32)},
+        norm_num_groups=8,
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        use_linear_projection=True,
+        num_class_embeds=1000,  # as the real model: noise levels 0-350 index it
+    )
+    tokenizer = _tiny_tokenizer()
+    return StableDiffusionUpscalePipeline(
+        vae=_tiny_vae_x4(0.08333),
+        text_encoder=CLIPTextModel(_tiny_text_config(len(tokenizer.get_vocab()))),
+        tokenizer=tokenizer,
+        unet=unet,
+        low_res_scheduler=DDPMScheduler(),
+        scheduler=DDIMScheduler(prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=False,
+                                steps_offset=1),
+        max_noise_level=350,
+    )
+
+
+def build_tiny_latent_upscaler(seed: int = 0):
+    """A StableDiffusionLatentUpscalePipeline laid out like stabilityai/sd-x2-latent-upscaler, tiny and random: a
+    k-diffusion-style UNet (K blocks, Fourier time embedding, no mid block) taking 4 noisy + 4 low-res latent channels
+    and predicting 4 + 1 (the unused variance channel), conditioned on 128 noise-level values plus the pooled text
+    embedding. Like the real one its UNet has four levels and takes no odd sizes between them, so frames must be padded
+    to a multiple of 16 here (of 32 for the real one, whose autoencoder scales by 8, not 4)."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionLatentUpscalePipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(seed)
+    hidden = 32
+    unet = UNet2DConditionModel(
+        act_fn="gelu",
+        attention_head_dim=8,
+        norm_num_groups=None,
+        block_out_channels=(32, 32, 64, 64),  # K blocks need the last two widths equal
+        layers_per_block=1,
+        time_cond_proj_dim=128 + hidden,
+        conv_in_kernel=1,
+        conv_out_kernel=1,
+        cross_attention_dim=hidden,
+        down_block_types=("KDownBlock2D",) + ("KCrossAttnDownBlock2D",) * 3,
+        up_block_types=("KCrossAttnUpBlock2D",) * 3 + ("KUpBlock2D",),
+        in_channels=8,
+        out_channels=5,
+        mid_block_type=None,
+        only_cross_attention=False,
+        resnet_time_scale_shift="scale_shift",
+        time_embedding_type="fourier",
+        timestep_post_act="gelu",
+    )
+    tokenizer = _tiny_tokenizer()
+    return StableDiffusionLatentUpscalePipeline(
+        vae=_tiny_vae_x4(0.18215),
+        text_encoder=CLIPTextModel(_tiny_text_config(len(tokenizer.get_vocab()), hidden)),
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(prediction_type="sample"),
+    )
+
+
+def make_tiny_upscaler(folder: str, seed: int = 0, kind: str = "x4") -> str:
+    """Write the tiny upscaler ('x4': StableDiffusionUpscalePipeline, 'x2': StableDiffusionLatentUpscalePipeline) to
+    `folder` (atomically)."""
+    builders = {"x4": build_tiny_x4_upscaler, "x2": build_tiny_latent_upscaler}
+    if kind not in builders:
+        raise ValueError(f"unknown tiny upscaler kind '{kind}' (known: {', '.join(builders)})")
+    return _save_atomically(builders[kind](seed), folder, ".tiny-upscaler-")

@@ -293,8 +293,8 @@ def test_controlnet_refusals(pipes, dirs, tmp_path, fake_hub):
     sd_unit = models.load_controlnet(dirs["cn-sd"], OPTIONS, "cpu", torch.float32)
     with pytest.raises(ModelError, match="is for SD .* but the model is SDXL"):
         models.derive(pipes["sdxl"], "txt2img", [sd_unit])
-    with pytest.raises(ModelError, match="unknown task 'inpaint'"):
-        models.derive(pipes["sd"], "inpaint")
+    with pytest.raises(ModelError, match="unknown task 'outpaint'"):
+        models.derive(pipes["sd"], "outpaint")
     with pytest.raises(ModelError, match=r"'someone/cn' is not in the Hugging Face cache.*hf download someone/cn"):
         models.load_controlnet("someone/cn", OPTIONS)
     with pytest.raises(ModelError, match="single file"):

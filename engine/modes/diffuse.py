@@ -1,9 +1,10 @@
 """One diffusers call for a batch of frames, shared by the img2img modes (feedback and video).
 
-It picks the pipeline for the task (text-to-image or image-to-image, with or without ControlNet units) from the
-loaded model's components, encodes prompts through the shared PromptEncoder (composable parts, Compel syntax),
-seeds every frame from its own seed, applies the Giffusion latent coherence pull, and stops within one denoising
-step on cancel.
+It picks the pipeline for the task (text-to-image, image-to-image or inpainting, with or without ControlNet units;
+depth-to-image for a depth model) from the loaded model's components, encodes prompts through the shared
+PromptEncoder (composable parts, Compel syntax), seeds every frame from its own seed, applies the Giffusion latent
+coherence pull, and stops within one denoising step on cancel. Masked frames keep their init outside the (feathered)
+mask; a depth-to-image model gets each frame's Blender depth as relative inverse depth.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import image_ops, models
+from .. import image_ops, masks, models, warp
 from ..composable import composed
 from ..latents import seeded_noise
 from ..prompts import PromptEncoder, pipeline_inputs
@@ -133,12 +134,15 @@ def encode_latents(pipe, images: list[np.ndarray]) -> torch.Tensor:
 
 
 def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
-            coherence_reference: list[np.ndarray] | None = None) -> list[np.ndarray]:
+            coherence_reference: list[np.ndarray] | None = None,
+            keep: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Render one batch of frames that share steps, guidance and strength; returns RGB uint8 arrays.
 
     `inits` None is text-to-image from each frame's seeded noise; otherwise image-to-image where strength is the
     share of the schedule that is re-diffused (0 keeps the init, 1 ignores it: diffusers' direction, the opposite of
     Deforum's strength, which the Deforum import inverts).
+
+    Frames with a `mask` are inpainted: outside the feathered mask they are `keep` (default: the inits), exactly.
     """
     settings = job.settings
     first = records[0]
@@ -147,15 +151,36 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
     if inits is not None and steps_run(steps, strength) < 1:
         # Less than one step of the schedule left to run: the frame is its init (diffusers would refuse).
         job.on_step(frames, steps, steps)
+        if keep is not None and any(r.get("mask") for r in records):  # still only the mask may change
+            size = (settings["width"], settings["height"])
+            return [masks.paste_back(i, k, masks.read_mask(r["mask"], size, settings.get("mask_blur", 4), r["frame"]))
+                    if r.get("mask") else np.array(i, copy=True) for r, i, k in zip(records, inits, keep)]
         return [np.array(i, copy=True) for i in inits]
-    if len(job.controlnets) > 1 and len(records) > 1:
-        # diffusers' Multi-ControlNet takes one conditioning image per unit, not a batch: one frame per call.
-        return [diffuse(job, [r], None if inits is None else [i],
-                        None if coherence_reference is None else [c])[0]
-                for r, i, c in zip(records, inits or [None] * len(records),
-                                   coherence_reference or [None] * len(records))]
+    masked = [bool(r.get("mask")) for r in records]
+    if (len(job.controlnets) > 1 or any(masked) and not all(masked)) and len(records) > 1:
+        # diffusers' Multi-ControlNet takes one conditioning image per unit, not a batch, and a frame without a mask
+        # is image-to-image, not inpainting: one frame per call.
+        none = [None] * len(records)
+        return [diffuse(job, [r], None if inits is None else [i], None if coherence_reference is None else [c],
+                        None if keep is None else [k])[0]
+                for r, i, c, k in zip(records, inits or none, coherence_reference or none, keep or none)]
     controls = control_images(job, records, inits or [None] * len(records))
-    task = "img2img" if inits is not None else "txt2img"
+    size = (settings["width"], settings["height"])
+    kind = models.model_kind(job.pipe)
+    if any(masked) and inits is None:
+        job.warn_once("a frame with no init image (the first of a feedback chain without an Init Image) can't be "
+                      "inpainted: its mask is ignored")
+    soft = None
+    if any(masked) and inits is not None:
+        soft = [masks.read_mask(r["mask"], size, settings.get("mask_blur", 4), r["frame"]) for r in records]
+    depth = depth_maps(records, size) if kind == "sd-depth" else None
+    if depth is not None and soft is not None:
+        raise ValueError(f"frame {frames[0]}: the model is a depth-to-image model, and depth-to-image and inpainting "
+                         "masks are not supported together (remove the mask, or use an ordinary or inpainting model)")
+    inpaint = soft is not None or kind.endswith("-inpaint")
+    # Inpainting and depth models start from an image; their text-to-image is a grey one re-diffused whole.
+    grey = inits is None and (inpaint or depth is not None)
+    task = "inpaint" if inpaint else "img2img" if inits is not None or grey else "txt2img"
     pipe = models.derive(job.pipe, task, job.controlnets or None)
     conds = [job.prompts.frame(r["prompts"]) for r in records]
     dtype = pipe.unet.dtype
@@ -173,15 +198,26 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
         call["guidance_rescale"] = rescale
     elif rescale:
         job.warn_once(f"{type(pipe).__name__} has no CFG rescale; the frames' guidance_rescale is ignored")
-    if inits is None:
-        factor = pipe.vae_scale_factor
-        shape = (pipe.unet.config.in_channels, settings["height"] // factor, settings["width"] // factor)
+    factor = pipe.vae_scale_factor
+    # out_channels: the latents' channels (in_channels also counts an inpainting model's mask or a depth map)
+    shape = (pipe.unet.config.out_channels, settings["height"] // factor, settings["width"] // factor)
+    if task == "txt2img":
         call.update(width=settings["width"], height=settings["height"],
                     latents=torch.stack([seeded_noise(r["seed"], shape) for r in records]).to(pipe.device, dtype))
     else:
-        call.update(image=[image_ops.to_pil(i) for i in inits], strength=strength)
+        sources = inits if not grey else [np.full((size[1], size[0], 3), 128, np.uint8)] * len(records)
+        call.update(image=[image_ops.to_pil(i) for i in sources], strength=1.0 if grey else strength)
+    if inpaint:
+        # An inpainting model's frame without a mask is repainted whole (its image-to-image).
+        areas = [masks.repaint_area(m) for m in soft] if soft else [np.full(size[::-1], 255, np.uint8)] * len(records)
+        call.update(width=size[0], height=size[1], mask_image=[image_ops.to_pil(a) for a in areas])
+        if grey:  # all noise at strength 1: the frame's own seeded noise, as in text-to-image
+            call["latents"] = torch.stack([seeded_noise(r["seed"], shape) for r in records]).to(pipe.device, dtype)
+    if depth is not None:
+        call["depth_map"] = depth.to(pipe.device, dtype)
+        _flat_depth_safe(pipe)
     if controls is not None:
-        key = "control_image" if task == "img2img" else "image"
+        key = "image" if task == "txt2img" else "control_image"
         units = [r["control"] for r in records]
         # One unit: a batch of images. Several: one image per unit (a single frame, see above).
         call[key] = [images[0] for images in controls] if len(controls) > 1 else controls[0]
@@ -210,4 +246,45 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
     call.update(callback_on_step_end=step_end, callback_on_step_end_tensor_inputs=["latents"])
     with torch.no_grad(), composed(pipe.unet, weights, 1 if weights is None else weights.shape[1]):
         result = pipe(**call)
-    return [(np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8) for image in result.images]
+    images = [(np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8) for image in result.images]
+    if soft is not None:
+        images = [masks.paste_back(image, kept, m) for image, kept, m in zip(images, keep or inits, soft)]
+    return images
+
+
+DEPTH_HINT = "turn on Scene Depth so the bake renders Blender's depth pass"
+
+
+def inverse_depth(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Blender's depth (scene units, far = large; inf or 1e10 where nothing was hit) -> what depth-to-image models
+    were trained on: MiDaS-style relative inverse depth, near = high, nothing hit = 0 (infinitely far), at `size`.
+    diffusers normalises each map to -1..1 by its own min and max, so the scale of 1/z doesn't matter."""
+    valid = np.isfinite(depth) & (depth > 0) & (depth < warp.FAR_DEPTH)
+    inverse = np.zeros(depth.shape, np.float32)
+    inverse[valid] = 1.0 / depth[valid]
+    return image_ops.resize(inverse, size)
+
+
+def depth_maps(records: list[dict], size: tuple[int, int]) -> torch.Tensor:
+    """The depth-to-image conditioning of a batch, (frames, height, width), from each frame's depth file."""
+    maps = []
+    for record in records:
+        path = record.get("depth")
+        if not path:
+            raise ValueError(f"frame {record['frame']}: the model is a depth-to-image model and the frame has no "
+                             f"depth: {DEPTH_HINT}")
+        maps.append(torch.from_numpy(inverse_depth(image_ops.read_depth(path), size)))
+    return torch.stack(maps)
+
+
+def _flat_depth_safe(pipe) -> None:
+    """diffusers divides by each depth map's max - min: a flat one (a wall square to the camera, nothing but sky)
+    would make the frame NaN. Such a map becomes the middle of the range instead."""
+    if "prepare_depth_map" in pipe.__dict__:
+        return
+
+    def prepare(*args, **kwargs):
+        normalised = type(pipe).prepare_depth_map(pipe, *args, **kwargs)
+        return torch.nan_to_num(normalised, nan=0.0).clamp(-1.0, 1.0)
+
+    pipe.prepare_depth_map = prepare

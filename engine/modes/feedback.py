@@ -4,7 +4,8 @@ Per diffused ("key") frame, in Deforum's order: warp the previous key through th
 (2D: zoom/angle/translation; 3D: reprojection into the frame's camera with depth), match colours to the first frame
 (or a reference image), apply contrast, add seeded noise, then img2img with the frame's strength. With a cadence of N
 only every Nth frame (and the last) is diffused; the frames between are the keys on both sides warped to the
-in-between frame and cross-blended, so every frame of the range is written.
+in-between frame and cross-blended, so every frame of the range is written. A key's mask (inpainting) applies to
+its init: outside the mask the frame is the warped previous key, unchanged.
 
 The chain's only state is the previous key's image, and it is read back from its PNG on disk, the same 8-bit pixels
 an uninterrupted run continues from: a run resumed after a cancel or a crash gives the same frames.
@@ -134,14 +135,16 @@ def render(job: Job, records: list[dict], todo: set[int], store: FrameStore) -> 
                 warped[j] = image
         if record["frame"] in todo:
             if previous is None:
-                init = image_ops.read_image(settings["init_image"], size) if settings["init_image"] else None
-                if init is not None:
-                    init = _prepare(job, init, record, reference)
-                key_image = diffuse(job, [record], None if init is None else [init])[0]
+                start = image_ops.read_image(settings["init_image"], size) if settings["init_image"] else None
+                init = None if start is None else _prepare(job, start, record, reference)
+                key_image = diffuse(job, [record], None if init is None else [init],
+                                    keep=None if start is None else [start])[0]
             else:
                 init = _prepare(job, warped[key], record, reference)
                 coherence = [warped[key]] if record.get("image", {}).get("coherence_scale", 0.0) else None
-                key_image = diffuse(job, [record], [init], coherence)[0]
+                # A mask keeps the warped frame itself: colour matching, contrast and noise are for what is repainted
+                # (left in kept pixels, they would pile up frame after frame).
+                key_image = diffuse(job, [record], [init], coherence, keep=[warped[key]])[0]
         else:
             key_image = store.read(record["frame"])
         if reference is None and settings["color_coherence"] != "NONE":

@@ -1,8 +1,8 @@
 """Video / scene input mode: every frame is image-to-image of its own init frame (a movie or image strip's frame at
 that scene frame, or Blender's render of the scene), with the frame's strength, prompts and ControlNet units.
 
-Frames are independent, so runs of frames that share steps, guidance, strength and ControlNet scales go through the
-pipeline as one batch.
+Frames are independent, so runs of frames that share steps, guidance, strength and ControlNet scales (and either all
+have an inpainting mask or none has) go through the pipeline as one batch. A frame's mask applies to its init frame.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ def read_init(init: dict, size: tuple[int, int]) -> np.ndarray:
 
 
 def _batch_key(record: dict) -> tuple:
+    # Masked frames are inpainted, the others image-to-image: never in one batch. (Masks may differ per frame.)
     return (record["steps"], record["guidance"], record.get("guidance_rescale", 0.0), record.get("strength", 0.6),
-            repr([{k: c.get(k) for k in ("scale", "start", "end")} for c in record.get("control", [])]))
+            repr([{k: c.get(k) for k in ("scale", "start", "end")} for c in record.get("control", [])]),
+            bool(record.get("mask")))
 
 
 def batches(records: list[dict], batch_size: int) -> Iterator[list[dict]]:
