@@ -6,7 +6,9 @@ work and keeps the output folder the single truth, as in a local run:
 - independent modes (interpolate, video/scene input): a unit is one batch, the same batch the local renderer would
   form from the same frames, so every frame goes through the same pipeline call and comes out identical;
 - feedback: a unit is one chain (the plan's frames from a start or restart to the next); a chain runs on one worker,
-  resuming from the frames of it already on disk.
+  resuming from the frames of it already on disk;
+- clip: a unit is one clip (likewise from a start or restart), denoised whole by one worker, which sends back only
+  the frames not already current.
 
 Each worker is a Ray actor holding one `Renderer`, so a model is loaded once per worker and reused for every unit it
 gets. Frames are streamed back to this process, which writes them into the output folder (no shared storage
@@ -81,6 +83,10 @@ def units(plan: dict, todo: list[dict], records: list[dict]) -> list[Unit]:
             # reads back (or renders when missing).
             out.append(Unit([f for f in frames if f <= inside[-1]], (inside[0], inside[-1])))
         return out
+    if mode == "CLIP":  # a clip is denoised whole on one worker; its frames already current travel as seeds
+        todo_frames = set(plan_mod.frames_of(todo))
+        return [Unit(plan_mod.frames_of(segment)) for segment in plan_mod.chain_segments(plan["frames"])
+                if todo_frames.intersection(plan_mod.frames_of(segment))]
     if mode == "INTERPOLATE":
         from .modes.interpolate import batches
     else:

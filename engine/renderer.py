@@ -6,6 +6,8 @@ Events are plain dicts so the worker can print them as JSON lines and in-process
   {"event": "progress", "frames": [...], "step": int, "steps": int, "done": int, "total": int}
   {"event": "frame", "frame": int, "path": str, "skipped": bool, "done": int, "total": int}
   {"event": "finished", "rendered": int, "skipped": int, "cancelled": bool, "output_dir": str}
+With settings.upscale, the upscaling pass runs before "finished" (its events: see upscale.py) and "finished" gains
+"upscaled", "upscale_skipped", "upscale_missing" (counts) and "upscale_dir".
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import Callable
 from . import plan as plan_mod
 from .errors import Cancelled
 from .frames import FrameStore
-from .models import (LoadOptions, apply_loras, apply_speed, check_pipeline_kwargs, load_controlnet, load_decoder,
-                     load_pipeline, set_scheduler, uncompiled, use_decoder)
+from .models import (LoadOptions, apply_loras, apply_speed, check_model_use, check_pipeline_kwargs, load_controlnet,
+                     load_decoder, load_pipeline, set_scheduler, uncompiled, use_decoder)
 
 Emit = Callable[[dict], None]
 
@@ -33,6 +35,7 @@ class Renderer:
         self._pipes: dict[tuple[str, str, str], object] = {}
         self._controlnets: dict[tuple[str, str], object] = {}
         self._decoders: dict[tuple[str, str, str], object] = {}
+        self._upscalers: dict[tuple[str, str, str], object] = {}
 
     def pipeline(self, model: str, device: str, emit: Emit, precision: str = "auto"):
         key = (model, device, precision)
@@ -61,10 +64,81 @@ class Renderer:
             self._decoders[key] = load_decoder(name, self.options, device, dtype)
         return self._decoders[key]
 
+    def upscaler(self, model: str, device: str, emit: Emit, precision: str = "auto"):
+        """The upscaling pass's pipeline (see upscale.py), kept warm beside the base pipeline; one at a time."""
+        from .upscale import load_upscaler
+
+        key = (model, device, precision)
+        if key not in self._upscalers:
+            emit({"event": "loading", "model": model})
+            self._upscalers.clear()
+            opts = LoadOptions(self.options.allow_download, self.options.allow_unsafe, device, None, precision)
+            self._upscalers[key] = load_upscaler(model, opts)
+        return self._upscalers[key]
+
+    def upscale(
+        self,
+        plan: dict,
+        frame_range: tuple[int, int] | None,
+        emit: Emit,
+        cancel: threading.Event | None = None,
+    ) -> dict:
+        """Only the upscaling pass, over the finished frames of `frame_range` (None: all); frames without a current
+        main frame are counted as missing and left out. Ends with a finished event:
+        {"event": "finished", "pass": "upscale", "upscaled", "upscale_skipped", "upscale_missing", "cancelled",
+         "upscale_dir", "output_dir"}."""
+        settings = plan["settings"]
+        if not settings.get("upscale"):
+            raise plan_mod.PlanError("settings: the plan has no 'upscale' settings (an upscaler model and an output "
+                                     "folder), so there is nothing to upscale")
+        store = FrameStore(settings["output_dir"])
+        work = plan_work(plan, frame_range, store)
+        # Only the chosen frames: plan_work adds a feedback chain's missing earlier frames and a clip's other frames.
+        chosen = set(plan_mod.frames_of(plan_mod.select_frames(plan, frame_range)))
+        records = [r for r in work.records if r["frame"] in chosen]
+        result = self._upscale_pass(plan, records, work.hashes, store, emit, cancel or threading.Event())
+        summary = {"event": "finished", "pass": "upscale", **result, "output_dir": store.folder}
+        emit(summary)
+        return summary
+
+    def _upscale_kind(self, settings: dict) -> str | None:
+        """The plan's upscaler kind ('x4'/'x2'), found without loading it, or None when the plan has no pass."""
+        from .upscale import check_upscaler
+
+        upscale = settings.get("upscale")
+        if not upscale:
+            return None
+        return check_upscaler(upscale["model"], LoadOptions(self.options.allow_download, self.options.allow_unsafe))
+
+    def _upscale_pass(self, plan: dict, records: list[dict], hashes: dict, store: FrameStore, emit: Emit,
+                      cancel: threading.Event, skip: bool = False) -> dict:
+        import os
+
+        from .upscale import run_pass
+
+        settings = plan["settings"]
+        upscale = settings["upscale"]
+        if skip:  # a cancelled render: its frames' upscales wait for the next run
+            return {"upscaled": 0, "upscale_skipped": 0, "upscale_missing": 0,
+                    "upscale_dir": os.path.abspath(upscale["output_dir"]), "cancelled": True}
+
+        def load():
+            return self.upscaler(upscale["model"], settings["device"], emit, settings.get("precision", "auto"))
+
+        return run_pass(load, settings, records, hashes, store, emit, cancel, self._upscale_kind(settings))
+
     def prepare(self, settings: dict, emit: Emit) -> tuple[object, list]:
         """The base pipeline with the plan's precision, LoRAs, scheduler, decoder and speed switches, and its ControlNet
         units, loaded once and reused."""
         pipe = self.pipeline(settings["model"], settings["device"], emit, settings.get("precision", "auto"))
+        check_model_use(pipe, settings)  # an inpainting or depth-to-image model where it can't work: say so first
+        from . import clip_pipeline
+
+        clip_pipeline.leave(pipe, settings["mode"])
+        if settings["mode"] == "CLIP":  # the AnimateDiff or text-to-video pipeline, kept warm on the base
+            return clip_pipeline.prepare(pipe, settings, self.options,
+                                         lambda name: self.decoder(name, clip_pipeline.device_of(pipe),
+                                                                   pipe.unet.dtype, emit), emit), []
         uncompiled(pipe)  # LoRAs load into the model's own UNet
         set_scheduler(pipe, settings["scheduler"], settings.get("scheduler_kwargs"))
         name = settings.get("decoder", "").strip()
@@ -84,6 +158,7 @@ class Renderer:
     ) -> dict:
         cancel = cancel or threading.Event()
         settings = plan["settings"]
+        self._upscale_kind(settings)  # a wrong upscaler fails here, before any frame is rendered
         store = FrameStore(settings["output_dir"])
         work = plan_work(plan, frame_range, store)
         chain, records, todo, hashes = work.chain, work.records, work.todo, work.hashes
@@ -123,6 +198,10 @@ class Renderer:
             cancelled = True
         summary = {"event": "finished", "rendered": rendered, "skipped": total - len(todo), "cancelled": cancelled,
                    "output_dir": store.folder}
+        if settings.get("upscale"):  # the range's finished frames (all of them, also when none was rendered now)
+            result = self._upscale_pass(plan, work.records, work.hashes, store, emit, cancel, skip=cancelled)
+            summary["cancelled"] = cancelled or result.pop("cancelled")
+            summary.update(result)
         emit(summary)
         return summary
 
@@ -135,6 +214,8 @@ class Renderer:
         mode = settings["mode"]
         if mode == "INTERPOLATE":
             return interpolate.render(pipe, settings, todo, on_step)
+        if mode == "CLIP":
+            return _clips(pipe, settings, chain, todo, on_step)
         job = Job(pipe, settings, on_step, nets)
         if mode == "VIDEO":
             return video.render(job, todo)
@@ -184,6 +265,21 @@ def _chains(job, chain: list[dict], todo: list[dict], store: FrameStore):
     for segment in plan_mod.chain_segments(chain):
         if todo_frames.intersection(plan_mod.frames_of(segment)):
             yield from feedback.render(job, segment, todo_frames, store)
+
+
+def _clips(pipe, settings: dict, chain: list[dict], todo: list[dict], on_step):
+    """Clip mode: each clip (first frame or restart to the next) that has frames to render is denoised whole; only
+    its frames in `todo` are yielded."""
+    from .modes import clip
+    from .prompts import PromptEncoder
+
+    todo_frames = set(plan_mod.frames_of(todo))
+    prompts = PromptEncoder(pipe)  # shared by the clips: each prompt text is encoded once
+    segments = [s for s in plan_mod.chain_segments(chain) if todo_frames.intersection(plan_mod.frames_of(s))]
+    for segment in segments:  # a bad clip fails before any clip is denoised
+        clip.check_inputs(pipe, settings, segment)
+    for segment in segments:
+        yield from clip.render(pipe, settings, segment, todo_frames, on_step, prompts)
 
 
 @dataclass
