@@ -1,5 +1,5 @@
-"""Command line: python -m engine {render,worker,check,models,download,make-tiny-model,export,schedule,inspire,audio,
-score}, run from the extension folder."""
+"""Command line: python -m engine {render,upscale,worker,check,models,download,make-tiny-model,export,schedule,inspire,
+audio,score}, run from the extension folder."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ def _print_event(event: dict) -> None:
         print(f"{len(event['frames'])} frames, {len(event['todo'])} to render", file=sys.stderr)
     elif kind == "frame" and not event["skipped"]:
         print(f"[{event['done']}/{event['total']}] frame {event['frame']} -> {event['path']}", file=sys.stderr)
+    elif kind == "upscale_start":
+        print(f"upscaling: {len(event['frames'])} frames, {len(event['todo'])} to upscale", file=sys.stderr)
+        if event["missing"]:
+            print(f"{len(event['missing'])} frames skipped: no current main frame on disk (render them first)",
+                  file=sys.stderr)
+    elif kind == "upscaled" and not event["skipped"]:
+        print(f"[{event['done']}/{event['total']}] upscaled frame {event['frame']} -> {event['path']}",
+              file=sys.stderr)
     elif kind == "finished":
         print(json.dumps(event))
 
@@ -48,12 +56,27 @@ def cmd_render(args) -> int:
         from .renderer import Renderer
 
         renderer = Renderer(_load_options(args))
+    return _run_cancellable(lambda cancel: renderer.render(plan, frame_range, _print_event, cancel))
+
+
+def cmd_upscale(args) -> int:
+    """Only the upscaling pass over the plan's finished frames (settings.upscale)."""
+    from .renderer import Renderer
+
+    plan = plan_mod.load(args.plan)
+    frame_range = plan_mod.parse_frame_range(args.frames) if args.frames else None
+    renderer = Renderer(_load_options(args))
+    return _run_cancellable(lambda cancel: renderer.upscale(plan, frame_range, _print_event, cancel))
+
+
+def _run_cancellable(work) -> int:
+    """Run work(cancel) -> finished summary; exit status 0, 1 when cancelled, 130 on Ctrl+C."""
     cancel = threading.Event()
     result: dict = {}
 
     def run() -> None:
         try:
-            result["summary"] = renderer.render(plan, frame_range, _print_event, cancel)
+            result["summary"] = work(cancel)
         except BaseException as e:  # handed to the main thread
             result["error"] = e
 
@@ -218,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
                         "same path on every machine); default: frames are streamed back and written here")
     model_flags(p)
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("upscale", help="run only the upscaling pass (settings.upscale) over finished frames")
+    p.add_argument("plan")
+    p.add_argument("--frames", help="A-B: only these frames")
+    model_flags(p)
+    p.set_defaults(func=cmd_upscale)
 
     p = sub.add_parser("worker", help="serve render commands as JSON lines on stdin/stdout")
     model_flags(p)

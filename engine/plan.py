@@ -343,6 +343,10 @@ def load(path: str | os.PathLike) -> dict:
     out = plan["settings"]["output_dir"]
     if not os.path.isabs(out):
         plan["settings"]["output_dir"] = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), out))
+    upscale = plan["settings"].get("upscale")
+    if upscale and not os.path.isabs(upscale["output_dir"]):  # the upscaled frames' folder follows the same rule
+        plan["settings"]["upscale"] = {**upscale, "output_dir": os.path.normpath(
+            os.path.join(os.path.dirname(os.path.abspath(path)), upscale["output_dir"]))}
     return plan
 
 

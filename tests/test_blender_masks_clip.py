@@ -178,3 +178,53 @@ def test_upscale_settings_are_baked_into_their_own_folder(scene, extension):
     s = extension.bake.bake_scene(scene, passes=False)["settings"]
     assert s["upscale"] == {"model": "stabilityai/sd-x2-latent-upscaler", "steps": 5, "guidance": 0.0,
                             "noise_level": 20, "output_dir": os.path.join(s["output_dir"], "upscaled")}
+
+
+def test_clip_mode_end_to_end_with_a_cut(scene, extension, tmp_path):
+    """Clip mode through the worker: AnimateDiff with the tiny motion adapter, context windows shorter than the
+    clips, a "cut" marker splitting the shot into two clips; every frame lands in the strip."""
+    from engine.tiny_video import make_tiny_motion_adapter
+    from test_blender_modes import _generate_and_check
+
+    settings = _prompts(scene)
+    settings.mode = "CLIP"
+    settings.motion_adapter = make_tiny_motion_adapter(str(tmp_path / "adapter"))
+    settings.context_length, settings.context_overlap = 3, 1
+    scene.frame_end = 8
+    scene.timeline_markers.new("cut", frame=6)
+    plan, images = _generate_and_check(scene, frames=range(1, 9))
+    assert plan["settings"]["mode"] == "CLIP" and [r["frame"] for r in plan["frames"] if r.get("restart")] == [6]
+    assert all(not np.array_equal(images[i], images[i + 1]) for i in range(7))
+    # A second press finds every frame current.
+    job = extension.jobs.GenerateJob(scene)
+    job.run_blocking()
+    assert job.rendered == []
+
+
+def test_inpainting_end_to_end_repaints_only_the_masked_object(scene, extension):
+    """Video mode on Blender's render of the scene with the cube's object index pass as the mask: the floor around
+    it stays the render's pixels, the cube is repainted."""
+    from test_blender_modes import _generate_and_check
+
+    settings = _prompts(scene)
+    _cube_scene(scene)
+    settings.mode = "VIDEO"
+    settings.init_source = "SCENE"
+    settings.strength = 1.0
+    settings.steps = 3
+    settings.mask_source = "OBJECT_INDEX"
+    settings.mask_index = 1
+    settings.mask_blur = 2
+    plan, images = _generate_and_check(scene)
+    import cv2
+    from PIL import Image
+
+    for record, image in zip(plan["frames"], images):
+        init = np.asarray(Image.open(record["init"]["path"]).convert("RGB")).astype(int)
+        selected = np.isclose(_read_exr(record["mask"]["path"]), 1).astype(np.uint8)
+        inside = cv2.erode(selected, np.ones((7, 7), np.uint8)).astype(bool)
+        outside = ~cv2.dilate(selected, np.ones((7, 7), np.uint8)).astype(bool)
+        difference = np.abs(image.astype(int) - init).mean(axis=2)
+        assert inside.sum() > 20 and outside.sum() > 500
+        assert difference[outside].mean() < 2.0
+        assert difference[inside].mean() > 10.0
