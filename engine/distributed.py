@@ -142,6 +142,8 @@ class FrameWorker:
             self.early = {t for t in self.early if t > token}
         scratch = None if shared else tempfile.mkdtemp(prefix="kd-ray-")
         events: queue.Queue = queue.Queue()
+        # The upscaling pass runs once on the driver, over all the frames, not per unit on the workers.
+        plan = {**plan, "settings": {k: v for k, v in plan["settings"].items() if k != "upscale"}}
         try:
             if scratch is not None:
                 store = FrameStore(scratch)
@@ -229,6 +231,7 @@ class RayRenderer:
     def __init__(self, options: LoadOptions | None = None, address: str | None = None, workers: int | None = None,
                  shared: bool = False):
         self.options = options or LoadOptions()
+        self._upscaling: Renderer | None = None  # the local upscaling pass, kept warm between renders
         self.address = address
         self.workers_wanted = workers
         self.shared = shared
@@ -293,6 +296,12 @@ class RayRenderer:
             retried = run.retried
         summary = {"event": "finished", "rendered": rendered, "skipped": total - len(work.todo),
                    "cancelled": cancelled, "output_dir": store.folder, "retried": retried}
+        if settings.get("upscale"):
+            # The upscaling pass runs here, beside the finished frames (a cancelled render skips it).
+            if self._upscaling is None:
+                self._upscaling = Renderer(self.options)
+            summary.update(self._upscaling._upscale_pass(plan, work.records, work.hashes, store, emit, cancel,
+                                                         skip=cancelled))
         emit(summary)
         return summary
 

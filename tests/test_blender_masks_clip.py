@@ -228,3 +228,25 @@ def test_inpainting_end_to_end_repaints_only_the_masked_object(scene, extension)
         assert inside.sum() > 20 and outside.sum() > 500
         assert difference[outside].mean() < 2.0
         assert difference[inside].mean() > 10.0
+
+
+def test_upscaled_frames_fill_their_own_strip(scene, extension, tmp_path):
+    from engine.tiny_model import make_tiny_upscaler
+    from PIL import Image
+
+    settings = _prompts(scene)
+    settings.use_upscale = True
+    settings.upscale_model = make_tiny_upscaler(str(tmp_path / "x2"), kind="x2")
+    settings.upscale_steps = 2
+    settings.upscale_guidance = 0.0
+    job = extension.jobs.GenerateJob(scene)
+    job.run_blocking()
+    assert sorted(job.upscaled) == list(range(1, 7)) and "6 upscaled" in job.message
+    main = extension.strips.find_strip(scene)
+    strip = extension.strips.find_strip(scene, extension.strips.upscaled_name(scene))
+    assert strip.channel == main.channel + 1 and strip.frame_final_start == 1 and strip.frame_final_end == 7
+    files = [os.path.join(bpy.path.abspath(strip.directory), e.filename) for e in strip.elements]
+    assert all(Image.open(f).size == (settings.width * 2, settings.height * 2) for f in files)
+    settings.use_upscale = False  # the strip stays; a new render leaves it alone
+    extension.jobs.GenerateJob(scene).run_blocking()
+    assert extension.strips.find_strip(scene, extension.strips.upscaled_name(scene)) is not None

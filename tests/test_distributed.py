@@ -135,6 +135,21 @@ def test_interpolate_matches_local_and_spreads(renderer, tmp_path):
     assert again["rendered"] == 0 and again["skipped"] == 8
 
 
+def test_upscale_pass_runs_beside_the_frames_after_a_ray_render(renderer, tmp_path):
+    from engine.tiny_model import make_tiny_upscaler
+
+    upscaler = make_tiny_upscaler(str(tmp_path / "x2"), kind="x2")
+    plan = plan_mod.validate(make_plan(str(tmp_path / "ray"), frames=3, steps=2, batch_size=2, upscale={
+        "model": upscaler, "steps": 2, "output_dir": str(tmp_path / "ray" / "upscaled")}))
+    events = []
+    summary = renderer.render(plan, None, collect(events))
+    assert summary["rendered"] == 3 and summary["upscaled"] == 3, {k: v for k, v in summary.items() if "upscal" in k}
+    upscaled = [e for e in events if e["event"] == "upscaled"]
+    assert [e["frame"] for e in upscaled] == [1, 2, 3]
+    assert all(Image.open(e["path"]).size == (128, 128) for e in upscaled)
+    assert renderer.render(plan, None, lambda e: None)["upscale_skipped"] == 3
+
+
 def test_feedback_chains_run_whole_on_one_worker(renderer, tmp_path):
     plan = feedback_plan(str(tmp_path / "ray"), frames=9, restarts=(4, 7))
     local_reference(plan, str(tmp_path / "local"))
