@@ -136,6 +136,7 @@ def file_output_node(tree, directory: str, inputs: list[tuple[str, str]]):
         node.base_path = directory
         node.format.file_format = "OPEN_EXR"
         node.format.color_depth = "32"
+        node.format.color_mode = "RGB"
         node.file_slots.clear()
         for name, _socket_type in inputs:
             node.file_slots.new(name)
@@ -149,6 +150,17 @@ _RENAMED_LAYER_OUTPUTS = {"IndexOB": "Object Index", "IndexMA": "Material Index"
 def render_layer_output(node, name: str):
     """The Render Layers node's output for a pass by its 4.x name, or None where the render engine has none."""
     return node.outputs.get(name) or node.outputs.get(_RENAMED_LAYER_OUTPUTS.get(name, name))
+
+
+def link_to_file_output(tree, source, target, socket_type: str) -> None:
+    """Link a pass output to a File Output input. Before 5.0 a float input is written as a single "V" channel, which
+    OpenCV can't read, so it goes through a Combine Color node into R, G and B."""
+    if socket_type == "FLOAT" and bpy.app.version < (5, 0, 0):
+        combine = tree.nodes.new("CompositorNodeCombineColor")
+        for i in range(3):
+            tree.links.new(source, combine.inputs[i])
+        source = combine.outputs[0]
+    tree.links.new(source, target)
 
 
 def pass_file(directory: str, name: str, frame: int) -> str:

@@ -132,7 +132,7 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
                 if socket is None:  # EEVEE has no index passes
                     raise PassError(f"the {render.engine} render engine has no {name.replace('_', ' ')} pass: "
                                     "use Cycles, or another mask source")
-                tree.links.new(socket, output.inputs[i])
+                compat.link_to_file_output(tree, socket, output.inputs[i], PASS_SOCKETS[name][1])
         result: dict[int, dict[str, str]] = {}
         _active = True
         for n, frame in enumerate(frames):

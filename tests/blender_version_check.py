@@ -83,6 +83,8 @@ result["audio_zoom"] = [round(fc.evaluate(f), 3) for f in range(1, 5)]
 
 # The scene's depth pass on this Blender (the compositor and File Output node differ from 5.0): 3D feedback bake.
 settings.prompt_source = "KEYS"
+for obj in [o for o in scene.objects if o.type == "MESH"]:  # the startup cube would enclose the camera at the origin
+    bpy.data.objects.remove(obj)
 bpy.ops.mesh.primitive_plane_add(size=50, location=(0, 0, -6))
 camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
 scene.collection.objects.link(camera)
@@ -92,4 +94,23 @@ settings.mode, settings.motion_mode, settings.camera_source = "FEEDBACK", "3D", 
 plan = package_module.bake.bake_scene(scene)
 result["depth_files"] = [os.path.isfile(r.get("depth", "")) and r["depth"].endswith(".exr") for r in plan["frames"]]
 result["engine_restored"] = scene.render.engine
+result["depth_path"] = plan["frames"][0]["depth"]
+
+# Masks on this Blender: the object index pass (its Render Layers output is "IndexOB" before 5.0) and a mask strip
+# rasterised by the compositor's Mask node (which has a size of its own here).
+bpy.ops.mesh.primitive_cube_add(size=2, location=(0, 0, -4))
+bpy.context.active_object.pass_index = 3
+settings.mode, settings.motion_mode, settings.mask_source, settings.mask_index = "FEEDBACK", "2D", "OBJECT_INDEX", 3
+plan = package_module.bake.bake_scene(scene)
+result["index_mask"] = plan["frames"][0]["mask"]
+mask = bpy.data.masks.new("Blob")
+spline = mask.layers.new().splines.new()
+spline.points.add(3)
+for point, co in zip(spline.points, ((0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7))):
+    point.co = point.handle_left = point.handle_right = co
+spline.use_cyclic = True
+strips.new_mask("Mask", mask, channel=8, frame_start=1)
+settings.mask_source, settings.mask_strip = "STRIP", "Mask"
+plan = package_module.bake.bake_scene(scene)
+result["strip_mask"] = plan["frames"][0]["mask"]
 print(json.dumps(result))

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 from engine.frames import frame_filename
@@ -42,3 +44,13 @@ def test_extension_installs_bakes_and_generates_on_bpy_4_2(built_zip, tmp_path):
     assert result["file_link"] == ["FINISHED"]
     assert max(range(4), key=lambda i: result["audio_zoom"][i]) == 1 and result["audio_zoom"][1] == 2.0
     assert result["depth_files"] == [True] * 4 and result["engine_restored"] == "CYCLES"
+    # Masks: the cube's object index pass and the mask strip's square, both in the middle of the frame.
+    from engine.image_ops import read_depth
+
+    assert result["index_mask"]["select"] == [3]
+    index = read_depth(result["index_mask"]["path"])
+    assert index[32, 32] == 3 and index[0, 0] == 0
+    assert read_depth(result["depth_path"])[32, 32] == pytest.approx(6.0, rel=0.01)  # the plane, straight ahead
+    square = read_depth(result["strip_mask"]["path"])
+    assert "select" not in result["strip_mask"] and square.shape == (64, 64)
+    assert square[32, 32] > 0.9 and square[2, 2] < 0.1
