@@ -293,6 +293,7 @@ class RayRenderer:
                 rendered, cancelled = run.drive(pending, cancel, by_frame, done, total)
             finally:
                 run.stop()
+                store.compact()  # with shared storage, the workers' journal lines too
             retried = run.retried
         summary = {"event": "finished", "rendered": rendered, "skipped": total - len(work.todo),
                    "cancelled": cancelled, "output_dir": store.folder, "retried": retried}

@@ -194,6 +194,7 @@ class Renderer:
             finally:
                 if writer:  # frames already made are kept: the writes in the queue finish first
                     writer.close(raise_error=sys.exc_info()[0] is None)
+                store.compact()
         elif todo:
             cancelled = True
         summary = {"event": "finished", "rendered": rendered, "skipped": total - len(todo), "cancelled": cancelled,

@@ -189,6 +189,8 @@ def run_pass(
                           "done": done + upscaled, "total": total})
         except Cancelled:
             cancelled = True
+        finally:
+            store.compact()
     return {"upscaled": upscaled, "upscale_skipped": done, "upscale_missing": len(missing),
             "upscale_dir": store.folder, "cancelled": cancelled}
 
