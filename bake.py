@@ -94,6 +94,7 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "vae_tiling": s.vae_tiling,
         "compile": s.compile,
         "background_writes": s.background_writes,
+        "stream_batch": s.stream_batch,
         "controlnets": [{"model": u.model.strip(), "preprocessor": _unit_preprocessor(u), "name": u.name}
                         for u in _units(s)],
         "loras": [{"path": _abspath(lora.path), "scale": lora.scale} for lora in s.loras if lora.path.strip()],

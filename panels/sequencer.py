@@ -362,6 +362,9 @@ class KD_PT_speed(_Panel, bpy.types.Panel):
         col.prop(settings, "channels_last")
         col.prop(settings, "compile")
         col.prop(settings, "background_writes")
+        row = col.row()
+        row.active = settings.mode == "VIDEO"
+        row.prop(settings, "stream_batch")
 
 
 class KD_PT_audio(_Panel, bpy.types.Panel):

@@ -127,6 +127,31 @@ def test_video_mode_from_an_image_strip_respects_offsets(scene, tmp_path):
         assert np.abs(image.astype(int) - source.astype(int)).max() <= 1
 
 
+def test_video_mode_stream_batch_with_keyed_strength(scene, tmp_path):
+    """Stream Batch from the Speed panel through the worker: a strength keyed across the shot (plain batches of
+    one) gives the frames the plain path gives."""
+    settings = _prompts(scene)
+    folder = tmp_path / "input"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(np.full((64, 64, 3), 40 * i, np.uint8)).save(folder / f"in_{i:03d}.png")
+    strip = scene.sequence_editor_create().strips.new_image("Input", str(folder / "in_000.png"), 5, 1)
+    for i in range(1, 6):
+        strip.elements.append(f"in_{i:03d}.png")
+    settings.mode, settings.init_source, settings.init_strip = "VIDEO", "STRIP", "Input"
+    settings.steps = 4
+    for frame, strength in ((1, 0.3), (6, 0.9)):
+        settings.strength = strength
+        settings.keyframe_insert("strength", frame=frame)
+    settings.stream_batch = True
+    plan, streamed = _generate_and_check(scene)
+    assert plan["settings"]["stream_batch"] and len({r["strength"] for r in plan["frames"]}) == 6
+    settings.stream_batch = False
+    settings.output_dir = str(tmp_path / "plain")
+    _, plain = _generate_and_check(scene)
+    assert max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(streamed, plain)) <= 2
+
+
 def test_video_mode_from_the_scene_render_with_a_depth_controlnet(scene, tmp_path):
     from engine.tiny_model import make_tiny_controlnet
 

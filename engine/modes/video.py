@@ -3,15 +3,18 @@ that scene frame, or Blender's render of the scene), with the frame's strength, 
 
 Frames are independent, so runs of frames that share steps, guidance, strength and ControlNet scales (and either all
 have an inpainting mask or none has) go through the pipeline as one batch. A frame's mask applies to its init frame.
+With `stream_batch`, frames whatever their keyed strength, steps and guidance share UNet calls (modes/stream.py).
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterator
 
 import numpy as np
 
 from .. import image_ops
+from . import stream
 from .diffuse import Job, diffuse
 
 
@@ -43,6 +46,26 @@ def batches(records: list[dict], batch_size: int) -> Iterator[list[dict]]:
 def render(job: Job, records: list[dict]) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame, RGB uint8 image) for each record, in order."""
     size = (job.settings["width"], job.settings["height"])
+    if job.settings.get("stream_batch"):
+        why_not = stream.supported(job)
+        if why_not is None:
+            yield from _streamed(job, records, size)
+            return
+        job.warn_once(f"stream batching is not available for {why_not}: frames go through plain batches")
+    yield from _batched(job, records, size)
+
+
+def _batched(job: Job, records: list[dict], size: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
     for batch in batches(records, job.settings["batch_size"]):
         inits = [read_init(r["init"], size) for r in batch]
         yield from zip([r["frame"] for r in batch], diffuse(job, batch, inits))
+
+
+def _streamed(job: Job, records: list[dict], size: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
+    """Runs of frames the stream takes go through it; masked frames through plain batches, in frame order."""
+    for is_stream, run in itertools.groupby(records, key=stream.eligible):
+        run = list(run)
+        if is_stream:
+            yield from stream.render(job, run, lambda r: read_init(r["init"], size))
+        else:
+            yield from _batched(job, run, size)
