@@ -95,6 +95,7 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "compile": s.compile,
         "background_writes": s.background_writes,
         "stream_batch": s.stream_batch,
+        "overlap_decode": s.overlap_decode,
         "controlnets": [{"model": u.model.strip(), "preprocessor": _unit_preprocessor(u), "name": u.name}
                         for u in _units(s)],
         "loras": [{"path": _abspath(lora.path), "scale": lora.scale} for lora in s.loras if lora.path.strip()],

@@ -374,6 +374,9 @@ class KD_Settings(bpy.types.PropertyGroup):
     background_writes: BoolProperty(name="Write in Background", description="Encode and save frames on a thread "
                                     "while the next ones denoise (a cancel keeps every frame already made)",
                                     default=False)
+    overlap_decode: BoolProperty(name="Decode While Denoising", description="Interpolate and video modes: decode "
+                                 "each batch (and read the next video frames) on a thread while the next batch "
+                                 "denoises", default=False)
     stream_batch: BoolProperty(name="Stream Batch", description="Video mode: frames at different denoising steps "
                                "share each UNet call (Batch Size frames), so keyed strength, steps or guidance don't "
                                "break batches. Stable Diffusion 1.x/2.x models", default=False)

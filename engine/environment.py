@@ -74,6 +74,11 @@ def device(choice: str = "auto") -> dict:
     return info
 
 
+def missing_packages() -> list[str]:
+    """The engine requirements this Python doesn't have (by package metadata: nothing is imported)."""
+    return [name for name in pins(REQUIREMENTS) if _installed(name) is None]
+
+
 def check(device_choice: str = "auto") -> dict:
     """Everything the Check Engine button shows, and `problems` (each with how to fix it); `ok` when there are none."""
     problems: list[str] = []
@@ -83,7 +88,7 @@ def check(device_choice: str = "auto") -> dict:
                         f"{'.'.join(map(str, MIN_PYTHON))} or newer (Blender 4.2-5.0 bring 3.11)")
     required = pins(REQUIREMENTS)
     packages = {name: {"required": version, "installed": _installed(name)} for name, version in required.items()}
-    missing = [name for name, p in packages.items() if p["installed"] is None]
+    missing = missing_packages()
     # A local build label (torch 2.13.0+cpu / +cu124) is the same release.
     different = [f"{name} {p['installed']} (tested with {p['required']})" for name, p in packages.items()
                  if p["installed"] is not None and p["installed"].split("+")[0] != p["required"]]

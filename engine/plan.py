@@ -80,6 +80,8 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "background_writes": ((bool,), False),  # frames written on a thread, overlapping the next frames' denoising
     # video mode: a pool of batch_size frames, each at its own denoising step, shares every UNet call (modes/stream.py)
     "stream_batch": ((bool,), False),
+    # interpolate and video modes: a batch decodes on a thread while the next one denoises (modes/overlap.py)
+    "overlap_decode": ((bool,), False),
     # Clip mode: an AnimateDiff motion adapter (MotionAdapter folder or id) on an SD 1.5-family model (not needed for a
     # text-to-video UNet3D model), motion LoRAs [{"path", "scale"}], and context windows: shots longer than the
     # motion model's context are denoised in overlapping windows of context_length frames, context_overlap shared.

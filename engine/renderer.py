@@ -185,10 +185,10 @@ class Renderer:
 
             writer = BackgroundWriter(write, 2 * settings["batch_size"]) if settings.get("background_writes") else None
             try:
+                # A cancel stops the mode at its next denoising step (on_step); frames it made before that (the
+                # rest of a batch, a batch decoded on a thread, a clip) still come out and are written.
                 for frame, image in self._frames(pipe, nets, settings, chain, todo, store, on_step):
                     writer.put(frame, image) if writer else write(frame, image)
-                    if cancel.is_set():
-                        raise Cancelled()
             except Cancelled:
                 cancelled = True
             finally:

@@ -97,9 +97,14 @@ def serve(options: LoadOptions, stdin: IO[str] | None = None, out: IO[str] | Non
         except _DistributedError as e:
             emit({"event": "error", "kind": "cluster", "message": str(e)})
         except ImportError as e:  # the chosen interpreter lacks the engine's libraries
+            from .environment import missing_packages
+
+            missing = missing_packages()
             emit({"event": "error", "kind": "environment", "message": (
-                f"the engine Python ({sys.executable}) can't import {e.name or e}: install the engine requirements "
-                "there (pip install -r requirements/engine.txt) or choose another Engine Python in the preferences")})
+                f"the engine Python ({sys.executable}) can't import {e.name or e}"
+                f"{' (missing there: ' + ', '.join(missing) + ')' if missing else ''}: install the engine "
+                "requirements there (pip install -r requirements/engine.txt) or choose another Engine Python in the "
+                "preferences")})
         except Exception as e:  # the worker reports and stays up; Blender decides what to do
             traceback.print_exc()
             emit({"event": "error", "kind": "internal", "message": f"{type(e).__name__}: {e}"})

@@ -363,6 +363,9 @@ class KD_PT_speed(_Panel, bpy.types.Panel):
         col.prop(settings, "compile")
         col.prop(settings, "background_writes")
         row = col.row()
+        row.active = settings.mode in ("INTERPOLATE", "VIDEO")
+        row.prop(settings, "overlap_decode")
+        row = col.row()
         row.active = settings.mode == "VIDEO"
         row.prop(settings, "stream_batch")
 

@@ -109,11 +109,11 @@ def test_bake_writes_the_speed_settings(scene, extension, tmp_path):
     assert (baked["precision"], baked["channels_last"], baked["vae_slicing"], baked["vae_tiling"],
             baked["compile"]) == ("auto", False, False, False, False)
     settings.precision, settings.channels_last, settings.vae_tiling, settings.compile = "bf16", True, True, True
-    settings.background_writes = settings.stream_batch = True
+    settings.background_writes = settings.stream_batch = settings.overlap_decode = True
     baked = extension.bake.bake_scene(scene)["settings"]
-    assert (baked["precision"], baked["channels_last"], baked["vae_slicing"], baked["vae_tiling"],
-            baked["compile"], baked["background_writes"], baked["stream_batch"]) == ("bf16", True, False, True, True,
-                                                                                      True, True)
+    assert (baked["precision"], baked["channels_last"], baked["vae_slicing"], baked["vae_tiling"], baked["compile"],
+            baked["background_writes"], baked["stream_batch"], baked["overlap_decode"]) == ("bf16", True, False, True,
+                                                                                            True, True, True, True)
 
 
 def test_bake_errors_name_the_frame(scene):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from engine import plan as plan_mod
 from engine.models import ModelError
@@ -228,3 +232,70 @@ def test_a_failing_background_write_stops_the_render_with_its_error(tmp_path, mo
     with pytest.raises(OSError, match="disk full writing frame 2"):
         renderer.render(plan, None, lambda e: None)
     assert FrameStore(str(tmp_path / "bg")).finished_frames() == [1]
+
+
+# -- decoding while the next batch denoises ----------------------------------------------------------------------
+
+def _video_plan(out, frames: int, **settings) -> dict:
+    from test_modes import _colour_frame
+
+    os.makedirs(out, exist_ok=True)
+    records = []
+    for i in range(frames):
+        path = os.path.join(out, f"init{i}.png")
+        Image.fromarray(_colour_frame(i)).save(path)
+        records.append({"frame": i + 1, "seed": i, "steps": 4, "guidance": 5.0, "strength": 0.6,
+                        "prompts": [{"text": "a red circle", "negative": "", "weight": 1.0}], "init": {"path": path}})
+    return {"schema": plan_mod.SCHEMA, "version": plan_mod.VERSION,
+            "settings": {"mode": "VIDEO", "model": "embedded:tiny", "width": 64, "height": 64,
+                         "output_dir": os.path.join(out, "frames"), "batch_size": 2, **settings},
+            "frames": records}
+
+
+@pytest.mark.parametrize("mode", ["INTERPOLATE", "VIDEO"])
+def test_overlap_decode_decodes_on_a_thread_and_gives_the_same_frames(tmp_path, monkeypatch, mode, decoder):
+    from engine.modes import overlap
+
+    def plan(name, **settings):
+        if mode == "VIDEO":
+            return _video_plan(str(tmp_path / name), 6, **settings)
+        return make_plan(str(tmp_path / name), frames=6, **settings)
+
+    renderer = Renderer()
+    threads = []
+    decode = overlap.decode
+    monkeypatch.setattr(overlap, "decode", lambda *a: (threads.append(threading.current_thread().name), decode(*a))[1])
+    for extra in ({}, {"decoder": decoder}):
+        _, inline = _render(renderer, plan(f"inline{len(extra)}", **extra))
+        assert threads == []
+        _, overlapped = _render(renderer, plan(f"overlap{len(extra)}", overlap_decode=True, **extra))
+        assert len(threads) == 3 and all(t.startswith("kd-decode") for t in threads)  # 3 batches of 2
+        threads.clear()
+        for frame, image in inline.items():
+            assert np.abs(overlapped[frame].astype(int) - image.astype(int)).max() <= 1, frame
+
+
+def test_overlap_decode_keeps_the_batch_being_decoded_on_cancel(tmp_path):
+    renderer = Renderer()
+    plan = plan_mod.validate(make_plan(str(tmp_path / "o"), frames=6, batch_size=2, overlap_decode=True, steps=3))
+    cancel = threading.Event()
+    events = []
+
+    def emit(event):
+        events.append(event)
+        # Cancel during batch 2's denoising: batch 1 is on the decoding thread then, and must still be written.
+        if event["event"] == "progress" and event["frames"] == [3, 4] and event["step"] == 1:
+            cancel.set()
+
+    summary = renderer.render(plan, None, emit, cancel)
+    assert summary["cancelled"]
+    assert FrameStore(str(tmp_path / "o")).finished_frames() == [1, 2]
+    assert not [e for e in events if e["event"] == "progress" and e["frames"] == [3, 4] and e["step"] > 1]
+
+
+def test_prefetch_reads_ahead_in_order():
+    from engine.modes.overlap import prefetch
+
+    names = []
+    reads = prefetch([1, 2, 3], lambda i: (names.append(threading.current_thread().name), i * 10)[1])
+    assert list(reads) == [10, 20, 30] and all(n.startswith("kd-prefetch") for n in names)

@@ -69,13 +69,15 @@ def test_feedback_resumed_after_cancel_equals_uninterrupted(tmp_path, renderer):
 
     parts = feedback_plan(tmp_path / "parts", **kwargs)
     first, _ = render(parts, cancel_after=2, renderer=renderer)
-    assert first["cancelled"] and first["rendered"] == 2
+    # The cancel stops the chain at its next denoising step: frame 3, a cadence frame warped without one, is kept.
+    assert first["cancelled"] and first["rendered"] == 3
     # A crash mid-write leaves a torn frame: it must be re-rendered from the chain, not trusted.
     with open(FrameStore(str(tmp_path / "parts")).path(2), "r+b") as f:
         f.truncate(100)
     second, events = render(parts, renderer=renderer)
     assert not second["cancelled"]
-    assert [e["frame"] for e in events if e["event"] == "frame" and not e["skipped"]] == [2, 3, 4, 5, 6]
+    # Frame 3 (diffused before its in-between frame 2) is whole and current; the torn frame 2 is made again from it.
+    assert [e["frame"] for e in events if e["event"] == "frame" and not e["skipped"]] == [2, 4, 5, 6]
     resumed = frames_of(tmp_path / "parts", range(1, 7))
     for frame in range(1, 7):
         assert np.array_equal(resumed[frame], expected[frame]), f"frame {frame} differs after resume"

@@ -174,7 +174,9 @@ def test_engine_python_without_torch_says_how_to_fix(tmp_path):
         client.render(write_plan(tmp_path / "plan.json", make_plan(str(tmp_path / "out"))))
         error = wait_for(client, {"error", "finished", "exit"})[-1]
         assert error["event"] == "error" and error["kind"] == "environment", error
-        assert "can't import torch" in error["message"] and "Engine Python" in error["message"]
+        # Every missing requirement is named, torch among them, whichever import failed first.
+        missing = error["message"].split("(missing there: ")[1].split(")")[0].split(", ")
+        assert "torch" in missing and "diffusers" in missing and "Engine Python" in error["message"]
     finally:
         client.stop()
 

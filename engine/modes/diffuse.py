@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .. import image_ops, masks, models, warp
+from . import overlap
 from ..composable import composed
 from ..latents import seeded_noise
 from ..prompts import PromptEncoder, pipeline_inputs
@@ -144,6 +145,15 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
 
     Frames with a `mask` are inpainted: outside the feathered mask they are `keep` (default: the inits), exactly.
     """
+    return diffuse_later(job, records, inits, coherence_reference, keep, defer=False)()
+
+
+def diffuse_later(job: Job, records: list[dict], inits: list[np.ndarray] | None,
+                  coherence_reference: list[np.ndarray] | None = None,
+                  keep: list[np.ndarray] | None = None, defer: bool = True) -> Callable[[], list[np.ndarray]]:
+    """diffuse() up to the denoised latents; the returned function decodes them (and pastes masked frames back), so
+    a caller can run it on a thread while the next batch denoises (see modes/overlap.py).
+    """
     settings = job.settings
     first = records[0]
     steps, strength = first["steps"], float(first.get("strength", 0.6))
@@ -153,17 +163,20 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
         job.on_step(frames, steps, steps)
         if keep is not None and any(r.get("mask") for r in records):  # still only the mask may change
             size = (settings["width"], settings["height"])
-            return [masks.paste_back(i, k, masks.read_mask(r["mask"], size, settings.get("mask_blur", 4), r["frame"]))
+            kept = [masks.paste_back(i, k, masks.read_mask(r["mask"], size, settings.get("mask_blur", 4), r["frame"]))
                     if r.get("mask") else np.array(i, copy=True) for r, i, k in zip(records, inits, keep)]
-        return [np.array(i, copy=True) for i in inits]
+        else:
+            kept = [np.array(i, copy=True) for i in inits]
+        return lambda: kept
     masked = [bool(r.get("mask")) for r in records]
     if (len(job.controlnets) > 1 or any(masked) and not all(masked)) and len(records) > 1:
         # diffusers' Multi-ControlNet takes one conditioning image per unit, not a batch, and a frame without a mask
         # is image-to-image, not inpainting: one frame per call.
         none = [None] * len(records)
-        return [diffuse(job, [r], None if inits is None else [i], None if coherence_reference is None else [c],
-                        None if keep is None else [k])[0]
-                for r, i, c, k in zip(records, inits or none, coherence_reference or none, keep or none)]
+        singles = [diffuse_later(job, [r], None if inits is None else [i], None if coherence_reference is None else [c],
+                                 None if keep is None else [k], defer)
+                   for r, i, c, k in zip(records, inits or none, coherence_reference or none, keep or none)]
+        return lambda: [finish()[0] for finish in singles]
     controls = control_images(job, records, inits or [None] * len(records))
     size = (settings["width"], settings["height"])
     kind = models.model_kind(job.pipe)
@@ -182,6 +195,7 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
     grey = inits is None and (inpaint or depth is not None)
     task = "inpaint" if inpaint else "img2img" if inits is not None or grey else "txt2img"
     pipe = models.derive(job.pipe, task, job.controlnets or None)
+    defer = defer and not overlap.needs_upcast(pipe)
     conds = [job.prompts.frame(r["prompts"]) for r in records]
     dtype = pipe.unet.dtype
     kwargs, weights = pipeline_inputs(conds, pipe.device, dtype)
@@ -190,7 +204,7 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
         num_inference_steps=steps,
         guidance_scale=float(first["guidance"]),
         generator=[torch.Generator("cpu").manual_seed(r["seed"]) for r in records],
-        output_type="np",
+        output_type="latent" if defer else "np",
         **kwargs,
     )
     rescale = float(first.get("guidance_rescale", 0.0))
@@ -246,10 +260,17 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
     call.update(callback_on_step_end=step_end, callback_on_step_end_tensor_inputs=["latents"])
     with torch.no_grad(), composed(pipe.unet, weights, 1 if weights is None else weights.shape[1]):
         result = pipe(**call)
-    images = [(np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8) for image in result.images]
-    if soft is not None:
-        images = [masks.paste_back(image, kept, m) for image, kept, m in zip(images, keep or inits, soft)]
-    return images
+
+    def finish() -> list[np.ndarray]:
+        if defer:
+            images = overlap.decode(pipe, result.images)
+        else:
+            images = [(np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8) for image in result.images]
+        if soft is not None:
+            images = [masks.paste_back(image, kept, m) for image, kept, m in zip(images, keep or inits, soft)]
+        return images
+
+    return finish
 
 
 DEPTH_HINT = "turn on Scene Depth so the bake renders Blender's depth pass"

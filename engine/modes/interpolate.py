@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from . import overlap
 from ..composable import composed
 from ..latents import blend, seeded_noise
 from ..prompts import FrameCondition, PromptEncoder, pipeline_inputs
@@ -55,7 +56,19 @@ def batches(records: list[dict], batch_size: int) -> Iterator[list[dict]]:
 
 
 def render(pipe, settings: dict, records: list[dict], on_step: StepCallback) -> Iterator[tuple[int, object]]:
-    """Yield (frame number, PIL image) for each record, in order."""
+    """Yield (frame number, image) for each record, in order. With `overlap_decode`, a batch decodes on a thread
+    while the next one denoises."""
+    later = settings.get("overlap_decode") and not overlap.needs_upcast(pipe)
+    denoised = _denoised(pipe, settings, records, on_step, later)
+    if later:
+        yield from overlap.pipelined(denoised)
+    else:
+        for frames, finish in denoised:
+            yield from zip(frames, finish())
+
+
+def _denoised(pipe, settings: dict, records: list[dict], on_step: StepCallback, later: bool):
+    """(frames, finish) per batch: finish() gives the batch's images (decoding them first when `later`)."""
     prompts = PromptEncoder(pipe)
     shape = latent_shape(pipe, settings["width"], settings["height"])
     dtype = pipe.unet.dtype
@@ -83,7 +96,8 @@ def render(pipe, settings: dict, records: list[dict], on_step: StepCallback) -> 
                 height=settings["height"],
                 generator=[torch.Generator("cpu").manual_seed(r["seed"]) for r in batch],
                 callback_on_step_end=step_end,
-                output_type="pil",
+                output_type="latent" if later else "pil",
                 **settings.get("pipeline_kwargs", {}),
             )
-        yield from zip(frames, result.images)
+        images = result.images
+        yield frames, (lambda images=images: overlap.decode(pipe, images)) if later else (lambda images=images: images)

@@ -25,6 +25,8 @@ import torch
 from .. import image_ops, models
 from ..composable import composed
 from ..prompts import pipeline_inputs
+from . import overlap
+from ..errors import Cancelled
 from .diffuse import Job, steps_run
 
 
@@ -83,7 +85,11 @@ def render(job: Job, records: list[dict], read_init: Callable[[dict], np.ndarray
             else:
                 pool.append(_admit(pipe, record, read_init(record)))
         if pool:
-            _step(job, pipe, pool)
+            try:
+                _step(job, pipe, pool)
+            except Cancelled:  # frames that finished ahead of an earlier one are made: they are kept
+                yield from sorted(finished.items())
+                raise
             done = [s for s in pool if s.done]
             for slot, image in zip(done, _decode(pipe, [s.latents for s in done]) if done else []):
                 finished[slot.record["frame"]] = image
@@ -167,8 +173,4 @@ def _step_kwargs(scheduler, generator: torch.Generator) -> dict:
 
 def _decode(pipe, latents: list[torch.Tensor]) -> list[np.ndarray]:
     """The finished frames' latents -> RGB uint8, decoded as one batch (by the plan's decoder when it has one)."""
-    batch = torch.cat(latents)
-    with torch.no_grad():
-        images = pipe.vae.decode(batch.to(pipe.vae.dtype) / pipe.vae.config.scaling_factor, return_dict=False)[0]
-    images = pipe.image_processor.postprocess(images, output_type="np")
-    return [(np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8) for image in images]
+    return overlap.decode(pipe, torch.cat(latents))

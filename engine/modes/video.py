@@ -14,8 +14,8 @@ from typing import Iterator
 import numpy as np
 
 from .. import image_ops
-from . import stream
-from .diffuse import Job, diffuse
+from . import overlap, stream
+from .diffuse import Job, diffuse, diffuse_later
 
 
 def read_init(init: dict, size: tuple[int, int]) -> np.ndarray:
@@ -56,9 +56,19 @@ def render(job: Job, records: list[dict]) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def _batched(job: Job, records: list[dict], size: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
-    for batch in batches(records, job.settings["batch_size"]):
-        inits = [read_init(r["init"], size) for r in batch]
-        yield from zip([r["frame"] for r in batch], diffuse(job, batch, inits))
+    runs = list(batches(records, job.settings["batch_size"]))
+    if not job.settings.get("overlap_decode"):
+        for batch in runs:
+            inits = [read_init(r["init"], size) for r in batch]
+            yield from zip([r["frame"] for r in batch], diffuse(job, batch, inits))
+        return
+
+    def denoised():  # the next batch's inits are read, and this batch decoded, while the next one denoises
+        reads = overlap.prefetch(runs, lambda batch: [read_init(r["init"], size) for r in batch])
+        for batch, inits in zip(runs, reads):
+            yield [r["frame"] for r in batch], diffuse_later(job, batch, inits)
+
+    yield from overlap.pipelined(denoised())
 
 
 def _streamed(job: Job, records: list[dict], size: tuple[int, int]) -> Iterator[tuple[int, np.ndarray]]:
