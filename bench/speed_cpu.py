@@ -1,6 +1,7 @@
 """CPU speed benchmark: the engine's modes against a plain per-frame diffusers loop on the same model and work.
 
-    .venv/bin/python bench/speed_cpu.py [--frames 48] [--size 128] [--steps 10] [--batch 4] [--sdv-python PY]
+    .venv/bin/python bench/speed_cpu.py [--frames 48] [--size 128] [--steps 10] [--batch 4] [--repeats 2]
+                                        [--sdv-python PY]
 
 A random-weight tiny model (embedded:tiny's text encoder and UNet with a 4-block autoencoder, so latents are 1/8 of the
 picture as in real SD models; --model embedded-tiny for embedded:tiny itself) at SIZE x SIZE, STEPS steps, guidance 5, FRAMES frames crossfading
@@ -18,6 +19,9 @@ picture as in real SD models; --model embedded-tiny for embedded:tiny itself) at
   feedback mode), torch.compile (compiled once in a warm-up, reported as compile_warmup_s);
 - the engine with the tiny autoencoder as decoder (`decoder` setting; an AutoencoderTiny of TAESD's layout) in
   interpolate and feedback modes, and one 512x512 decode by SD 1.5's autoencoder layout against TAESD's;
+- Decode While Denoising (`overlap_decode`) in interpolate and video modes; video with strength and guidance keyed per
+  frame through plain batches (of one frame, as no two frames agree) and through stream batching (`stream_batch`);
+- the frame store's write of a 512x512 frame at the start and after 400 frames;
 - overheads: a fresh worker process (`python -m engine worker`, what Blender starts) from launch to its first frame;
   a warm re-run of one changed frame through the warm worker and through a warm Renderer, against the bare pipeline
   call for that frame; and, in feedback mode, the share of the frame time spent outside the pipeline calls (warps,
@@ -104,12 +108,35 @@ def decode_seconds(size: int = 512, repeats: int = 3) -> dict:
     return result
 
 
+def store_write_ms(folder: str, size: int = 512, frames: int = 420) -> dict:
+    """FrameStore.write of a size x size frame with its parameters (PNG encode, text chunks, file, manifest record):
+    mean ms over the first 20 frames and over frames 401-420 (the record's cost must not grow with the frames)."""
+    import numpy as np
+    from PIL import Image
+
+    from engine.frames import FrameStore
+
+    store = FrameStore(folder)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8))
+    params = {"prompts": [{"text": PROMPTS[0], "weight": 1.0}], "steps": 10, "seed": 3, "guidance": GUIDANCE}
+    times = []
+    for f in range(1, frames + 1):
+        started = time.perf_counter()
+        store.write(f, image, f"hash{f}", {**params, "frame": f})
+        times.append(time.perf_counter() - started)
+    store.compact()
+    return {"size": size, "first_20_ms": round(1000 * sum(times[:20]) / 20, 1),
+            "frames_401_420_ms": round(1000 * sum(times[400:420]) / 20, 1)}
+
+
 def make_plan(mode: str, folder: str, frames: int, size: int, steps: int, batch: int,
-              inits: list[str] | None = None, **settings) -> dict:
+              inits: list[str] | None = None, keyed: bool = False, **settings) -> dict:
+    """`keyed`: strength and guidance keyed across the shot (0.4 -> 0.8, 5 -> 7), so no two frames agree."""
     records = []
     for i in range(frames):
         t = i / max(1, frames - 1)
-        record = {"frame": i + 1, "seed": 3, "steps": steps, "guidance": GUIDANCE, "strength": STRENGTH,
+        record = {"frame": i + 1, "seed": 3, "steps": steps, "guidance": GUIDANCE + 2 * t if keyed else GUIDANCE,
+                  "strength": 0.4 + 0.4 * t if keyed else STRENGTH,
                   "prompts": [{"text": PROMPTS[0], "weight": 1 - t, "seed": 1},
                               {"text": PROMPTS[1], "weight": t, "seed": 2}]}
         if mode == "FEEDBACK":
@@ -311,10 +338,11 @@ def bare_call_seconds(pipe, size: int, steps: int, repeats: int = 5) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def sdv(python: str, model: str, frames: int, size: int, steps: int, batch: int) -> dict:
+def sdv(python: str, model: str, frames: int, size: int, steps: int, batch: int, repeats: int) -> dict:
     done = subprocess.run([python, os.path.join(ROOT, "bench", "peer_sdv.py"), "--model", model, "--frames",
                            str(frames), "--size", str(size), "--steps", str(steps), "--batch", str(batch),
-                           "--guidance", str(GUIDANCE)], capture_output=True, text=True, check=True)
+                           "--guidance", str(GUIDANCE), "--repeats", str(repeats)],
+                          capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -335,6 +363,9 @@ def run(tmp: str) -> int:
     parser.add_argument("--model", choices=("sd-shaped", "embedded-tiny"), default="sd-shaped",
                         help="sd-shaped: the tiny model with latents at 1/8 (default); embedded-tiny: embedded:tiny "
                              "(latents at 1/2, so 16x the UNet work at the same size)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="runs of each timing (peers' too); the fastest is reported: this machine's cores are "
+                             "shared, and one slow run is noise, not the code")
     parser.add_argument("--sdv-python", default="", help="interpreter with stable-diffusion-videos (.venv-sdv)")
     args = parser.parse_args()
     from engine.models import cache_dir
@@ -388,6 +419,14 @@ def run(tmp: str) -> int:
         for name, switch in (("channels_last", {"channels_last": True}), ("bf16", {"precision": "bf16"}),
                              ("background_writes", {"background_writes": True}))
     ] + [
+        (f"engine_{mode.lower()}_overlap_decode", lambda f, mode=mode: engine_seconds(renderer, make_plan(
+            mode, f, n, size, steps, args.batch, inits, overlap_decode=True)))
+        for mode in ("INTERPOLATE", "VIDEO")
+    ] + [
+        (f"engine_video_keyed{suffix}", lambda f, switch=switch: engine_seconds(renderer, make_plan(
+            "VIDEO", f, n, size, steps, args.batch, inits, keyed=True, **switch)))
+        for suffix, switch in (("", {}), ("_stream_batch", {"stream_batch": True}))
+    ] + [
         ("engine_feedback_background_writes", lambda f: engine_seconds(renderer, make_plan(
             "FEEDBACK", f, n, size, steps, args.batch, background_writes=True))),
     ] + ([] if not tiny else [
@@ -396,9 +435,12 @@ def run(tmp: str) -> int:
         ("engine_feedback_tiny_decoder", lambda f: engine_seconds(renderer, make_plan(
             "FEEDBACK", f, n, size, steps, args.batch, decoder=tiny))),
     ]):
-        folder = os.path.join(tmp, name)
-        os.makedirs(folder, exist_ok=True)
-        timings[name] = run(folder)
+        runs = []
+        for repeat in range(max(1, args.repeats)):
+            folder = os.path.join(tmp, f"{name}-{repeat}")
+            os.makedirs(folder, exist_ok=True)
+            runs.append(run(folder))
+        timings[name] = min(runs)
     inside = [0.0]
     with pipeline_time(inside):
         timings["engine_feedback"] = engine_seconds(renderer, make_plan("FEEDBACK", os.path.join(tmp, "feedback"), n,
@@ -423,6 +465,13 @@ def run(tmp: str) -> int:
         for name in ("channels_last", "bf16", "compile", "background_writes")}
     result["switches_over_plain_engine"]["feedback_background_writes"] = round(
         timings["engine_feedback"] / timings["engine_feedback_background_writes"], 2)
+    result["switches_over_plain_engine"]["video_overlap_decode"] = round(
+        timings["engine_video"] / timings["engine_video_overlap_decode"], 2)
+    result["switches_over_plain_engine"]["interpolate_overlap_decode"] = round(
+        timings["engine_interpolate"] / timings["engine_interpolate_overlap_decode"], 2)
+    # Strength and guidance keyed per frame: plain batches are of one frame; the stream keeps BATCH in each call.
+    result["stream_batch_over_plain_batches_keyed_video"] = round(
+        timings["engine_video_keyed"] / timings["engine_video_keyed_stream_batch"], 2)
     result["compile_warmup_s"] = round(compile_warmup, 1)
     if tiny:
         result["speedup_tiny_decoder"] = {
@@ -431,7 +480,7 @@ def run(tmp: str) -> int:
     result["feedback_outside_pipeline_share"] = round(1 - inside[0] / timings["engine_feedback"], 3)
 
     # A warm re-run of one changed frame in-process, against the bare call.
-    plan = make_plan("INTERPOLATE", os.path.join(tmp, "engine_interpolate"), n, size, steps, args.batch)
+    plan = make_plan("INTERPOLATE", os.path.join(tmp, "engine_interpolate-0"), n, size, steps, args.batch)
     plan["frames"][n // 2]["seed"] += 1
     rerun = engine_seconds_changed(renderer, plan)
     bare = bare_call_seconds(pipe, size, steps)
@@ -442,9 +491,10 @@ def run(tmp: str) -> int:
     result["worker"] = {k: round(v, 2) for k, v in worker.items() if not k.startswith("_")}
     result["worker"]["warm_one_frame_over_bare"] = round(worker["warm_one_frame_s"] / bare, 2)
     result["decoders"] = decode_seconds()
+    result["frame_store"] = store_write_ms(os.path.join(tmp, "store"))
     if args.sdv_python:
         model = MODEL[0] if args.model == "sd-shaped" else models.resolve(MODEL[0], False)
-        peer = sdv(args.sdv_python, model, n, size, steps, args.batch)
+        peer = sdv(args.sdv_python, model, n, size, steps, args.batch, args.repeats)
         result["sdv"] = peer
         result["speedup_vs_sdv_interpolate"] = round(peer["seconds"] / timings["engine_interpolate"], 2)
     print(json.dumps(result))
