@@ -554,7 +554,8 @@ class Job:
 def switch_label(setup: Setup, switches: dict) -> str:
     precision = switches.get("precision", setup.precision)
     names = [f"engine {precision}"] + [TAESD_SETTING] * ("decoder" in switches) + [
-        k for k in ("channels_last", "compile", "background_writes") if switches.get(k)]
+        k for k in ("channels_last", "compile", "background_writes", "overlap_decode", "stream_batch")
+        if switches.get(k)]
     return " ".join(names)
 
 
@@ -578,7 +579,11 @@ def batched_jobs(setup: Setup, mode_name: str, case: Case, compile_rows: bool) -
     mode = f"{'video img2img' if img2img else 'interpolate txt2img'}, {case.label(img2img)}"
     warm = min(setup.frames, 2 * setup.spec.batch)  # compile's CUDA graphs are recorded after a few calls of the shape
     taesd = {"decoder": TAESD_SETTING}
-    variants = [{}, taesd] + ([{**taesd, "compile": True, "background_writes": True}] if compile_rows else [])
+    variants = [{}, taesd, {**taesd, "overlap_decode": True, "background_writes": True}]
+    if img2img:  # frames at different steps in one UNet call (the same work here: nothing is keyed)
+        variants.append({**taesd, "stream_batch": True})
+    if compile_rows:
+        variants.append({**taesd, "compile": True, "background_writes": True, "overlap_decode": True})
     jobs = [engine_job(setup, mode, mode_name, case, setup.spec.batch, switches, warm) for switches in variants]
     row = Row(setup.spec.name, mode, f"plain loop {setup.precision}", 1, setup.frames)
     jobs.append(Job(row, plain_run(setup, mode_name, case, False), min(2, setup.frames)))
