@@ -379,7 +379,7 @@ class KD_Settings(bpy.types.PropertyGroup):
                                  "denoises", default=False)
     stream_batch: BoolProperty(name="Stream Batch", description="Video mode: frames at different denoising steps "
                                "share each UNet call (Batch Size frames), so keyed strength, steps or guidance don't "
-                               "break batches. Stable Diffusion 1.x/2.x models", default=False)
+                               "break batches. Stable Diffusion 1.x/2.x and SDXL models", default=False)
     compile: BoolProperty(name="Compile", description="torch.compile the UNet (CUDA graphs on CUDA): the first "
                           "frames of a new size compile for a while, the rest run faster", default=False)
     decoder: StringProperty(

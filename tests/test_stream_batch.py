@@ -141,14 +141,28 @@ def test_cancel_stops_the_pool_within_one_step_and_keeps_finished_frames(rendere
     assert FrameStore(str(tmp_path / "c")).finished_frames() == [e["frame"] for e in seen if e["event"] == "frame"]
 
 
-def test_models_the_stream_cannot_take_fall_back_to_plain_batches_with_a_warning(renderer, inits, tmp_path, capfd):
+def test_sdxl_frames_stream_with_their_pooled_embeddings_and_size_conditioning(renderer, inits, tmp_path):
     from engine.tiny_model import make_tiny_model
 
     sdxl = make_tiny_model(str(tmp_path / "sdxl"), kind="sdxl")
-    plan = keyed_plan(tmp_path / "x", inits[:2], True, model=sdxl)
+    plain, plain_batches, _, _ = render(renderer, keyed_plan(tmp_path / "plain", inits[:4], False, model=sdxl))
+    stream, stream_batches, _, _ = render(renderer, keyed_plan(tmp_path / "stream", inits[:4], True, model=sdxl))
+    assert set(plain_batches) == {2} and stream_batches[0] == 8
+    assert max(int(np.abs(stream[f] - plain[f]).max()) for f in plain) <= 2
+
+
+def test_models_the_stream_cannot_take_fall_back_to_plain_batches_with_a_warning(renderer, inits, tmp_path, capfd):
+    from engine.tiny_model import make_tiny_model
+
+    depth = make_tiny_model(str(tmp_path / "depth"), kind="sd-depth")
+    plan = keyed_plan(tmp_path / "x", inits[:2], True, model=depth)
+    depth_file = str(tmp_path / "depth.npy")
+    np.save(depth_file, np.linspace(1, 5, SIZE * SIZE, dtype=np.float32).reshape(SIZE, SIZE))
+    for record in plan["frames"]:
+        record["depth"] = depth_file
     frames, batches, _, _ = render(renderer, plan)
     assert sorted(frames) == [1, 2] and set(batches) == {2}
-    assert "stream batching is not available for sdxl models" in capfd.readouterr().err
+    assert "stream batching is not available for sd-depth models" in capfd.readouterr().err
 
 
 def test_stream_batch_must_be_true_or_false(inits, tmp_path):

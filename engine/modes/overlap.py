@@ -32,9 +32,8 @@ def decode(pipe, latents: torch.Tensor) -> list[np.ndarray]:
     mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
     with torch.no_grad():
         if mean is not None and std is not None:  # SDXL-family VAEs that normalise their latents
-            shape = (1, len(mean), 1, 1)
-            mean = torch.tensor(mean).view(shape).to(latents.device, latents.dtype)
-            std = torch.tensor(std).view(shape).to(latents.device, latents.dtype)
+            mean = torch.tensor(mean).view(1, -1, 1, 1).to(latents.device, latents.dtype)
+            std = torch.tensor(std).view(1, -1, 1, 1).to(latents.device, latents.dtype)
             latents = latents * std / config.scaling_factor + mean
         else:
             latents = latents / config.scaling_factor

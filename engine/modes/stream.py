@@ -9,12 +9,14 @@ StreamDiffusion's stream batch, for any mix of frames). Each frame is what diffu
 seed's generator encodes the init and draws the noise the same way.
 
 Stages follow diffusers' img2img: the frame's timesteps (get_timesteps), its latents (VAE encode + add_noise), the
-denoising loop (scale input, UNet, guidance, scheduler step), decoding. Stable Diffusion 1.x/2.x models (SD-Turbo
-included); the others go through the plain batches (see `supported`).
+denoising loop (scale input, UNet, guidance, scheduler step), decoding. Stable Diffusion 1.x/2.x and SDXL models
+(SD-Turbo, SDXL-Turbo included); inpainting, depth, ControlNet and LCM-embedding models go through the plain batches
+(see `supported`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -51,8 +53,8 @@ def supported(job: Job) -> str | None:
     pipe = job.pipe
     if job.controlnets:
         return "ControlNet units"
-    if models.model_kind(pipe) != "sd":
-        return f"{models.model_kind(pipe)} models (stream batching takes Stable Diffusion 1.x/2.x models)"
+    if models.model_kind(pipe) not in ("sd", "sdxl"):
+        return f"{models.model_kind(pipe)} models (stream batching takes Stable Diffusion 1.x/2.x and SDXL models)"
     if pipe.unet.config.time_cond_proj_dim is not None:
         return "models with a guidance embedding (LCM)"
     if job.settings.get("pipeline_kwargs"):
@@ -69,6 +71,7 @@ def render(job: Job, records: list[dict], read_init: Callable[[dict], np.ndarray
     """Yield (frame, RGB uint8 image) for `records` in frame order. A frame's init is read when it joins the pool."""
     pipe = models.derive(job.pipe, "img2img")
     width = max(1, int(job.settings["batch_size"]))
+    time_ids = _time_ids(pipe, job.settings["width"], job.settings["height"])
     waiting = iter(records)
     pool: list[_Slot] = []
     finished: dict[int, np.ndarray] = {}  # frames done ahead of an earlier frame still in the pool
@@ -86,7 +89,7 @@ def render(job: Job, records: list[dict], read_init: Callable[[dict], np.ndarray
                 pool.append(_admit(pipe, record, read_init(record)))
         if pool:
             try:
-                _step(job, pipe, pool)
+                _step(job, pipe, pool, time_ids)
             except Cancelled:  # frames that finished ahead of an earlier one are made: they are kept
                 yield from sorted(finished.items())
                 raise
@@ -115,14 +118,48 @@ def _admit(pipe, record: dict, init: np.ndarray) -> _Slot:
         scheduler.set_begin_index(start)
     generator = torch.Generator("cpu").manual_seed(record["seed"])
     image = pipe.image_processor.preprocess(image_ops.to_pil(init)).to(device, dtype)
-    with torch.no_grad():
-        latents = retrieve_latents(pipe.vae.encode(image), generator=generator) * pipe.vae.config.scaling_factor
+    with torch.no_grad(), _vae_in_fp32(pipe):
+        latents = retrieve_latents(pipe.vae.encode(image.to(pipe.vae.dtype)), generator=generator).to(dtype)
+    config = pipe.vae.config
+    mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+    if mean is not None and std is not None:  # SDXL-family VAEs that normalise their latents
+        mean = torch.tensor(mean).view(1, -1, 1, 1).to(device, dtype)
+        std = torch.tensor(std).view(1, -1, 1, 1).to(device, dtype)
+        latents = (latents - mean) * config.scaling_factor / std
+    else:
+        latents = latents * config.scaling_factor
     noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=dtype)
     latents = scheduler.add_noise(latents, noise, timesteps[:1])
     return _Slot(record, scheduler, timesteps, latents, generator)
 
 
-def _step(job: Job, pipe, pool: list[_Slot]) -> None:
+@contextlib.contextmanager
+def _vae_in_fp32(pipe) -> Iterator[None]:
+    """SDXL's fp16 VAE overflows: diffusers encodes and decodes with it in fp32 (here in the rendering thread, so no
+    other batch is using it meanwhile)."""
+    if not overlap.needs_upcast(pipe):
+        yield
+        return
+    pipe.vae.to(dtype=torch.float32)
+    try:
+        yield
+    finally:
+        pipe.vae.to(dtype=torch.float16)
+
+
+def _time_ids(pipe, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """SDXL's micro-conditioning (size, crop, aesthetic score) for the frames, as diffusers' img2img defaults make it:
+    (positive, negative) rows; None for SD 1.x/2.x."""
+    if models.pipeline_kind(pipe) != "sdxl":
+        return None
+    size = (height, width)
+    projection = pipe.text_encoder_2.config.projection_dim if pipe.text_encoder_2 is not None else None
+    ids, negative = pipe._get_add_time_ids(size, (0, 0), size, 6.0, 2.5, size, (0, 0), size, dtype=pipe.unet.dtype,
+                                           text_encoder_projection_dim=projection)
+    return ids.to(pipe.device), negative.to(pipe.device)
+
+
+def _step(job: Job, pipe, pool: list[_Slot], time_ids) -> None:
     """One UNet call for the whole pool, each frame at its own timestep, then each frame's scheduler step."""
     conds = [job.prompts.frame(s.record["prompts"]) for s in pool]
     kwargs, weights = pipeline_inputs(conds, pipe.device, pipe.unet.dtype)
@@ -131,12 +168,19 @@ def _step(job: Job, pipe, pool: list[_Slot]) -> None:
     latents = torch.cat([s.scheduler.scale_model_input(s.latents, s.timesteps[s.index]) for s in pool])
     timesteps = torch.stack([s.timesteps[s.index] for s in pool]).to(pipe.device)
     embeds = kwargs["prompt_embeds"]
+    added = None
+    if time_ids is not None:  # SDXL: each frame's pooled text embedding and the size conditioning
+        added = {"text_embeds": kwargs["pooled_prompt_embeds"], "time_ids": time_ids[0].repeat(len(pool), 1)}
     if cfg:
         latents, timesteps = torch.cat([latents, latents]), torch.cat([timesteps, timesteps])
         embeds = torch.cat([kwargs["negative_prompt_embeds"], embeds])
+        if added is not None:
+            added = {"text_embeds": torch.cat([kwargs["negative_pooled_prompt_embeds"], added["text_embeds"]]),
+                     "time_ids": torch.cat([time_ids[1].repeat(len(pool), 1), added["time_ids"]])}
     parts = 1 if weights is None else weights.shape[1]
     with torch.no_grad(), composed(pipe.unet, weights, parts):
-        noise = pipe.unet(latents, timesteps, encoder_hidden_states=embeds, return_dict=False)[0]
+        noise = pipe.unet(latents, timesteps, encoder_hidden_states=embeds, added_cond_kwargs=added,
+                          return_dict=False)[0]
     if cfg:
         uncond, text = noise.chunk(2)
     else:
@@ -173,4 +217,5 @@ def _step_kwargs(scheduler, generator: torch.Generator) -> dict:
 
 def _decode(pipe, latents: list[torch.Tensor]) -> list[np.ndarray]:
     """The finished frames' latents -> RGB uint8, decoded as one batch (by the plan's decoder when it has one)."""
-    return overlap.decode(pipe, torch.cat(latents))
+    with _vae_in_fp32(pipe):
+        return overlap.decode(pipe, torch.cat(latents))
