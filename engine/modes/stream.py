@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -41,6 +42,8 @@ class _Slot:
     timesteps: torch.Tensor
     latents: torch.Tensor  # (1, C, h, w)
     generator: torch.Generator
+    cond: object  # the frame's FrameCondition, assembled once
+    step_kwargs: dict  # the generator, for schedulers that draw noise in their step
     index: int = 0
 
     @property
@@ -86,7 +89,7 @@ def render(job: Job, records: list[dict], read_init: Callable[[dict], np.ndarray
                 job.on_step([record["frame"]], record["steps"], record["steps"])
                 finished[record["frame"]] = read_init(record)  # less than one step to run: the frame is its init
             else:
-                pool.append(_admit(pipe, record, read_init(record)))
+                pool.append(_admit(pipe, record, read_init(record), job.prompts.frame(record["prompts"])))
         if pool:
             try:
                 _step(job, pipe, pool, time_ids)
@@ -102,7 +105,7 @@ def render(job: Job, records: list[dict], read_init: Callable[[dict], np.ndarray
             out += 1
 
 
-def _admit(pipe, record: dict, init: np.ndarray) -> _Slot:
+def _admit(pipe, record: dict, init: np.ndarray, cond) -> _Slot:
     """The frame's own scheduler at the start of its share of the schedule, and its noised init latents, drawn from
     its seed's generator in the order diffusers' img2img draws them (encoder sample, then noise)."""
     from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import retrieve_latents
@@ -130,7 +133,7 @@ def _admit(pipe, record: dict, init: np.ndarray) -> _Slot:
         latents = latents * config.scaling_factor
     noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=dtype)
     latents = scheduler.add_noise(latents, noise, timesteps[:1])
-    return _Slot(record, scheduler, timesteps, latents, generator)
+    return _Slot(record, scheduler, timesteps, latents, generator, cond, _step_kwargs(scheduler, generator))
 
 
 @contextlib.contextmanager
@@ -161,8 +164,7 @@ def _time_ids(pipe, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor
 
 def _step(job: Job, pipe, pool: list[_Slot], time_ids) -> None:
     """One UNet call for the whole pool, each frame at its own timestep, then each frame's scheduler step."""
-    conds = [job.prompts.frame(s.record["prompts"]) for s in pool]
-    kwargs, weights = pipeline_inputs(conds, pipe.device, pipe.unet.dtype)
+    kwargs, weights = pipeline_inputs([s.cond for s in pool], pipe.device, pipe.unet.dtype)
     guidance = [float(s.record["guidance"]) for s in pool]
     cfg = any(g > 1.0 for g in guidance)  # diffusers' rule: no unconditional half at guidance <= 1
     latents = torch.cat([s.scheduler.scale_model_input(s.latents, s.timesteps[s.index]) for s in pool])
@@ -194,9 +196,9 @@ def _step(job: Job, pipe, pool: list[_Slot], time_ids) -> None:
                 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 
                 pred = rescale_noise_cfg(pred, text[i:i + 1], guidance_rescale=rescale)
-        extra = _step_kwargs(slot.scheduler, slot.generator)
         t = slot.timesteps[slot.index]
-        slot.latents = slot.scheduler.step(pred, t, slot.latents, **extra, return_dict=False)[0].to(pred.dtype)
+        slot.latents = slot.scheduler.step(pred, t, slot.latents, **slot.step_kwargs, return_dict=False)[0].to(
+            pred.dtype)
         slot.index += 1
     # Progress per group of frames at the same step (may raise Cancelled: the pool stops within this step).
     groups: dict[tuple[int, int], list[int]] = {}
@@ -209,8 +211,6 @@ def _step(job: Job, pipe, pool: list[_Slot], time_ids) -> None:
 
 
 def _step_kwargs(scheduler, generator: torch.Generator) -> dict:
-    import inspect
-
     accepted = inspect.signature(scheduler.step).parameters
     return {"generator": generator} if "generator" in accepted else {}
 
