@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from .. import image_ops, masks, models, warp
-from . import overlap
 from ..composable import composed
 from ..latents import seeded_noise
 from ..prompts import PromptEncoder, pipeline_inputs
+from . import overlap
 
 StepCallback = Callable[[list[int], int, int], None]
 

@@ -11,10 +11,10 @@ from typing import Callable, Iterator
 
 import torch
 
-from . import overlap
 from ..composable import composed
 from ..latents import blend, seeded_noise
 from ..prompts import FrameCondition, PromptEncoder, pipeline_inputs
+from . import overlap
 
 StepCallback = Callable[[list[int], int, int], None]
 
