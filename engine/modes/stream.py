@@ -6,7 +6,8 @@ together, each frame with its own copy of the scheduler (any diffusers scheduler
 timestep, guidance, rescale and prompts: every UNet call advances each frame in the pool by one step, a frame that
 finishes leaves and the next one takes its place, so the UNet runs full batches whatever is keyed (the idea of
 StreamDiffusion's stream batch, for any mix of frames). Each frame is what diffusers' img2img makes of it alone: its
-seed's generator encodes the init and draws the noise the same way.
+seed's generator encodes the init and draws the noise the same way (but for CFG rescale, which this loop applies to SD
+1.x/2.x frames too, where diffusers' SD img2img has none).
 
 Stages follow diffusers' img2img: the frame's timesteps (get_timesteps), its latents (VAE encode + add_noise), the
 denoising loop (scale input, UNet, guidance, scheduler step), decoding. Stable Diffusion 1.x/2.x and SDXL models
