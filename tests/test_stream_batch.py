@@ -170,3 +170,11 @@ def test_stream_batch_must_be_true_or_false(inits, tmp_path):
     plan["settings"]["stream_batch"] = "yes"
     with pytest.raises(plan_mod.PlanError, match="stream_batch"):
         plan_mod.validate(plan)
+
+
+def test_cfg_rescale_applies_per_frame_in_the_stream(renderer, inits, tmp_path):
+    plain, _, _, _ = render(renderer, keyed_plan(tmp_path / "plain", inits[:2], True))
+    plan = keyed_plan(tmp_path / "rescaled", inits[:2], True)
+    plan["frames"][1]["guidance_rescale"] = 0.9  # frame 2 only; SD's img2img pipeline has no rescale, this loop does
+    rescaled, _, _, _ = render(renderer, plan)
+    assert np.array_equal(rescaled[1], plain[1]) and np.abs(rescaled[2] - plain[2]).max() > 2
