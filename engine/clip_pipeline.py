@@ -14,7 +14,6 @@ Two kinds of model make a clip:
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any, Callable
 
@@ -43,38 +42,8 @@ def is_animatediff(pipe) -> bool:
 
 
 def _locate_adapter(name: str, options: LoadOptions) -> str:
-    expanded = os.path.expanduser(name)
-    if os.path.isdir(expanded):
-        config = os.path.join(expanded, "config.json")
-        if not os.path.isfile(config):
-            raise ModelError(f"motion adapter folder '{name}' has no config.json: it is not a diffusers MotionAdapter "
-                             "folder")
-        _check_adapter_class(name, config)
-        return expanded
-    if os.path.isfile(expanded):
-        raise ModelError(f"motion adapter '{name}' is a single file: give a diffusers MotionAdapter folder (with "
-                         "config.json) or Hugging Face id such as guoyww/animatediff-motion-adapter-v1-5-3")
-    if not models._looks_like_repo_id(name):
-        raise ModelError(f"motion adapter '{name}' not found: neither a folder nor a Hugging Face id like "
-                         "'guoyww/animatediff-motion-adapter-v1-5-3'")
-    config = models._cached_file(name, "config.json")
-    if config is None:
-        if not options.allow_download:
-            raise ModelError(f"motion adapter '{name}' is not in the Hugging Face cache and downloads are off. Get it "
-                             f"with `hf download {name}`, or allow downloads in the preferences.")
-    else:
-        _check_adapter_class(name, config)
-    return name
-
-
-def _check_adapter_class(name: str, config_path: str) -> None:
-    try:
-        with open(config_path, encoding="utf-8") as f:
-            cls = json.load(f).get("_class_name", "")
-    except (OSError, ValueError) as e:
-        raise ModelError(f"motion adapter '{name}': unreadable config.json: {e}") from e
-    if cls != "MotionAdapter":
-        raise ModelError(f"motion adapter '{name}' is a {cls or 'model with no _class_name'}, not a MotionAdapter")
+    return models.locate_component(name, "motion adapter", "MotionAdapter", "guoyww/animatediff-motion-adapter-v1-5-3",
+                                   options)
 
 
 def load_motion_adapter(name: str, options: LoadOptions, device: str, dtype=None):

@@ -3,8 +3,8 @@
 A model is a local diffusers folder, a Hugging Face id already in the local cache, a single-file checkpoint, or one of
 the embedded models ('embedded:shapes', trained and shipped; 'embedded:tiny', random weights, built on first use).
 Stable Diffusion 1.x/2.x and SDXL are supported (Turbo, LCM and other distilled models saved as those pipeline classes
-included), and their inpainting (9-channel) and SD 2 depth-to-image (5-channel) models. Nothing is downloaded unless the caller allows it, and nothing runs code from the model (no pickle, no
-remote code) unless the caller opts in.
+included), and their inpainting (9-channel) and SD 2 depth-to-image (5-channel) models. Nothing is downloaded unless
+the caller allows it, and nothing runs code from the model (no pickle, no remote code) unless the caller opts in.
 
 On top of a loaded base pipeline this module gives:
   derive(pipe, task, controlnets)      img2img / inpaint / ControlNet pipelines sharing the base's components
@@ -650,39 +650,46 @@ def load_controlnet(model: str, options: LoadOptions, device: str | None = None,
 
 
 def _locate_controlnet(model: str, options: LoadOptions) -> str:
-    model = model.strip()
-    expanded = os.path.expanduser(model)
+    return locate_component(model.strip(), "ControlNet", "ControlNetModel", "lllyasviel/sd-controlnet-canny", options,
+                            ": only ControlNetModel (SD 1.x/2.x and SDXL ControlNets) is supported")
+
+
+def locate_component(name: str, what: str, class_name: str, example: str, options: LoadOptions,
+                     other_class: str = "") -> str:
+    """A single diffusers model (a ControlNet, a motion adapter) as a folder or a Hugging Face id: the folder, or the
+    id once its config is found in the cache (or downloads are on). Its config's class must be `class_name`; errors
+    name the model, say what it is instead and how to get it. `other_class` ends the wrong-class message."""
+    expanded = os.path.expanduser(name)
     if os.path.isdir(expanded):
         config = os.path.join(expanded, "config.json")
         if not os.path.isfile(config):
-            raise ModelError(f"ControlNet folder '{model}' has no config.json: it is not a diffusers model folder")
-        _check_controlnet_class(model, config)
+            raise ModelError(f"{what} folder '{name}' has no config.json: it is not a diffusers {class_name} folder")
+        _check_component_class(name, what, class_name, config, other_class)
         return expanded
     if os.path.isfile(expanded):
-        raise ModelError(f"ControlNet '{model}' is a single file: give its diffusers folder (with config.json) or "
-                         "Hugging Face id; single-file ControlNets are not supported")
-    if not _looks_like_repo_id(model):
-        raise ModelError(f"ControlNet '{model}' not found: neither a folder nor a Hugging Face id like "
-                         "'lllyasviel/sd-controlnet-canny'")
-    config = _cached_file(model, "config.json")
+        raise ModelError(f"{what} '{name}' is a single file: give its diffusers folder (with config.json) or Hugging "
+                         f"Face id such as {example}; single-file {what}s are not supported")
+    if not _looks_like_repo_id(name):
+        raise ModelError(f"{what} '{name}' not found: neither a folder nor a Hugging Face id like '{example}'")
+    config = _cached_file(name, "config.json")
     if config is None:
         if not options.allow_download:
-            raise ModelError(f"ControlNet '{model}' is not in the Hugging Face cache and downloads are off. Get it "
-                             f"with `hf download {model}`, or allow downloads in the preferences.")
+            raise ModelError(f"{what} '{name}' is not in the Hugging Face cache and downloads are off. Get it "
+                             f"with `hf download {name}`, or allow downloads in the preferences.")
     else:
-        _check_controlnet_class(model, config)
-    return model
+        _check_component_class(name, what, class_name, config, other_class)
+    return name
 
 
-def _check_controlnet_class(model: str, config_path: str) -> None:
+def _check_component_class(name: str, what: str, class_name: str, config_path: str, other_class: str) -> None:
     try:
         with open(config_path, encoding="utf-8") as f:
-            name = json.load(f).get("_class_name", "")
+            found = json.load(f).get("_class_name", "")
     except (OSError, ValueError) as e:
-        raise ModelError(f"ControlNet '{model}': unreadable config.json: {e}") from e
-    if name != "ControlNetModel":
-        raise ModelError(f"ControlNet '{model}' is a {name or 'model with no _class_name'}: only ControlNetModel "
-                         "(SD 1.x/2.x and SDXL ControlNets) is supported")
+        raise ModelError(f"{what} '{name}': unreadable config.json: {e}") from e
+    if found != class_name:
+        why = other_class or f", not a {class_name}"
+        raise ModelError(f"{what} '{name}' is a {found or 'model with no _class_name'}{why}")
 
 
 # --------------------------------------------------------------------------------------------------------------------
