@@ -168,14 +168,8 @@ def test_every_frame_of_a_40_frame_shot_is_denoised_at_every_step(tmp_path, mode
         assert set().union(*windows) == set(range(40))
 
 
-def test_prompt_travel_follows_the_baked_weights(tmp_path, models, renderer):
-    def crossfade(i):
-        t = i / 3
-        return [p for p in ({"text": "a red circle", "negative": "dark", "weight": 1 - t},
-                            {"text": "a blue square", "negative": "", "weight": t}) if p["weight"] > 0]
-
-    # AnimateDiff: every frame's own conditioning, exactly PromptEncoder.frame of its prompts.
-    plan = clip_plan(tmp_path / "ad", models, frames=4, prompts=crossfade, context_length=4)
+def _conditioning_and_calls(renderer, plan):
+    """Each frame's PromptEncoder conditioning, and the UNet calls of rendering the plan."""
     pipe, _ = renderer.prepare(plan["settings"], lambda e: None)
     encoder = PromptEncoder(pipe)
     conds = [encoder.frame(r["prompts"]) for r in plan["frames"]]
@@ -184,6 +178,18 @@ def test_prompt_travel_follows_the_baked_weights(tmp_path, models, renderer):
         render(renderer, plan)
     finally:
         hook.close()
+    return conds, hook
+
+
+def test_prompt_travel_follows_the_baked_weights(tmp_path, models, renderer):
+    def crossfade(i):
+        t = i / 3
+        return [p for p in ({"text": "a red circle", "negative": "dark", "weight": 1 - t},
+                            {"text": "a blue square", "negative": "", "weight": t}) if p["weight"] > 0]
+
+    # AnimateDiff: every frame's own conditioning, exactly PromptEncoder.frame of its prompts.
+    plan = clip_plan(tmp_path / "ad", models, frames=4, prompts=crossfade, context_length=4)
+    conds, hook = _conditioning_and_calls(renderer, plan)
     first = hook.calls[0]["text"]
     for i, cond in enumerate(conds):
         assert torch.allclose(first[i], cond.negative, atol=1e-6)
@@ -193,14 +199,7 @@ def test_prompt_travel_follows_the_baked_weights(tmp_path, models, renderer):
     # UNet3D: one conditioning per window, the mean of its frames' embeddings.
     plan = clip_plan(tmp_path / "t2v", models, "t2v", frames=4, prompts=crossfade, context_length=2,
                      context_overlap=0)
-    pipe, _ = renderer.prepare(plan["settings"], lambda e: None)
-    encoder = PromptEncoder(pipe)
-    conds = [encoder.frame(r["prompts"]) for r in plan["frames"]]
-    hook = UNetCalls(pipe.unet)
-    try:
-        render(renderer, plan)
-    finally:
-        hook.close()
+    conds, hook = _conditioning_and_calls(renderer, plan)
     for call, window in zip(hook.calls[:2], clip.context_windows(4, 2, 0)):
         expected = torch.stack([conds[i].positive[0] for i in window]).mean(0)
         assert call["shape"][2] == 2 and torch.allclose(call["text"][1], expected, atol=1e-6)
