@@ -1,8 +1,16 @@
-"""Keyframe Diffusion: Stable Diffusion animation on Blender's timeline. Registration only."""
+"""Keyframe Diffusion: Stable Diffusion animation on Blender's timeline. Registration only.
 
-from . import cli, handlers, operators, panels, preferences, properties
+The folders are the layers, each importing only those before it (tests/packaging/test_layers.py holds it):
+engine <- settings <- engine_link <- timeline <- bake <- run <- operators <- panels <- this file.
+"""
 
-_modules = (preferences, properties, operators, panels, cli, handlers)
+from .engine_link import workers
+from .run import cli, render_hook
+from .settings import properties
+from . import operators, panels
+
+# Properties first (operators and panels refer to them), the preferences with the panels.
+_modules = (properties, operators, panels, cli, render_hook)
 
 
 def register() -> None:
@@ -11,8 +19,6 @@ def register() -> None:
 
 
 def unregister() -> None:
-    from . import jobs
-
-    jobs.release_worker()
+    workers.release_worker()
     for module in reversed(_modules):
         module.unregister()

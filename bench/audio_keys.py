@@ -55,10 +55,10 @@ def main() -> int:
 
     cold = timed(lambda: bpy.ops.keyframe_diffusion.audio_link_add(
         strip="music", data_path="keyframe_diffusion.zoom", part="percussive", shape="pulse", low=1.0, high=1.05))
-    fc = ext.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
+    fc = ext.settings.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
     keys = len(fc.keyframe_points)
     strip.frame_start += 12
-    moved = timed(lambda: ext.audio_keys.refresh(scene))
+    moved = timed(lambda: ext.timeline.audio_keys.refresh(scene))
     markers = timed(lambda: bpy.ops.keyframe_diffusion.audio_markers(strip="music", events="beats"))
     print(json.dumps({
         "bench": "audio_keys", "seconds_of_audio": args.seconds, "fps": args.fps, "frames": frames, "keys": keys,

@@ -34,14 +34,14 @@ def main() -> int:
     settings = scene.keyframe_diffusion
     for i, frame in enumerate((1, n // 3, 2 * n // 3, n)):
         bpy.ops.keyframe_diffusion.prompt_add(text=f"prompt {i}", frame=frame, transition="BEZIER")
-    animated = list(ext.properties.FRAME_PARAMS)[:19] + ["seed"]
+    animated = list(ext.settings.properties.FRAME_PARAMS)[:19] + ["seed"]
     for name in animated:
         rna = settings.bl_rna.properties[name]
         low, high = (1, 20) if rna.type == "INT" else (max(rna.soft_min, 0.0), min(rna.soft_max, 1.0))
         for frame, value in ((1, low), (n // 2, high), (n, low)):
             setattr(settings, name, value)
             settings.keyframe_insert(name, frame=frame)
-    ext.compat.find_fcurve(scene, "keyframe_diffusion.zoom").modifiers.new("NOISE")
+    ext.settings.compat.find_fcurve(scene, "keyframe_diffusion.zoom").modifiers.new("NOISE")
     rig = bpy.data.objects.new("Rig", None)
     target = bpy.data.objects.new("Target", None)
     cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
@@ -58,7 +58,7 @@ def main() -> int:
     times = []
     for _ in range(args.repeat):
         start = time.perf_counter()
-        plan = ext.bake.bake_scene(scene)
+        plan = ext.bake.scene.bake_scene(scene)
         times.append(time.perf_counter() - start)
     assert len(plan["frames"]) == n
     print(json.dumps({

@@ -280,7 +280,7 @@ def pipeline_time(total: list[float]):
 def worker_overheads(tmp: str, size: int, steps: int, frames: int, repeats: int = 1) -> dict:
     """A fresh worker (what Blender starts) to its first frame, then a warm re-run of one changed frame (the median
     of `repeats`, each changing another frame)."""
-    from worker_client import WorkerClient
+    from engine_link.worker_client import WorkerClient
 
     folder = os.path.join(tmp, "worker")
     plan = make_plan("INTERPOLATE", folder, frames, size, steps, 4)

@@ -7,17 +7,18 @@ from types import SimpleNamespace
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from .. import audio_keys
 from ..engine.schedule import ScheduleError
-from ..fcurves import TRANSITION_ITEMS
-from ..properties import AUDIO_FEATURES, AUDIO_PARTS, AUDIO_SHAPES
+from ..settings import compat
+from ..settings.properties import AUDIO_FEATURES, AUDIO_PARTS, AUDIO_SHAPES
+from ..timeline import audio_keys
+from ..timeline.fcurves import TRANSITION_ITEMS
 
 
 def _draw_source(layout, context, op) -> None:
     """The sound strip to use, or (without one) the audio file."""
     editor = context.scene.sequence_editor
     if editor is not None:
-        layout.prop_search(op, "strip", editor, "strips" if hasattr(editor, "strips") else "sequences")
+        layout.prop_search(op, "strip", editor, compat.STRIPS)
     else:
         layout.prop(op, "strip")
     if not op.strip:
@@ -90,20 +91,24 @@ class KD_OT_audio_link_add(bpy.types.Operator):
 
 
 class KD_OT_audio_apply(bpy.types.Operator):
-    """Analyse again and rewrite the keys of the active audio link (or of all links)"""
+    """Analyse again and rewrite the keys of the active audio link (or of all links, or only of the links whose strip
+    moved or was trimmed or whose settings changed, as Generate does first)"""
 
     bl_idname = "keyframe_diffusion.audio_apply"
     bl_label = "Apply Audio"
     bl_options = {"REGISTER", "UNDO"}
 
     all: BoolProperty(name="All Links", default=False)
+    changed_only: BoolProperty(name="Only Changed", description="With All Links: only the links whose strip moved or "
+                               "was trimmed, or whose settings changed", default=False)
 
     def execute(self, context):
         scene = context.scene
         settings = scene.keyframe_diffusion
         try:
             if self.all:
-                audio_keys.refresh(scene, only_changed=False, context=context)
+                count = audio_keys.refresh(scene, only_changed=self.changed_only, context=context)
+                self.report({"INFO"}, f"{count} audio links applied")
             elif 0 <= settings.active_audio_link < len(settings.audio_links):
                 audio_keys.apply_link(scene, settings.audio_links[settings.active_audio_link], context)
                 scene.frame_set(scene.frame_current)

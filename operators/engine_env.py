@@ -5,47 +5,12 @@ it, or offline from a folder of wheels."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import bpy
 from bpy.props import StringProperty
 
-from .. import preferences
-from ..venv_installer import VenvInstaller
-from . import engine_check
-
-EXTENSION_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENGINE_REQUIREMENTS = os.path.join(EXTENSION_DIR, "requirements", "engine.txt")
-OFFLINE = "Blender's online access is off (Preferences > System > Network): allow it, or give a folder of wheels to " \
-          "install from"
-
-_installer: VenvInstaller | None = None
-# What the preferences draw while and after an installation runs (not saved; gone when Blender restarts).
-state = {"running": False, "progress": 0.0, "message": "", "error": ""}
-
-
-def running() -> bool:
-    return _installer is not None and not _installer.finished
-
-
-def blocker(prefs) -> str:
-    """Why Create Engine Environment can't run now, or ''."""
-    if not bpy.app.online_access and not (prefs and prefs.venv_wheels_dir.strip()):
-        return OFFLINE
-    return ""
-
-
-def target_folder(prefs) -> str:
-    folder = prefs.venv_dir.strip() if prefs else ""
-    if folder:
-        return bpy.path.abspath(folder)
-    return bpy.utils.extension_path_user(preferences.__package__, path="engine-venv", create=True)
-
-
-def _update_state(installer: VenvInstaller) -> None:
-    state.update(running=not installer.finished, progress=installer.progress, message=installer.message,
-                 error=installer.error)
+from ..engine_link import session
+from ..engine_link.venv_installer import VenvInstaller
+from ..settings import preferences
 
 
 def _redraw(context) -> None:
@@ -75,9 +40,6 @@ class KD_OT_engine_venv_create(bpy.types.Operator):
 
     def _make_installer(self, context) -> VenvInstaller | None:
         """The installer for these settings, or None after reporting why it can't run."""
-        if running():
-            self.report({"ERROR"}, "An engine environment is already being created (Esc or Cancel stops it)")
-            return None
         prefs = preferences.get(context)
         props = self.properties
         # Set on the operator (even to ''), a value overrides the preferences'.
@@ -86,45 +48,35 @@ class KD_OT_engine_venv_create(bpy.types.Operator):
         torch_index = self.torch_index if props.is_property_set("torch_index") else (
             prefs.venv_torch_index if prefs else "")
         find_links = bpy.path.abspath(find_links.strip()) if find_links.strip() else ""
-        if not bpy.app.online_access and not find_links:
-            self.report({"ERROR"}, OFFLINE)
+        requirements = bpy.path.abspath(self.requirements) if self.requirements.strip() else ""
+        try:
+            return session.new_installer(prefs, requirements, find_links, torch_index.strip())
+        except ValueError as e:
+            self.report({"ERROR"}, str(e))
             return None
-        if find_links and not os.path.isdir(find_links):
-            self.report({"ERROR"}, f"The wheels folder {find_links} does not exist")
-            return None
-        requirements = bpy.path.abspath(self.requirements) if self.requirements.strip() else ENGINE_REQUIREMENTS
-        if not os.path.isfile(requirements):
-            self.report({"ERROR"}, f"The requirements file {requirements} does not exist")
-            return None
-        return VenvInstaller(target_folder(prefs), sys.executable, [requirements], find_links=find_links,
-                             torch_index=torch_index.strip())
 
     def execute(self, context):
-        global _installer
         installer = self._make_installer(context)
         if installer is None:
             return {"CANCELLED"}
-        _installer = installer
         try:
             installer.run_blocking()
         except KeyboardInterrupt:  # Ctrl+C in a terminal: stop pip, remove the half environment
             installer.cancel()
             installer.wait()
         finally:
-            _update_state(installer)
+            session.follow_installer()
             installer.poll()
         return self._finish(context, installer)
 
     def invoke(self, context, event):
-        global _installer
         if bpy.app.background or context.window is None:
             return self.execute(context)
         installer = self._make_installer(context)
         if installer is None:
             return {"CANCELLED"}
-        _installer = installer
         installer.start()
-        _update_state(installer)
+        session.follow_installer()
         wm = context.window_manager
         wm.progress_begin(0.0, 1.0)
         self._timer = wm.event_timer_add(0.2, window=context.window)
@@ -133,13 +85,13 @@ class KD_OT_engine_venv_create(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
-        installer = _installer
+        installer = session.state.installer
         if event.type == "ESC" and event.value == "PRESS":
             installer.cancel()
             return {"RUNNING_MODAL"}  # Esc is ours while installing
         if event.type == "TIMER":
             installer.poll()
-            _update_state(installer)
+            session.follow_installer()
             context.window_manager.progress_update(installer.progress)
             _redraw(context)
             if installer.finished:
@@ -151,12 +103,12 @@ class KD_OT_engine_venv_create(bpy.types.Operator):
 
     def cancel(self, context):
         # Blender ends a modal operator this way when its window closes or a file loads: stop pip with it.
-        if _installer is not None:
-            _installer.cancel()
+        if session.state.installer is not None:
+            session.state.installer.cancel()
         wm = context.window_manager
         wm.event_timer_remove(self._timer)
         wm.progress_end()
-        state.update(running=False, message="Engine environment: cancelled")
+        session.state.install.update(running=False, message="Engine environment: cancelled")
 
     def _finish(self, context, installer: VenvInstaller):
         _redraw(context)
@@ -168,8 +120,7 @@ class KD_OT_engine_venv_create(bpy.types.Operator):
             return {"CANCELLED"}
         prefs = preferences.get(context)
         prefs.python_path = installer.python
-        _, lines = engine_check.check(context)  # what the new environment can do (torch and the device)
-        engine_check.last_lines[:] = lines
+        session.check(context)  # what the new environment can do (torch and the device)
         _redraw(context)
         self.report({"INFO"}, f"Engine environment ready: {installer.python}")
         return {"FINISHED"}
@@ -182,10 +133,10 @@ class KD_OT_engine_venv_cancel(bpy.types.Operator):
     bl_label = "Cancel"
 
     def execute(self, context):
-        if not running():
+        if not session.installing():
             return {"CANCELLED"}
-        _installer.cancel()
-        _update_state(_installer)
+        session.state.installer.cancel()
+        session.follow_installer()
         _redraw(context)
         return {"FINISHED"}
 

@@ -8,8 +8,11 @@ import os
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from .. import bake, compat, jobs, strips
-from ..worker_client import WorkerError
+from ..bake.scene import output_dir
+from ..engine_link.worker_client import WorkerError
+from ..engine_link.workers import make_client
+from ..run import strips
+from ..settings import compat
 
 _KEEP_UNMUTED = {"SOUND"}  # strip types that stay audible in the export
 
@@ -72,7 +75,7 @@ class KD_OT_export(bpy.types.Operator):
         if strip is None:
             self.report({"ERROR"}, "Nothing to export: generate frames first")
             return {"CANCELLED"}
-        folder = bake.output_dir(scene)
+        folder = output_dir(scene)
         ext = ".mp4" if self.format == "MP4" else ".gif"
         path = bpy.path.abspath(self.filepath) if self.filepath else os.path.join(folder, "animation" + ext)
         path = os.path.splitext(path)[0] + ext
@@ -85,7 +88,7 @@ class KD_OT_export(bpy.types.Operator):
                 self.report({"WARNING"}, "This Blender has no FFmpeg: the MP4 is written without sound")
             first, last = strip.frame_final_start, strip.frame_final_end - 1
             try:
-                jobs.make_client(context).run_command(
+                make_client(context).run_command(
                     ["export", strip.directory, path, "--fps", str(fps), "--frames", f"{first}-{last}"])
             except WorkerError as e:
                 self.report({"ERROR"}, f"Export failed: {e}")

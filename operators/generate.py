@@ -6,14 +6,12 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from .. import bake, jobs
+from ..bake.scene import BakeError, write_plan
 from ..engine.plan import parse_frame_range
+from ..engine_link import workers
+from ..run.generate import GenerateError, GenerateJob
 
-_active_job: jobs.GenerateJob | None = None
-
-
-def active_job() -> jobs.GenerateJob | None:
-    return _active_job
+_active_job: GenerateJob | None = None
 
 
 def _tag_redraw(context) -> None:
@@ -23,7 +21,7 @@ def _tag_redraw(context) -> None:
                 area.tag_redraw()
 
 
-def _set_status(context, job: jobs.GenerateJob | None) -> None:
+def _set_status(context, job: GenerateJob | None) -> None:
     status = context.window_manager.keyframe_diffusion_status
     status.running = job is not None and not job.finished
     if job is not None:
@@ -52,8 +50,8 @@ class KD_OT_bake(bpy.types.Operator):
 
     def execute(self, context):
         try:
-            path, plan = bake.write_plan(context.scene, self.output or None, self.model or None)
-        except bake.BakeError as e:
+            path, plan = write_plan(context.scene, self.output or None, self.model or None)
+        except BakeError as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         self.report({"INFO"}, f"Baked {len(plan['frames'])} frames to {path}")
@@ -77,7 +75,7 @@ class KD_OT_generate(bpy.types.Operator):
 
     _timer = None
 
-    def _make_job(self, context) -> jobs.GenerateJob:
+    def _make_job(self, context) -> GenerateJob:
         scene = context.scene
         if self.current_frame:
             frame_range = (scene.frame_current, scene.frame_current)
@@ -87,7 +85,7 @@ class KD_OT_generate(bpy.types.Operator):
         props = self.properties
         use_ray = self.use_ray if props.is_property_set("use_ray") else None
         address = self.ray_address if props.is_property_set("ray_address") else None
-        return jobs.GenerateJob(scene, frame_range, self.model or None, self.output or None, use_ray, address)
+        return GenerateJob(scene, frame_range, self.model or None, self.output or None, use_ray, address)
 
     def _busy(self) -> bool:
         if _active_job is not None and not _active_job.finished:
@@ -103,7 +101,7 @@ class KD_OT_generate(bpy.types.Operator):
             job = self._make_job(context)
             _active_job = job
             job.run_blocking(context)
-        except (jobs.GenerateError, ValueError) as e:
+        except (GenerateError, ValueError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         finally:
@@ -120,7 +118,7 @@ class KD_OT_generate(bpy.types.Operator):
         try:
             job = self._make_job(context)
             job.start(context)
-        except (jobs.GenerateError, ValueError) as e:
+        except (GenerateError, ValueError) as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         _active_job = job
@@ -184,7 +182,7 @@ class KD_OT_release(bpy.types.Operator):
         if _active_job is not None and not _active_job.finished:
             self.report({"ERROR"}, "Cancel the running generation first")
             return {"CANCELLED"}
-        jobs.release_worker()
+        workers.release_worker()
         return {"FINISHED"}
 
 

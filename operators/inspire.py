@@ -7,17 +7,18 @@ import json
 import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from .. import jobs, schedules
 from ..engine import inspire
 from ..engine.schedule import PromptKey
-from ..worker_client import WorkerError
+from ..engine_link.worker_client import WorkerError
+from ..engine_link.workers import make_client
+from ..timeline import schedules
 
 TEXT_NAME = "Keyframe Diffusion Inspiration"
 
 
 def _from_model(context, subjects: list[str], count: int, seed: int, model: str) -> list[str]:
     # Models need torch/transformers: run them in the engine's Python, as the worker does.
-    client = jobs.make_client(context)
+    client = make_client(context)
     args = ["inspire", "\n".join(subjects), "--count", str(count), "--seed", str(seed), "--model", model]
     if client.allow_download:
         args.append("--allow-download")

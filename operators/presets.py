@@ -6,7 +6,7 @@ import bpy
 from bl_operators.presets import AddPresetBase
 from bl_ui.utils import PresetPanel
 
-from ..properties import FRAME_PARAMS
+from ..settings.properties import FRAME_PARAMS
 
 PRESET_SUBDIR = "keyframe_diffusion"
 # What a preset holds: how to generate, not what (prompts) or where (output folder, strip). Animated settings are

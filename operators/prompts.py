@@ -6,8 +6,8 @@ import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..engine.schedule import ScheduleError
-from ..fcurves import TRANSITION_ITEMS, TRANSITIONS
-from ..prompt_keys import add_prompt_key, remove_prompt_key, set_transitions
+from ..timeline.fcurves import TRANSITION_ITEMS, TRANSITIONS
+from ..timeline.prompt_keys import add_prompt_key, remove_prompt_key, set_transitions
 
 def draw_transition(layout, op) -> None:
     """The transition choice and, for Giffusion's shapes, their argument (operators with those three props)."""

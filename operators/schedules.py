@@ -8,10 +8,10 @@ import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from .. import schedules
 from ..engine import deforum, schedule
-from ..fcurves import TRANSITION_ITEMS
-from ..properties import ANIMATABLE
+from ..settings.properties import ANIMATABLE
+from ..timeline import schedules
+from ..timeline.fcurves import TRANSITION_ITEMS
 from .prompts import draw_transition
 
 _PROP_ITEMS = [(p, p.replace("_", " ").title(), f"scene.keyframe_diffusion.{p}") for p in ANIMATABLE]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty
 
+from ..settings import compat
 
 KINDS = [("CONTROLNET", "ControlNet Unit", ""), ("LORA", "LoRA", ""), ("MOTION_LORA", "Motion LoRA", "")]
 COLLECTIONS = {"CONTROLNET": ("controlnets", "active_controlnet"), "LORA": ("loras", "active_lora"),
@@ -56,8 +57,6 @@ class KD_OT_collection_remove(_CollectionEdit, bpy.types.Operator):
 
 def _remove_unit_animation(scene, index: int, count: int) -> None:
     """Keys of the removed unit go with it, and later units' keys follow their units down one index."""
-    from .. import compat
-
     prefix = "keyframe_diffusion.controlnets["
     for fcurve in list(compat.action_fcurves(scene)):
         path = fcurve.data_path

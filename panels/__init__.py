@@ -1,10 +1,11 @@
-"""Sidebar panels in the Sequencer (N panel, tab 'Diffusion')."""
+"""What the user sees: the Sequencer sidebar panels (N panel, tab 'Diffusion') and the preference screen. Panels
+draw properties and call operators by their ids; they may import operators (for menus), never the other way."""
 
 import bpy
 
-from . import sequencer
+from . import preferences, sequencer
 
-classes = sequencer.classes
+classes = (preferences.KD_Preferences, *sequencer.classes)
 
 
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpy
 
 from ..operators.presets import KD_PT_presets
+from ..settings import compat
 
 
 class _Panel:
@@ -194,7 +195,7 @@ class KD_PT_input(_Panel, bpy.types.Panel):
 def _strip_field(layout, scene, owner, prop: str) -> None:
     editor = scene.sequence_editor
     if editor is not None:
-        layout.prop_search(owner, prop, editor, "strips_all" if hasattr(editor, "strips_all") else "sequences_all")
+        layout.prop_search(owner, prop, editor, compat.STRIPS_ALL)
     else:
         layout.prop(owner, prop)
 

@@ -119,7 +119,7 @@ def main() -> int:
     scene = bpy.context.scene
     scene.keyframe_diffusion.output_dir = "//frames/"
     print(f"demo: {args.frames} frames at {dataset.SIZE}x{dataset.SIZE}, prompts: {', '.join(PROMPTS)}", flush=True)
-    from bl_ext.user_default.keyframe_diffusion import cli
+    from bl_ext.user_default.keyframe_diffusion.run import cli
 
     if cli.main(["generate", "--save"]) != 0:
         return 1

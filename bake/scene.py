@@ -6,18 +6,20 @@ count exactly as they do in Blender's render.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
 import bpy
 import numpy as np
 
-import json
-
-from . import audio_keys, compat, input_frames, scene_passes, text_prompts
-from .engine import plan as plan_mod
-from .engine import seeds
-from .properties import FRAME_PARAMS
+from ..engine import plan as plan_mod
+from ..engine import seeds
+from ..settings import compat
+from ..settings.properties import FRAME_PARAMS
+from ..timeline import text_prompts
+from . import inputs
+from . import passes as scene_passes
 
 WEIGHT_EPSILON = 1e-6
 CUT_MARKERS = ("cut", "restart")  # timeline markers whose names start so restart a feedback chain (or a clip)
@@ -191,8 +193,8 @@ def _mask_strip(scene, settings):
                 raise BakeError(f"mask strip '{name}' has no mask: choose one in its strip properties")
             return strip
     try:
-        return input_frames.find_input_strip(scene, name)
-    except input_frames.InputError as e:
+        return inputs.find_input_strip(scene, name)
+    except inputs.InputError as e:
         raise BakeError(f"mask: {e}") from None
 
 
@@ -226,8 +228,8 @@ def _mask_entry(settings, strip, image_path: str | None, frame: int) -> dict | N
         return None  # rasterised with the passes
     if strip is not None:
         try:
-            entry = input_frames.strip_frame(strip, frame)
-        except input_frames.InputError as e:
+            entry = inputs.strip_frame(strip, frame)
+        except inputs.InputError as e:
             raise BakeError(f"mask: {e}") from None
     else:
         entry = {"path": image_path}
@@ -239,8 +241,8 @@ def _unit_strips(scene, settings) -> dict[int, object]:
     for i, unit in enumerate(_units(settings)):
         if unit.source == "STRIP":
             try:
-                strips[i] = input_frames.find_input_strip(scene, unit.strip)
-            except input_frames.InputError as e:
+                strips[i] = inputs.find_input_strip(scene, unit.strip)
+            except inputs.InputError as e:
                 raise BakeError(f"ControlNet unit '{unit.name}': {e}") from None
     return strips
 
@@ -252,8 +254,8 @@ def _control_entries(settings, strips: dict, frame: int) -> list[dict]:
         entry = {"scale": unit.scale, "start": min(unit.start, unit.end), "end": max(unit.start, unit.end)}
         if i in strips:
             try:
-                found = input_frames.strip_frame(strips[i], frame)
-            except input_frames.InputError as e:
+                found = inputs.strip_frame(strips[i], frame)
+            except inputs.InputError as e:
                 raise BakeError(f"ControlNet unit '{unit.name}': {e}") from None
             entry["image"] = found["path"]
             if "index" in found:
@@ -367,20 +369,14 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
         raise BakeError("the scene has no prompts: add one in the Keyframe Diffusion panel (Sequencer sidebar)")
     if s.width % 8 or s.height % 8:
         raise BakeError(f"width and height must be multiples of 8 (now {s.width}x{s.height})")
-    if s.audio_links:
-        # A sound strip moved or trimmed since its keys were written: write them again before reading them.
-        try:
-            audio_keys.refresh(scene)
-        except audio_keys.AudioError as e:
-            raise BakeError(f"audio: {e}") from e
     folder = output_dir(scene, output)
     settings = _settings(scene, folder, model)
     unit_strips = _unit_strips(scene, s)
     input_strip = None
     if s.mode == "VIDEO" and s.init_source == "STRIP":
         try:
-            input_strip = input_frames.find_input_strip(scene, s.init_strip)
-        except input_frames.InputError as e:
+            input_strip = inputs.find_input_strip(scene, s.init_strip)
+        except inputs.InputError as e:
             raise BakeError(f"video input: {e}") from None
     mask_strip = _mask_strip(scene, s)
     mask_image = _mask_image_file(s, folder)
@@ -401,8 +397,8 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
                 record["control"] = _control_entries(s, unit_strips, frame)
             if input_strip is not None:
                 try:
-                    record["init"] = input_frames.strip_frame(input_strip, frame)
-                except input_frames.InputError as e:
+                    record["init"] = inputs.strip_frame(input_strip, frame)
+                except inputs.InputError as e:
                     raise BakeError(f"video input: {e}") from None
             mask = _mask_entry(s, mask_strip, mask_image, frame)
             if mask is not None:

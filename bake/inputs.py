@@ -12,7 +12,7 @@ import os
 
 import bpy
 
-from . import compat
+from ..settings import compat
 
 
 class InputError(ValueError):

@@ -14,7 +14,7 @@ from bpy.props import (
 )
 
 from . import compat
-from .engine.plan import EMBEDDED_MODEL
+from ..engine.plan import EMBEDDED_MODEL
 
 PATH_OPTIONS = compat.path_options()  # '//' (relative to the .blend) paths are welcome in these
 

@@ -8,8 +8,10 @@ import sys
 
 import bpy
 
-from . import bake, jobs, schedules
-from .engine.plan import parse_frame_range
+from ..bake.scene import BakeError, write_plan
+from ..engine.plan import parse_frame_range
+from ..timeline import schedules
+from .generate import GenerateError, GenerateJob
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,17 +86,17 @@ def main(argv: list[str]) -> int:
             schedules.write_settings_file(scene, args.file)
             print(f"keyframe_diffusion: wrote {args.file}")
         elif args.command == "bake":
-            path, plan = bake.write_plan(scene, args.output, args.model)
+            path, plan = write_plan(scene, args.output, args.model)
             print(f"keyframe_diffusion: baked {len(plan['frames'])} frames to {path}")
         else:
             frames = parse_frame_range(args.frames) if args.frames else None
             use_ray = False if args.no_ray else (True if args.ray is not None else None)
-            job = jobs.GenerateJob(scene, frames, args.model, args.output, use_ray, args.ray or None)
+            job = GenerateJob(scene, frames, args.model, args.output, use_ray, args.ray or None)
             job.run_blocking(on_event=_print_event)
             print(f"keyframe_diffusion: {job.message}; frames in {job.folder}")
             if job.cancelled:
                 return 1
-    except (bake.BakeError, jobs.GenerateError, ValueError, OSError) as e:
+    except (BakeError, GenerateError, ValueError, OSError) as e:
         print(f"keyframe_diffusion: error: {e}", file=sys.stderr)
         return 1
     if args.save:

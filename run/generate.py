@@ -1,75 +1,25 @@
-"""A generate job: bake, make the strip, drive the worker, turn its events into strip updates and status.
+"""A generate job: refresh audio-driven keys, bake, make the strips, drive the worker, and turn its events into
+strip updates and status.
 
 Shared by the modal operator (polled from a timer), the blocking operator, the CLI command and the render hook.
-The worker stays loaded between jobs so a second Generate doesn't reload the model.
+The worker stays loaded between jobs (engine_link/workers.py) so a second Generate doesn't reload the model.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 from typing import Callable
 
 import bpy
 
-from . import bake, preferences, strips
-from .worker_client import WorkerClient, WorkerError
-
-_worker: WorkerClient | None = None
+from ..bake.scene import BakeError, write_plan
+from ..engine_link import workers
+from ..engine_link.worker_client import WorkerClient, WorkerError
+from ..timeline import audio_keys
+from . import strips
 
 
 class GenerateError(RuntimeError):
     """Generation failed; the message is meant for the user (self.report / the terminal)."""
-
-
-def _cache_dir() -> str:
-    try:
-        return bpy.utils.extension_path_user(__package__, path="cache", create=True)
-    except (ValueError, AttributeError):  # loaded as a legacy add-on, not an extension
-        return os.path.join(tempfile.gettempdir(), "keyframe_diffusion_cache")
-
-
-def make_client(context=None) -> WorkerClient:
-    """A (not yet started) worker client configured from the preferences."""
-    prefs = preferences.get(context)
-    python = bpy.path.abspath(prefs.python_path.strip()) if prefs and prefs.python_path.strip() else None
-    env = {}
-    if "KEYFRAME_DIFFUSION_CACHE" not in os.environ:
-        env["KEYFRAME_DIFFUSION_CACHE"] = _cache_dir()
-    return WorkerClient(
-        os.path.dirname(os.path.abspath(__file__)),
-        python,
-        allow_download=bool(prefs and prefs.allow_downloads and bpy.app.online_access),
-        allow_unsafe=bool(prefs and prefs.allow_unsafe_weights),
-        env=env,
-        wheels_dir=wheels_site_packages(),
-    )
-
-
-def wheels_site_packages() -> str:
-    """The folder Blender installs extensions' bundled wheels into (for this Blender's Python version)."""
-    return os.path.join(bpy.utils.user_resource("EXTENSIONS"), ".local", "lib",
-                        "python%d.%d" % sys.version_info[:2], "site-packages")
-
-
-def get_worker(context=None) -> WorkerClient:
-    """The running worker if it fits the current preferences, else a fresh one."""
-    global _worker
-    client = make_client(context)
-    if _worker is not None and _worker.alive() and _worker.key == client.key:
-        return _worker
-    release_worker()
-    client.start()
-    _worker = client
-    return client
-
-
-def release_worker() -> None:
-    global _worker
-    if _worker is not None:
-        _worker.stop()
-        _worker = None
 
 
 def ray_choice(settings, use_ray: bool | None = None, address: str | None = None) -> dict | None:
@@ -99,7 +49,6 @@ class GenerateJob:
         self.plan_path = ""
         self.folder = ""
         self.total = 0
-        self.done_frames = 0
         self.rendered: list[int] = []
         self.upscaled: list[int] = []
         self.upscale_folder = ""
@@ -110,9 +59,15 @@ class GenerateJob:
         self.progress = 0.0
 
     def start(self, context=None) -> None:
+        if self.scene.keyframe_diffusion.audio_links:
+            # A sound strip moved or was trimmed since its keys were written: write them again before the bake.
+            try:
+                audio_keys.refresh(self.scene, context=context)
+            except audio_keys.AudioError as e:
+                raise GenerateError(f"Audio: {e}") from e
         try:
-            self.plan_path, plan = bake.write_plan(self.scene, self.output, self.model)
-        except bake.BakeError as e:
+            self.plan_path, plan = write_plan(self.scene, self.output, self.model)
+        except BakeError as e:
             raise GenerateError(f"Bake failed: {e}") from e
         self.folder = plan["settings"]["output_dir"]
         frames = [r["frame"] for r in plan["frames"]]
@@ -121,7 +76,7 @@ class GenerateJob:
             self.upscale_folder = plan["settings"]["upscale"]["output_dir"]
             strips.update_strip(self.scene, self.upscale_folder, frames, upscaled=True)
         try:
-            self.worker = get_worker(context)
+            self.worker = workers.get_worker(context)
             self.worker.render(self.plan_path, self.frames, self.ray)
         except WorkerError as e:
             raise GenerateError(str(e)) from e
@@ -152,7 +107,6 @@ class GenerateJob:
                 self.upscaled.append(event["frame"])
                 strips.refresh_strip(self.scene, upscaled=True)
         elif kind == "frame":
-            self.done_frames = event["done"]
             self.progress = event["done"] / max(1, event["total"])
             if not event["skipped"]:
                 self.rendered.append(event["frame"])
@@ -167,10 +121,8 @@ class GenerateJob:
             self.finished = True
             self.error = event["message"]
         elif kind == "exit":
-            global _worker
             self.finished = True
-            if _worker is self.worker:
-                _worker = None
+            workers.forget(self.worker)
             words = event.get("message") or ""
             self.error = f"The engine worker stopped (exit code {event['code']}); finished frames are kept." + (
                 f"\n{words}" if words else ""

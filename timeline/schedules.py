@@ -14,9 +14,12 @@ import math
 
 import numpy as np
 
+from ..engine import deforum, schedule
+from ..engine_link.worker_client import WorkerError
+from ..engine_link.workers import make_client
+from ..settings.properties import ANIMATABLE
 from . import fcurves
-from .engine import deforum, schedule
-from .properties import ANIMATABLE
+from .prompt_keys import replace_prompts
 
 SPECS = {spec.prop: spec for spec in deforum.SCHEDULES}
 FCURVE_SEEDS = 2**23  # seeds an F-curve (32-bit float, rounded half up by Blender) reproduces exactly
@@ -49,11 +52,8 @@ def _step_keys(values) -> list[tuple[int, float]]:
 
 def _evaluate_in_engine(text: str, count: int, seed: int) -> tuple[list[float], list[str]]:
     """Per-frame values from `python -m engine schedule` in the engine's Python, for a Blender without numexpr."""
-    from . import jobs
-    from .worker_client import WorkerError
-
     try:
-        out = jobs.make_client().run_command(["schedule", text, "--frames", str(count), "--seed", str(seed)], 60)
+        out = make_client().run_command(["schedule", text, "--frames", str(count), "--seed", str(seed)], 60)
     except WorkerError as e:
         raise schedule.ScheduleError(str(e).removeprefix("error: "), text) from e
     result = json.loads(out)
@@ -156,7 +156,6 @@ def export_schedules(scene, props=None) -> dict[str, str]:
 def import_prompts(scene, keys, transition: str = "LINEAR", frequencies: str = "1.0",
                    curve: str = "0:(0), 1:(1)") -> list[str]:
     """Replace the prompt keys with schedule.PromptKey items (Deforum/Giffusion frames); returns warnings."""
-    from .prompt_keys import replace_prompts
 
     count = frame_count(scene)
     beyond = [k for k in keys if k.frame >= count]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import jobs, scene_passes
+from ..bake import passes
+from .generate import GenerateJob
 
 
 @persistent
 def generate_before_render(scene, *_args) -> None:
-    if not scene.keyframe_diffusion.generate_before_render or scene_passes.rendering():
+    if not scene.keyframe_diffusion.generate_before_render or passes.rendering():
         return  # (the scene passes a generate renders are renders too: they must not start another generate)
     print("keyframe_diffusion: generating missing frames before render", flush=True)
-    job = jobs.GenerateJob(scene)
+    job = GenerateJob(scene)
     # An exception here makes Blender cancel the render, which is right: rendering stale frames silently is not.
     job.run_blocking()
     print(f"keyframe_diffusion: {job.message}", flush=True)

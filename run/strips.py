@@ -7,8 +7,8 @@ import os
 
 import bpy
 
-from . import compat
-from .engine.frames import frame_filename
+from ..settings import compat
+from ..engine.frames import frame_filename
 
 
 def find_strip(scene: bpy.types.Scene, name: str | None = None):

@@ -5,7 +5,8 @@ scene's frame range are keyed. Audio frame i of the engine (audio time i/fps .. 
 fps_base) is scene frame `strip.frame_start + i`. A file without a strip starts at the scene's first frame.
 
 Each link remembers where its strip was when its keys were written; `refresh` re-applies links whose strip moved,
-was trimmed, or whose settings changed (the bake calls it), so a strip moved in the timeline moves the result.
+was trimmed, or whose settings changed (Generate and the Refresh Audio Links operator call it), so a strip moved
+in the timeline moves the result.
 The analysis itself runs in the engine's Python (librosa), as `python -m engine audio`, cached per file.
 """
 
@@ -18,8 +19,11 @@ import tempfile
 
 import bpy
 
-from . import compat, fcurves, jobs
-from .worker_client import WorkerError
+from ..engine_link.worker_client import WorkerError
+from ..engine_link.workers import make_client
+from ..settings import compat
+from . import fcurves
+from .prompt_keys import set_transitions
 
 # bpy.data collection for an ID's id_type, for links made from any property's context menu.
 ID_COLLECTIONS = {"SCENE": "scenes", "OBJECT": "objects", "CAMERA": "cameras", "MATERIAL": "materials",
@@ -34,10 +38,6 @@ LINK_DEFAULTS = {"feature": "onset", "part": "full", "margin": 1.0, "reduce": "m
 
 class AudioError(ValueError):
     """The audio can't drive the property; the message says which strip, file or property and what to do."""
-
-
-def has_audio_support() -> bool:
-    return bool(getattr(bpy.app.build_options, "audaspace", True))
 
 
 def sound_strips(scene) -> list:
@@ -81,7 +81,7 @@ def window(scene, link) -> tuple[str, int, int, int, str]:
     if link.strip:
         strip = compat.top_strips(scene).get(link.strip)
         if strip is None:
-            if not has_audio_support():
+            if not compat.has_audio():
                 raise AudioError(f"no sound strip '{link.strip}': this Blender build has no audio support "
                                  "(bpy.app.build_options.audaspace is off), so it has no sound strips; "
                                  "use the audio file instead")
@@ -133,7 +133,7 @@ def analyse(scene, link, path: str, audio_start: int, count: int, context=None) 
             "--high", repr(link.high), "--attack", repr(link.attack), "--release", repr(link.release),
             "--smooth", str(link.smooth)]
     try:
-        out = jobs.make_client(context).run_command(args, timeout=900)
+        out = make_client(context).run_command(args, timeout=900)
     except WorkerError as e:
         raise AudioError(str(e).removeprefix("error: ")) from e
     return json.loads(out)
@@ -181,7 +181,6 @@ def place_markers(scene, frames: list[int], name: str) -> None:
 
 def retime_prompts(scene, frames: list[int], every: int = 1, transition: str = "LINEAR") -> None:
     """Move the prompt keys, in frame order, onto every `every`-th of `frames`, then crossfade them."""
-    from .prompt_keys import set_transitions
 
     items = sorted(scene.keyframe_diffusion.prompts, key=lambda p: p.frame)
     chosen = sorted(frames)[::every]

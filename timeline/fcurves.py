@@ -6,7 +6,7 @@ from typing import Sequence
 
 import bpy
 
-from . import compat
+from ..settings import compat
 
 # Transition shapes offered for prompt crossfades: id -> (label, Blender interpolation, easing, description).
 # Giffusion's two schedules can't be one key pair; they are written as a key per frame (see prompt_keys.py).

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from . import compat, fcurves
-from .engine import schedule
+from ..engine import schedule
+from ..settings import compat
+from . import fcurves
 
 
 def _weight_fcurve(scene, item):

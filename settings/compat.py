@@ -4,11 +4,24 @@
 - Animation: `Action.fcurves` gave way to layered actions with channelbags in 4.4; 5.0 removed `Action.fcurves`.
 - `bpy_struct.keyframe_insert` takes keyword-only options from 4.5; keywords work on every version.
 - Path properties declare blend-relative support (`PATH_SUPPORTS_BLEND_RELATIVE`) in 5.0; 4.2 doesn't know it.
+- Compositor: the tree moved to `scene.compositing_node_group` in 5.0; File Output nodes changed their items; the
+  Mask node follows the scene size only when told before 5.0; image settings gained `media_type` in 5.0.
+- Builds: the 4.2 bpy wheel has no audio (audaspace).
 """
 
 from __future__ import annotations
 
 import bpy
+
+
+# The names of the strip collections on a SequenceEditor (for prop_search).
+STRIPS = "strips" if bpy.app.version >= (4, 4, 0) else "sequences"
+STRIPS_ALL = "strips_all" if bpy.app.version >= (4, 4, 0) else "sequences_all"
+
+
+def has_audio() -> bool:
+    """Whether this Blender was built with audio (sound strips); the 4.2 bpy wheel wasn't."""
+    return bool(getattr(bpy.app.build_options, "audaspace", True))
 
 
 def sequence_editor(scene: bpy.types.Scene):
@@ -82,6 +95,13 @@ def image_output_state(render) -> dict:
     return state
 
 
+def set_image_output(settings, file_format: str) -> None:
+    """Point image settings at a still-image format (5.0 first needs the media type switched to image)."""
+    if hasattr(settings, "media_type"):
+        settings.media_type = "IMAGE"
+    settings.file_format = file_format
+
+
 def restore_image_output(render, state: dict) -> None:
     for key, value in state.items():  # media_type first: it decides which file formats are allowed
         setattr(render.image_settings, key, value)
@@ -117,6 +137,12 @@ def compositor_tree(scene):
         scene.use_nodes = used
 
     return tree, restore
+
+
+def mask_node_follows_scene(node) -> None:
+    """Make a compositor Mask node render at the scene's size (5.0 always does; before, only when told)."""
+    if hasattr(node, "size_source"):
+        node.size_source = "SCENE"
 
 
 def file_output_node(tree, directory: str, inputs: list[tuple[str, str]]):

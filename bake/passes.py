@@ -16,8 +16,8 @@ import tempfile
 
 import bpy
 
-from . import compat
-from .engine.frames import frame_filename
+from ..settings import compat
+from ..engine.frames import frame_filename
 
 PASS_SOCKETS = {"depth": ("Depth", "FLOAT", "use_pass_z"), "normal": ("Normal", "VECTOR", "use_pass_normal"),
                 "object_index": ("IndexOB", "FLOAT", "use_pass_object_index"),
@@ -171,8 +171,7 @@ def _mask_node(tree, mask, size: tuple[int, int]):
         raise ValueError("the mask pass needs a Mask datablock")
     node = tree.nodes.new("CompositorNodeMask")
     node.mask = mask
-    if hasattr(node, "size_source"):  # before 5.0: the node's own size unless told to follow the scene
-        node.size_source = "SCENE"
+    compat.mask_node_follows_scene(node)
     return node
 
 
@@ -182,9 +181,7 @@ def _save_render(path: str) -> None:
     settings = bpy.context.scene.render.image_settings
     state = compat.image_output_state(bpy.context.scene.render)
     try:
-        if hasattr(settings, "media_type"):
-            settings.media_type = "IMAGE"
-        settings.file_format = "PNG"
+        compat.set_image_output(settings, "PNG")
         settings.color_mode = "RGB"
         image.save_render(path)
     finally:
