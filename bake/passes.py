@@ -16,8 +16,8 @@ import tempfile
 
 import bpy
 
-from ..settings import compat
 from ..engine.frames import frame_filename
+from ..settings import compat
 
 PASS_SOCKETS = {"depth": ("Depth", "FLOAT", "use_pass_z"), "normal": ("Normal", "VECTOR", "use_pass_normal"),
                 "object_index": ("IndexOB", "FLOAT", "use_pass_object_index"),
@@ -83,7 +83,8 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
 
     Only depth and normals: a fast render (Cycles, one sample, a tiny pixel filter so each pixel's depth is the
     surface at its centre). With 'image', the scene's own engine and settings: the input looks as the user set it up.
-    'mask' rasterises the Mask datablock `mask` at each frame. Returns {frame: {pass: path}}.
+    'mask' rasterises the Mask datablock `mask` at each frame. Returns {frame: {pass: path}}. Everything it changes
+    on the scene is put back.
     """
     if scene.camera is None:
         raise PassError(f"scene '{scene.name}' has no camera: rendering the scene's passes needs one")
@@ -96,65 +97,16 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
     os.makedirs(folder, exist_ok=True)
     # Beside the pass folders, so finished files are renamed into place (a temp dir may be another file system).
     tmp = tempfile.mkdtemp(prefix=".kd-passes-", dir=folder)
-    tree = restore_tree = None
+    restore_tree = None
     try:
-        render = scene.render
-        render.resolution_x, render.resolution_y = size
-        render.resolution_percentage = 100
-        render.filepath = os.path.join(tmp, "render_")
-        # With strips in the Sequencer (ours among them) the render would be the edit, not the scene.
-        render.use_sequencer = False
-        for key in dir(render):
-            if key.startswith("use_stamp"):
-                setattr(render, key, False)
-        if fast:
-            render.engine = "CYCLES"
-            scene.cycles.samples = 1
-            scene.cycles.use_denoising = False  # nothing to denoise in depth; some builds have no denoiser at all
-            render.filter_size = 0.01
+        _set_up_render(scene, tmp, size, fast)
         data_passes = [p for p in passes if p in PASS_SOCKETS]
         if data_passes:
-            render.use_compositing = True
-            layer = bpy.context.view_layer if bpy.context.scene == scene else scene.view_layers[0]
-            for name in data_passes:
-                if PASS_SOCKETS[name][2]:
-                    setattr(layer, PASS_SOCKETS[name][2], True)
-            tree, restore_tree = compat.compositor_tree(scene)
-            layers_node = tree.nodes.new("CompositorNodeRLayers")
-            layers_node.scene = scene
-            layers_node.layer = layer.name
-            output = compat.file_output_node(tree, tmp, [(n, PASS_SOCKETS[n][1]) for n in data_passes])
-            for i, name in enumerate(data_passes):
-                if name == "mask":
-                    socket = _mask_node(tree, mask, size).outputs[0]
-                else:
-                    socket = compat.render_layer_output(layers_node, PASS_SOCKETS[name][0])
-                if socket is None:  # EEVEE has no index passes
-                    raise PassError(f"the {render.engine} render engine has no {name.replace('_', ' ')} pass: "
-                                    "use Cycles, or another mask source")
-                compat.link_to_file_output(tree, socket, output.inputs[i], PASS_SOCKETS[name][1])
+            restore_tree = _set_up_compositor(scene, tmp, data_passes, size, mask)
         result: dict[int, dict[str, str]] = {}
         _active = True
         for n, frame in enumerate(frames):
-            scene.frame_set(frame)
-            try:
-                bpy.ops.render.render(write_still=False, scene=scene.name)
-            except RuntimeError as e:
-                raise PassError(f"Blender could not render frame {frame} of scene '{scene.name}' "
-                                f"({render.engine}): {e}") from e
-            paths = {}
-            if "image" in passes:
-                written = os.path.join(tmp, "image.png")
-                _save_render(written)
-                paths["image"] = pass_path(folder, "image", frame)
-                place_file(written, paths["image"])
-            for name in data_passes:
-                written = compat.pass_file(tmp, name, frame)
-                if not os.path.isfile(written):
-                    raise PassError(f"the {name} pass of frame {frame} was not written (is the compositor off?)")
-                paths[name] = pass_path(folder, name, frame)
-                place_file(written, paths[name])
-            result[frame] = paths
+            result[frame] = _render_frame(scene, folder, tmp, frame, "image" in passes, data_passes)
             if progress is not None:
                 progress(n + 1, len(frames))
         return result
@@ -164,6 +116,74 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
             restore_tree()
         state.restore()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _set_up_render(scene, tmp: str, size: tuple[int, int], fast: bool) -> None:
+    render = scene.render
+    render.resolution_x, render.resolution_y = size
+    render.resolution_percentage = 100
+    render.filepath = os.path.join(tmp, "render_")
+    # With strips in the Sequencer (ours among them) the render would be the edit, not the scene.
+    render.use_sequencer = False
+    for key in dir(render):
+        if key.startswith("use_stamp"):
+            setattr(render, key, False)
+    if fast:
+        render.engine = "CYCLES"
+        scene.cycles.samples = 1
+        scene.cycles.use_denoising = False  # nothing to denoise in depth; some builds have no denoiser at all
+        render.filter_size = 0.01
+
+
+def _set_up_compositor(scene, tmp: str, data_passes: list[str], size: tuple[int, int], mask):
+    """A compositor tree writing each data pass to a float EXR in `tmp`; returns what puts the user's tree back."""
+    scene.render.use_compositing = True
+    layer = bpy.context.view_layer if bpy.context.scene == scene else scene.view_layers[0]
+    for name in data_passes:
+        if PASS_SOCKETS[name][2]:
+            setattr(layer, PASS_SOCKETS[name][2], True)
+    tree, restore_tree = compat.compositor_tree(scene)
+    try:
+        layers_node = tree.nodes.new("CompositorNodeRLayers")
+        layers_node.scene = scene
+        layers_node.layer = layer.name
+        output = compat.file_output_node(tree, tmp, [(n, PASS_SOCKETS[n][1]) for n in data_passes])
+        for i, name in enumerate(data_passes):
+            if name == "mask":
+                socket = _mask_node(tree, mask, size).outputs[0]
+            else:
+                socket = compat.render_layer_output(layers_node, PASS_SOCKETS[name][0])
+            if socket is None:  # EEVEE has no index passes
+                raise PassError(f"the {scene.render.engine} render engine has no {name.replace('_', ' ')} pass: "
+                                "use Cycles, or another mask source")
+            compat.link_to_file_output(tree, socket, output.inputs[i], PASS_SOCKETS[name][1])
+    except BaseException:
+        restore_tree()
+        raise
+    return restore_tree
+
+
+def _render_frame(scene, folder: str, tmp: str, frame: int, image: bool, data_passes: list[str]) -> dict[str, str]:
+    """Render one frame and move its pass files into place; returns {pass: path}."""
+    scene.frame_set(frame)
+    try:
+        bpy.ops.render.render(write_still=False, scene=scene.name)
+    except RuntimeError as e:
+        raise PassError(f"Blender could not render frame {frame} of scene '{scene.name}' "
+                        f"({scene.render.engine}): {e}") from e
+    paths = {}
+    if image:
+        written = os.path.join(tmp, "image.png")
+        _save_render(written)
+        paths["image"] = pass_path(folder, "image", frame)
+        place_file(written, paths["image"])
+    for name in data_passes:
+        written = compat.pass_file(tmp, name, frame)
+        if not os.path.isfile(written):
+            raise PassError(f"the {name} pass of frame {frame} was not written (is the compositor off?)")
+        paths[name] = pass_path(folder, name, frame)
+        place_file(written, paths[name])
+    return paths
 
 
 def _mask_node(tree, mask, size: tuple[int, int]):

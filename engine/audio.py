@@ -53,10 +53,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PARTS = ("full", "percussive", "harmonic")
-FEATURES = ("onset", "rms", "mel")
-REDUCES = ("max", "mean", "median")
-SHAPES = ("pulse", "ramp")
+from . import vocabulary as vocab
+
+PARTS = vocab.names(vocab.AUDIO_PARTS)
+FEATURES = vocab.names(vocab.AUDIO_FEATURES)
+REDUCES = vocab.names(vocab.AUDIO_REDUCES)
+SHAPES = vocab.names(vocab.AUDIO_SHAPES)
 
 SR = 22050
 HOP = 256

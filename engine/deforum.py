@@ -59,6 +59,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import schedule
+from . import vocabulary as vocab
 from .seeds import BEHAVIORS, SEED_MAX, wrap_seed
 
 
@@ -124,9 +125,9 @@ SAMPLER_MAP = {
 SAMPLER_NAMES = {"ddim": "DDIM", "euler": "Euler", "euler_a": "Euler a", "dpm++": "DPM++ 2M", "pndm": "PLMS",
                  "lcm": "LCM"}
 SCHEDULERS = ("default", *SAMPLER_NAMES)
-MOTION_MODES = ("2D", "3D")
-BORDERS = ("REPLICATE", "WRAP", "REFLECT")
-COLOR_COHERENCE = ("NONE", "LAB", "HSV", "RGB")
+MOTION_MODES = vocab.names(vocab.MOTION_MODES)
+BORDERS = vocab.names(vocab.BORDERS)
+COLOR_COHERENCE = vocab.names(vocab.COLOR_MODES)
 
 _MODE_NOTES = {
     "none": "Deforum's animation_mode 'None' renders independent stills, not an animation; motion_mode is unchanged "

@@ -28,7 +28,9 @@ from typing import Any  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-COLOR_MODES = ("NONE", "LAB", "HSV", "RGB")
+from . import vocabulary as vocab  # noqa: E402
+
+COLOR_MODES = vocab.names(vocab.COLOR_MODES)
 PREPROCESSORS = ("NONE", "CANNY", "DEPTH", "NORMAL", "INVERT")
 
 # Blender writes this (1e10) as the depth of pixels where no surface was hit; anything this far counts as background.

@@ -14,16 +14,19 @@ import os
 import re
 from typing import Any, Iterable
 
+from . import vocabulary as vocab
+
 SCHEMA = "keyframe_diffusion.plan"
 VERSION = 1
-MODES = ("INTERPOLATE", "FEEDBACK", "VIDEO", "CLIP")  # CLIP: many frames at once (AnimateDiff, text-to-video)
-MOTION_MODES = ("2D", "3D")
-CAMERA_SOURCES = ("SCENE", "MOTION")  # 3D: the baked scene camera, or Deforum's per-frame motion values
-DEPTH_SOURCES = ("SCENE", "PLANE")  # 3D: the frame's depth file (Blender's Z pass), or a plane (Deforum's flat warp)
-BORDERS = ("REPLICATE", "WRAP", "REFLECT")
-COLOR_MODES = ("NONE", "LAB", "HSV", "RGB")
-CONTROL_PREPROCESSORS = ("NONE", "CANNY", "DEPTH", "NORMAL")
-LATENT_SOURCES = ("PROMPT_SEEDS", "FIXED")
+# The closed lists of choices the plan's settings take (engine/vocabulary.py says what each means).
+MODES = vocab.names(vocab.MODES)
+MOTION_MODES = vocab.names(vocab.MOTION_MODES)
+CAMERA_SOURCES = vocab.names(vocab.CAMERA_SOURCES)
+DEPTH_SOURCES = vocab.names(vocab.DEPTH_SOURCES)
+BORDERS = vocab.names(vocab.BORDERS)
+COLOR_MODES = vocab.names(vocab.COLOR_MODES)
+CONTROL_PREPROCESSORS = vocab.names(vocab.CONTROL_PREPROCESSORS)
+LATENT_SOURCES = vocab.names(vocab.LATENT_SOURCES)
 # The default: a tiny model trained on flat shapes, shipped in engine/shapes/model (draws "a red circle on a blue
 # background" at 64x64). The random-weight tiny model is for plumbing tests and speed checks: its frames are noise.
 EMBEDDED_MODEL = "embedded:shapes"
@@ -150,7 +153,7 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "mask_blur": 4,
 }
 FRAME_DEFAULTS: dict[str, Any] = {"guidance_rescale": 0.0, "strength": 0.6}
-_CHOICES = {"precision": ("auto", "fp32", "fp16", "bf16"), "motion_mode": MOTION_MODES,
+_CHOICES = {"precision": vocab.names(vocab.PRECISIONS), "motion_mode": MOTION_MODES,
             "camera_source": CAMERA_SOURCES, "depth_source": DEPTH_SOURCES,
             "depth_kind": ("planar", "radial"), "border": BORDERS, "color_coherence": COLOR_MODES}
 

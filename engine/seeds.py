@@ -38,7 +38,9 @@ import hashlib
 import math
 from collections.abc import Sequence
 
-BEHAVIORS = ("SCHEDULE", "FIXED", "ITER", "LADDER", "ALTERNATE", "RANDOM")
+from . import vocabulary as vocab
+
+BEHAVIORS = vocab.names(vocab.SEED_BEHAVIORS)
 SEED_MAX = 2**31 - 1  # Blender IntProperty range; results wrap into [0, SEED_MAX]
 
 

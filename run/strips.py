@@ -7,8 +7,8 @@ import os
 
 import bpy
 
-from ..settings import compat
 from ..engine.frames import frame_filename
+from ..settings import compat
 
 
 def find_strip(scene: bpy.types.Scene, name: str | None = None):

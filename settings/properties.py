@@ -14,6 +14,7 @@ from bpy.props import (
 )
 
 from . import compat
+from ..engine import vocabulary as vocab
 from ..engine.plan import EMBEDDED_MODEL
 
 PATH_OPTIONS = compat.path_options()  # '//' (relative to the .blend) paths are welcome in these
@@ -45,14 +46,14 @@ FRAME_PARAMS: dict[str, tuple[str | None, str]] = {
 # Properties a user may keyframe (the seed is baked through its behaviour, see engine/seeds.py).
 ANIMATABLE = (*FRAME_PARAMS, "seed")
 
-SEED_BEHAVIORS = [
-    ("SCHEDULE", "Schedule", "The seed property as keyed (constant when not animated)"),
-    ("FIXED", "Fixed", "The seed at the first frame for every frame"),
-    ("ITER", "Iter", "Add 1 every N frames"),
-    ("LADDER", "Ladder", "Alternately add 2 and subtract 1"),
-    ("ALTERNATE", "Alternate", "Alternately add 1 and subtract 1"),
-    ("RANDOM", "Random", "A random seed per frame, reproducible from the seed at the first frame"),
-]
+
+
+def enum_items(choices: tuple[vocab.Choice, ...]) -> list[tuple[str, str, str]]:
+    """EnumProperty items from one of the engine's vocabularies: the enum is the engine's list, never a copy."""
+    return [tuple(choice) for choice in choices]
+
+
+SEED_BEHAVIORS = enum_items(vocab.SEED_BEHAVIORS)
 
 
 class KD_PromptKey(bpy.types.PropertyGroup):
@@ -70,20 +71,10 @@ class KD_PromptKey(bpy.types.PropertyGroup):
 
 
 # Audio analysis choices, shared by audio links and the audio operators.
-AUDIO_FEATURES = [
-    ("onset", "Onset Strength", "How sharply the sound starts: beats and hits"),
-    ("rms", "Loudness (RMS)", "Root-mean-square level of the band"),
-    ("mel", "Mel Spectrum", "The mel spectrogram reduced over the band (Giffusion's signal)"),
-]
-AUDIO_PARTS = [
-    ("full", "Full", "The whole sound"),
-    ("percussive", "Percussive", "Drums and hits (HPSS)"),
-    ("harmonic", "Harmonic", "Tones and chords (HPSS)"),
-]
-AUDIO_SHAPES = [
-    ("pulse", "Pulse", "The signal itself: peaks on hits"),
-    ("ramp", "Ramp", "Normalised cumulative sum: moves fast on beats, slow otherwise, from Low to High"),
-]
+AUDIO_FEATURES = enum_items(vocab.AUDIO_FEATURES)
+AUDIO_PARTS = enum_items(vocab.AUDIO_PARTS)
+AUDIO_REDUCES = enum_items(vocab.AUDIO_REDUCES)
+AUDIO_SHAPES = enum_items(vocab.AUDIO_SHAPES)
 
 
 class KD_AudioLink(bpy.types.PropertyGroup):
@@ -100,8 +91,7 @@ class KD_AudioLink(bpy.types.PropertyGroup):
     part: EnumProperty(name="Part", default="full", items=AUDIO_PARTS)
     margin: FloatProperty(name="HPSS Margin", default=1.0, min=1.0, soft_max=10.0,
                           description="Above 1 separates percussive and harmonic parts more strictly")
-    reduce: EnumProperty(name="Reduce", default="max", items=[("max", "Max", ""), ("mean", "Mean", ""),
-                                                                ("median", "Median", "")])
+    reduce: EnumProperty(name="Reduce", default="max", items=AUDIO_REDUCES)
     fmin: FloatProperty(name="Low Hz", default=0.0, min=0.0, description="Band low edge (0: from 0 Hz)")
     fmax: FloatProperty(name="High Hz", default=0.0, min=0.0, description="Band high edge (0: up to Nyquist); "
                         "e.g. 20-150 Hz for kick drums")
@@ -124,10 +114,7 @@ CONTROL_SOURCES = [
     ("INIT", "Init Frame", "The frame's init image: the warped previous frame (Feedback) or the input frame (Video)"),
     ("STRIP", "Strip", "An image or movie strip's frame at the scene frame"),
 ]
-CONTROL_PREPROCESSORS = [
-    ("NONE", "None", "The image as it is"),
-    ("CANNY", "Canny", "Edges (OpenCV Canny)"),
-]
+CONTROL_PREPROCESSORS = enum_items(vocab.IMAGE_PREPROCESSORS)
 
 
 class KD_ControlUnit(bpy.types.PropertyGroup):
@@ -157,23 +144,15 @@ class KD_Lora(bpy.types.PropertyGroup):
 class KD_Settings(bpy.types.PropertyGroup):
     mode: EnumProperty(
         name="Mode",
-        items=[("INTERPOLATE", "Interpolate", "Blend seeded latents and prompt embeddings between prompt keys"),
-               ("FEEDBACK", "Feedback", "Each frame is img2img of the previous one after 2D motion or the 3D "
-                "camera move (Deforum)"),
-               ("VIDEO", "Video / Scene", "Each frame is img2img of a movie or image strip's frame, or of "
-                "Blender's render of the scene"),
-               ("CLIP", "Clip", "All frames of a shot at once with a video model: AnimateDiff (a motion adapter on "
-                "an SD 1.5 model) or a text-to-video model; long shots in overlapping context windows")],
+        items=enum_items(vocab.MODES),
         default="INTERPOLATE",
     )
     camera_source: EnumProperty(
         name="Camera", default="SCENE",
-        items=[("SCENE", "Scene Camera", "3D motion follows the scene camera as animated"),
-               ("MOTION", "Motion Values", "3D motion from the Translation/Rotation values (Deforum)")])
+        items=enum_items(vocab.CAMERA_SOURCES))
     depth_source: EnumProperty(
         name="Depth", default="SCENE",
-        items=[("SCENE", "Scene", "Blender renders the scene's depth (Z pass) at every frame"),
-               ("PLANE", "Plane", "A flat plane at a distance in front of the camera (Deforum's flat 3D warp)")])
+        items=enum_items(vocab.DEPTH_SOURCES))
     plane_distance: FloatProperty(name="Plane Distance", default=10.0, min=0.001, soft_max=1000.0, unit="LENGTH",
                                   description="3D: distance of the plane that stands in for the world background "
                                   "(and for everything when Depth is Plane)")
@@ -230,9 +209,7 @@ class KD_Settings(bpy.types.PropertyGroup):
         description="Rescale of classifier-free guidance against over-exposure, 0 = off (animatable)",
         default=0.0, min=0.0, max=1.0)
     # Motion (feedback mode), per frame, with Deforum's names, units and meaning so schedules import one to one.
-    motion_mode: EnumProperty(name="Motion", items=[("2D", "2D", "Zoom, angle and translation of the image"),
-                                                     ("3D", "3D", "Reproject with depth into the moved camera")],
-                              default="2D")
+    motion_mode: EnumProperty(name="Motion", items=enum_items(vocab.MOTION_MODES), default="2D")
     zoom: FloatProperty(
         name="Zoom", default=1.0, soft_min=0.5, soft_max=2.0,
         description="Scale per frame, 1 = still, above 1 moves in (animatable)",
@@ -277,8 +254,7 @@ class KD_Settings(bpy.types.PropertyGroup):
         name="FOV", default=40.0, min=1.0, max=179.0,
         description="3D: field of view in degrees when the scene has no camera (animatable)",
     )
-    border: EnumProperty(name="Border", items=[("REPLICATE", "Replicate", ""), ("WRAP", "Wrap", ""),
-                                               ("REFLECT", "Reflect", "")], default="REPLICATE",
+    border: EnumProperty(name="Border", items=enum_items(vocab.BORDERS), default="REPLICATE",
                          description="How 2D motion fills pixels that come from outside the frame")
     cadence: IntProperty(name="Cadence", description="Diffuse every Nth frame, warp-blend the ones between",
                          default=1, min=1, max=50)
@@ -297,8 +273,7 @@ class KD_Settings(bpy.types.PropertyGroup):
         description="Contrast applied to the previous frame, 1 = unchanged (animatable)",
     )
     color_coherence: EnumProperty(name="Color Coherence",
-                                  items=[("NONE", "None", ""), ("LAB", "LAB", ""), ("HSV", "HSV", ""),
-                                         ("RGB", "RGB", "")], default="NONE",
+                                  items=enum_items(vocab.COLOR_MODES), default="NONE",
                                   description="Match each frame's colour histogram to the first frame's")
     color_coherence_amount: FloatProperty(
         name="Coherence Amount", default=1.0, min=0.0, max=1.0,
@@ -326,32 +301,12 @@ class KD_Settings(bpy.types.PropertyGroup):
                                  max=32)
     latent_source: EnumProperty(
         name="Latents",
-        items=[
-            ("PROMPT_SEEDS", "Prompt Seeds", "Slerp between the seeded noise of each prompt key"),
-            ("FIXED", "Fixed", "One noise from the frame seed for every frame"),
-        ],
+        items=enum_items(vocab.LATENT_SOURCES),
         default="PROMPT_SEEDS",
     )
     scheduler: EnumProperty(
         name="Scheduler",
-        items=[
-            ("default", "Model Default", "The scheduler the model was saved with"),
-            ("ddim", "DDIM", ""),
-            ("euler", "Euler", ""),
-            ("euler_karras", "Euler Karras", ""),
-            ("euler_a", "Euler Ancestral", ""),
-            ("dpm++", "DPM++ 2M", ""),
-            ("dpm++_karras", "DPM++ 2M Karras", ""),
-            ("dpm++_sde", "DPM++ 2M SDE", ""),
-            ("dpm++_sde_karras", "DPM++ 2M SDE Karras", ""),
-            ("unipc", "UniPC", ""),
-            ("heun", "Heun", ""),
-            ("lms", "LMS", ""),
-            ("lms_karras", "LMS Karras", ""),
-            ("pndm", "PNDM", ""),
-            ("lcm", "LCM", "For LCM-distilled models"),
-            ("tcd", "TCD", "For TCD-distilled models"),
-        ],
+        items=enum_items(vocab.SCHEDULERS),
         default="default",
     )
     negative_prompt: StringProperty(name="Negative Prompt", description="Used by prompt keys without their own")
@@ -359,10 +314,7 @@ class KD_Settings(bpy.types.PropertyGroup):
     precision: EnumProperty(
         name="Precision",
         description="The weights' number format",
-        items=[("auto", "Auto", "Half precision (fp16) on CUDA, full (fp32) elsewhere"),
-               ("fp32", "Full (fp32)", "Slowest, most memory; the reference"),
-               ("fp16", "Half (fp16)", "GPUs: half the memory, much faster"),
-               ("bf16", "Brain Float (bf16)", "Recent GPUs and CPUs with bf16 support: fp16's speed, fp32's range")],
+        items=enum_items(vocab.PRECISIONS),
         default="auto",
     )
     channels_last: BoolProperty(name="Channels Last", description="NHWC weight layout: faster convolutions on "
@@ -390,8 +342,7 @@ class KD_Settings(bpy.types.PropertyGroup):
     )
     device: EnumProperty(
         name="Device",
-        items=[("auto", "Auto", "CUDA, then MPS, then CPU"), ("cuda", "CUDA", ""), ("mps", "MPS", ""),
-               ("cpu", "CPU", "")],
+        items=enum_items(vocab.DEVICES),
         default="auto",
     )
     use_ray: BoolProperty(

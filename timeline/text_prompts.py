@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..settings import compat
 from ..engine.schedule import split_negative
+from ..settings import compat
 
 
 @dataclass(frozen=True)

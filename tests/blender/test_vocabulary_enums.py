@@ -1,0 +1,49 @@
+"""The Blender enums are the engine's vocabularies (engine/vocabulary.py), item for item: a choice added to the engine
+shows in Blender, and Blender never offers one the engine would refuse."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import plan, vocabulary as vocab
+
+bpy = pytest.importorskip("bpy")
+
+# (property group, property) -> the vocabulary its items must equal.
+ENUMS = {
+    ("KD_Settings", "mode"): vocab.MODES,
+    ("KD_Settings", "motion_mode"): vocab.MOTION_MODES,
+    ("KD_Settings", "camera_source"): vocab.CAMERA_SOURCES,
+    ("KD_Settings", "depth_source"): vocab.DEPTH_SOURCES,
+    ("KD_Settings", "border"): vocab.BORDERS,
+    ("KD_Settings", "color_coherence"): vocab.COLOR_MODES,
+    ("KD_Settings", "latent_source"): vocab.LATENT_SOURCES,
+    ("KD_Settings", "scheduler"): vocab.SCHEDULERS,
+    ("KD_Settings", "precision"): vocab.PRECISIONS,
+    ("KD_Settings", "device"): vocab.DEVICES,
+    ("KD_Settings", "seed_behavior"): vocab.SEED_BEHAVIORS,
+    ("KD_ControlUnit", "preprocessor"): vocab.IMAGE_PREPROCESSORS,
+    ("KD_AudioLink", "feature"): vocab.AUDIO_FEATURES,
+    ("KD_AudioLink", "part"): vocab.AUDIO_PARTS,
+    ("KD_AudioLink", "reduce"): vocab.AUDIO_REDUCES,
+    ("KD_AudioLink", "shape"): vocab.AUDIO_SHAPES,
+}
+
+
+@pytest.mark.parametrize(("group", "prop"), sorted(ENUMS))
+def test_blender_enum_equals_the_engine_vocabulary(extension, group, prop):
+    items = getattr(bpy.types, group).bl_rna.properties[prop].enum_items
+    assert [(i.identifier, i.name, i.description) for i in items] == list(ENUMS[group, prop])
+
+
+def test_every_settings_enum_that_reaches_the_plan_comes_from_a_vocabulary(extension):
+    """Every enum of the scene settings the bake writes into the plan's settings is one of the checked ones."""
+    settings_enums = {p.identifier for p in bpy.types.KD_Settings.bl_rna.properties if p.type == "ENUM"}
+    in_plan = settings_enums & set(plan.SETTINGS_FIELDS)
+    assert in_plan <= {prop for group, prop in ENUMS if group == "KD_Settings"}, in_plan
+
+
+def test_the_plan_accepts_exactly_the_blender_choices(extension):
+    """What the enums offer, the plan validator accepts; one more word it refuses."""
+    assert plan.MODES == tuple(i.identifier for i in bpy.types.KD_Settings.bl_rna.properties["mode"].enum_items)
+    assert plan.BORDERS == vocab.names(vocab.BORDERS) and plan.COLOR_MODES == vocab.names(vocab.COLOR_MODES)
