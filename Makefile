@@ -4,7 +4,7 @@ VENV := .venv
 VENV42 := .venv-bpy42
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench bench-ray bench-speed bench-gpu build build-light build-full clean e2e-real-blender train-shapes
+.PHONY: setup demo test test-engine test-blender test-packaging bench bench-ray bench-speed bench-gpu build build-light build-full clean e2e-real-blender train-shapes
 
 setup: $(VENV)/.ready $(VENV42)/.ready
 
@@ -25,6 +25,17 @@ demo: $(VENV)/.ready
 
 test: setup
 	$(PY) -m pytest -q
+
+# One layer at a time (tests/engine, tests/blender, tests/packaging); `make test` runs them all.
+# The engine tests run with bpy impossible to import (KD_BLOCK_BPY, tests/conftest.py): the engine needs no Blender.
+test-engine: $(VENV)/.ready
+	KD_BLOCK_BPY=1 $(PY) -m pytest -q tests/engine
+
+test-blender: setup
+	$(PY) -m pytest -q tests/blender
+
+test-packaging: setup
+	$(PY) -m pytest -q tests/packaging
 
 # Retrain the embedded model (engine/shapes/model, committed); about half an hour on 2 cores, see README.
 train-shapes: $(VENV)/.ready

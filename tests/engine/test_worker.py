@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, make_plan, write_plan
+from common import ROOT, make_plan, write_plan
 
 from engine.frames import FrameStore
 from worker_client import WorkerClient

@@ -1,7 +1,7 @@
 """Run inside another bpy wheel (4.2 LTS): install the built zip, key prompts, bake, generate through a worker
 on an external engine Python (the preference), and print what came out as JSON on the last line.
 
-    python tests/blender_version_check.py ZIP ENGINE_PYTHON OUTPUT_DIR
+    python tests/blender/blender_version_check.py ZIP ENGINE_PYTHON OUTPUT_DIR
 """
 
 import json

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, make_plan, write_plan
+from common import ROOT, make_plan, write_plan
 from PIL import Image
 
 from engine import plan as plan_mod
@@ -396,7 +396,7 @@ def test_blender_generate_distributes_over_ray(idle_cluster, scene, capsys):
     """Distribute with Ray from Blender: the scene setting (Generate job), the operator's override and the CLI's
     --ray all render over the cluster into the strip."""
     import bpy
-    from conftest import PACKAGE
+    from common import PACKAGE
 
     extension = sys.modules[PACKAGE]
     settings = scene.keyframe_diffusion

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from conftest import PACKAGE, ROOT
+from common import PACKAGE, ROOT
 from safetensors.torch import save_file
 
 from engine import model_index

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+from common import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -166,7 +167,7 @@ def test_module_imports_without_librosa():
     code = ("import sys; sys.modules['librosa'] = None; sys.modules['soundfile'] = None\n"
             "from engine import audio\nprint(audio.shape([0, 1, 0]).tolist())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                          cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[0.0, 1.0, 0.0]"
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from common import ROOT
 
 from engine.frames import frame_filename
 
@@ -19,7 +19,7 @@ def test_extension_installs_bakes_and_generates_on_bpy_4_2(built_zip, tmp_path):
     out = str(tmp_path / "out")
     env = dict(os.environ)
     env.pop("BLENDER_USER_RESOURCES", None)
-    done = subprocess.run([BPY42_PYTHON, os.path.join(ROOT, "tests", "blender_version_check.py"), built_zip,
+    done = subprocess.run([BPY42_PYTHON, os.path.join(ROOT, "tests", "blender", "blender_version_check.py"), built_zip,
                            sys.executable, out], capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     # Blender may print memory statistics at exit after the result line.

@@ -2,7 +2,7 @@
 Blender session (as after a restart, when Blender puts the extensions' site-packages ahead of its own), import the
 bundled wheels and run the engine check with Blender's Python and those wheels. Prints JSON on the last line.
 
-    python tests/wheel_build_check.py ZIP [PLAN]
+    python tests/packaging/wheel_build_check.py ZIP [PLAN]
 
 With PLAN, and an engine the check calls ready, also renders it that way (Blender's Python, the bundled wheels).
 """

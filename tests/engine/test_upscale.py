@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import make_plan, write_plan
+from common import make_plan, write_plan
 from PIL import Image
 
 from engine import plan as plan_mod

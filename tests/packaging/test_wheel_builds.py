@@ -14,7 +14,7 @@ import types
 import zipfile
 
 import pytest
-from conftest import ROOT, _SESSION_TMP, make_plan, write_plan
+from common import ROOT, SESSION_TMP, make_plan, write_plan
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from engine.environment import pins
@@ -34,7 +34,7 @@ def _builder():
 
 
 def _build(flavour: str) -> str:
-    out = os.path.join(_SESSION_TMP, f"{flavour}-build")
+    out = os.path.join(SESSION_TMP, f"{flavour}-build")
     done = subprocess.run([sys.executable, BUILD, "--flavour", flavour, "--platform", "linux-x64", "--output-dir", out],
                           capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -110,7 +110,7 @@ def test_the_lock_follows_the_target_platform_not_this_machine(tmp_path, monkeyp
 
 def _install(python: str, zip_path: str, plan: str = "") -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("BLENDER_USER_RESOURCES", "PYTHONPATH")}
-    done = subprocess.run([python, os.path.join(ROOT, "tests", "wheel_build_check.py"), zip_path, plan],
+    done = subprocess.run([python, os.path.join(ROOT, "tests", "packaging", "wheel_build_check.py"), zip_path, plan],
                           capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])

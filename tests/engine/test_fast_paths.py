@@ -14,7 +14,7 @@ from engine.models import ModelError
 from engine.frames import FrameStore
 from engine.renderer import Renderer
 
-from conftest import make_plan
+from common import make_plan
 from test_modes import feedback_plan
 
 

@@ -9,6 +9,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+from common import DATA, ROOT
 
 from engine.shapes import dataset, scorer
 
@@ -61,7 +62,7 @@ def test_scorer_reads_rounded_corners_and_heavy_blur():
 def test_scorer_reads_generated_pictures_as_a_person_does():
     # 200 pictures the embedded model drew, each labelled by a person who did not see the caption
     # (tests/data/shapes_by_eye.json says how they were made).
-    folder = os.path.join(os.path.dirname(__file__), "data")
+    folder = DATA
     with open(os.path.join(folder, "shapes_by_eye.json")) as f:
         pictures = json.load(f)["pictures"]
     grid = cv2.cvtColor(cv2.imread(os.path.join(folder, "shapes_by_eye.png")), cv2.COLOR_BGR2RGB)
@@ -133,8 +134,7 @@ def _train(folder, seed: int) -> dict:
 
     from safetensors.numpy import load_file
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([sys.executable, os.path.join(root, "scripts", "train_shapes_model.py"), "--output",
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train_shapes_model.py"), "--output",
                            str(folder), "--seed", str(seed), "--vae-steps", "2", "--unet-steps", "2", "--pictures",
                            "32", "--eval-prompts", "2"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

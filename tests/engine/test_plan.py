@@ -4,7 +4,7 @@ import copy
 import json
 
 import pytest
-from conftest import make_plan
+from common import make_plan
 
 from engine import plan as plan_mod
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from common import ROOT
 
 BASE_PYTHON = getattr(sys, "_base_executable", None)
 
@@ -49,7 +49,7 @@ def test_a_cuda_choice_without_cuda_is_a_problem():
 
 def test_check_engine_button_in_blender(extension):
     bpy = pytest.importorskip("bpy")
-    from conftest import PACKAGE
+    from common import PACKAGE
 
     check = sys.modules[PACKAGE + ".operators.engine_check"]
     prefs = extension.preferences.get()

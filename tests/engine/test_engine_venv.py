@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from conftest import PACKAGE
+from common import PACKAGE
 
 from venv_installer import MARKER, VenvInstaller, requirement_pins, venv_python, venv_ready
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_plan
+from common import make_plan
 from engine import models, plan as plan_mod
 from engine.frames import FrameStore
 from engine.renderer import Renderer

@@ -22,7 +22,7 @@ from engine.prompts import PromptEncoder
 from engine.renderer import Renderer, plan_work
 from engine.tiny_video import make_tiny_motion_adapter, make_tiny_motion_lora, make_tiny_text_to_video_model
 
-from conftest import write_plan
+from common import write_plan
 from test_fast_paths import _tiny_decoder
 from test_models import fake_hub  # noqa: F401  (a fixture)
 
@@ -288,7 +288,7 @@ def test_motion_lora_changes_frames_and_removing_it_restores_them(tmp_path, mode
 
 
 def test_image_loras_and_switching_modes_leave_the_base_model_clean(tmp_path, models):
-    from conftest import make_plan
+    from common import make_plan
     from test_models import make_lora
 
     lora = make_lora(str(tmp_path / "lora"), 1)
