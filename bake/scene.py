@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 
 import bpy
 import numpy as np
@@ -353,61 +354,24 @@ def _frame_seeds(settings, evaluated: list[int]) -> list[int]:
 
 def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | None = None,
                passes: bool = True, progress=None) -> dict:
-    """Evaluate the scene's frame range and return a validated plan. The current frame is restored afterwards.
+    """Evaluate the scene's frame range and return a validated plan. A read of the scene: the current frame is
+    restored afterwards and nothing in the .blend changes (audio-driven keys are refreshed by Generate, not here).
 
     With `passes`, Blender also renders what the settings take from the scene (depth for 3D motion, the scene
     image for scene input, depth/normal/render for ControlNet units); `progress(done, total)` follows that.
     """
     s = scene.keyframe_diffusion
-    from_strips = s.prompt_source == "TEXT_STRIPS"
-    channels = text_prompts.channel_label(s.prompt_channel, s.prompt_channels)
-    spans = text_prompts.spans(scene, s.prompt_channel, s.prompt_channels) if from_strips else []
-    if from_strips and not spans:
-        raise BakeError(f"no text strips on {channels}: add text strips there or choose other channels "
-                        "(Prompts From: Text Strips)")
-    if not from_strips and len(s.prompts) == 0:
-        raise BakeError("the scene has no prompts: add one in the Keyframe Diffusion panel (Sequencer sidebar)")
-    if s.width % 8 or s.height % 8:
-        raise BakeError(f"width and height must be multiples of 8 (now {s.width}x{s.height})")
+    spans = _check_scene(scene, s)
     folder = output_dir(scene, output)
     settings = _settings(scene, folder, model)
-    unit_strips = _unit_strips(scene, s)
-    input_strip = None
-    if s.mode == "VIDEO" and s.init_source == "STRIP":
-        try:
-            input_strip = inputs.find_input_strip(scene, s.init_strip)
-        except inputs.InputError as e:
-            raise BakeError(f"video input: {e}") from None
-    mask_strip = _mask_strip(scene, s)
-    mask_image = _mask_image_file(s, folder)
-    current, subframe = scene.frame_current, scene.frame_subframe
-    records, evaluated_seeds, keyed_restarts = [], [], []
-    try:
-        for frame in range(scene.frame_start, scene.frame_end + 1):
-            scene.frame_set(frame)
-            prompts = _strip_prompts(s, spans, frame) if from_strips else _key_prompts(s)
-            if not prompts:
-                where = (f"no text strip on {channels} covers it" if from_strips
-                         else "no prompt has a weight above 0 (add a prompt or key a weight there)")
-                raise BakeError(f"frame {frame}: {where}")
-            # Asked after frame_set: a scene that isn't the window's has its depsgraph only once evaluated.
-            record = {"frame": frame, "prompts": prompts, **_frame_values(s),
-                      "camera": _camera_record(scene, _depsgraph(scene))}
-            if settings["controlnets"]:
-                record["control"] = _control_entries(s, unit_strips, frame)
-            if input_strip is not None:
-                try:
-                    record["init"] = inputs.strip_frame(input_strip, frame)
-                except inputs.InputError as e:
-                    raise BakeError(f"video input: {e}") from None
-            mask = _mask_entry(s, mask_strip, mask_image, frame)
-            if mask is not None:
-                record["mask"] = mask
-            evaluated_seeds.append(s.seed)
-            keyed_restarts.append(s.restart_chain)
-            records.append(record)
-    finally:
-        scene.frame_set(current, subframe=subframe)
+    sources = _FrameSources(
+        spans=spans,
+        units=_unit_strips(scene, s),
+        input_strip=_input_strip(scene, s),
+        mask_strip=_mask_strip(scene, s),
+        mask_image=_mask_image_file(s, folder),
+    )
+    records, evaluated_seeds, keyed_restarts = _evaluate_frames(scene, s, settings, sources)
     try:
         for record, seed in zip(records, _frame_seeds(s, evaluated_seeds)):
             record["seed"] = seed
@@ -430,6 +394,83 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
         return plan_mod.validate(plan)
     except plan_mod.PlanError as e:
         raise BakeError(str(e)) from e
+
+
+@dataclass
+class _FrameSources:
+    """Where the frames' prompts and images come from, found once before the frames are evaluated."""
+
+    spans: list  # text strips holding prompts (Prompts From: Text Strips), else empty
+    units: dict  # ControlNet unit index -> its image or movie strip
+    input_strip: object | None  # video mode's input strip
+    mask_strip: object | None
+    mask_image: str | None
+
+
+def _check_scene(scene, s) -> list:
+    """Refuse what can't bake, before any frame is evaluated; returns the prompt text strips (if prompts come from
+    text strips)."""
+    from_strips = s.prompt_source == "TEXT_STRIPS"
+    spans = text_prompts.spans(scene, s.prompt_channel, s.prompt_channels) if from_strips else []
+    if from_strips and not spans:
+        channels = text_prompts.channel_label(s.prompt_channel, s.prompt_channels)
+        raise BakeError(f"no text strips on {channels}: add text strips there or choose other channels "
+                        "(Prompts From: Text Strips)")
+    if not from_strips and len(s.prompts) == 0:
+        raise BakeError("the scene has no prompts: add one in the Keyframe Diffusion panel (Sequencer sidebar)")
+    if s.width % 8 or s.height % 8:
+        raise BakeError(f"width and height must be multiples of 8 (now {s.width}x{s.height})")
+    return spans
+
+
+def _input_strip(scene, s):
+    if s.mode != "VIDEO" or s.init_source != "STRIP":
+        return None
+    try:
+        return inputs.find_input_strip(scene, s.init_strip)
+    except inputs.InputError as e:
+        raise BakeError(f"video input: {e}") from None
+
+
+def _evaluate_frames(scene, s, settings: dict, sources: _FrameSources) -> tuple[list[dict], list[int], list[bool]]:
+    """One record per frame of the range, as Blender evaluates the scene there, and the seed property and Restart
+    Chain at every frame. The current frame is put back afterwards."""
+    current, subframe = scene.frame_current, scene.frame_subframe
+    records, evaluated_seeds, keyed_restarts = [], [], []
+    try:
+        for frame in range(scene.frame_start, scene.frame_end + 1):
+            scene.frame_set(frame)
+            records.append(_frame_record(scene, s, settings, sources, frame))
+            evaluated_seeds.append(s.seed)
+            keyed_restarts.append(s.restart_chain)
+    finally:
+        scene.frame_set(current, subframe=subframe)
+    return records, evaluated_seeds, keyed_restarts
+
+
+def _frame_record(scene, s, settings: dict, sources: _FrameSources, frame: int) -> dict:
+    """The plan record of the frame the scene is at now."""
+    from_strips = s.prompt_source == "TEXT_STRIPS"
+    prompts = _strip_prompts(s, sources.spans, frame) if from_strips else _key_prompts(s)
+    if not prompts:
+        channels = text_prompts.channel_label(s.prompt_channel, s.prompt_channels)
+        where = (f"no text strip on {channels} covers it" if from_strips
+                 else "no prompt has a weight above 0 (add a prompt or key a weight there)")
+        raise BakeError(f"frame {frame}: {where}")
+    # Asked after frame_set: a scene that isn't the window's has its depsgraph only once evaluated.
+    record = {"frame": frame, "prompts": prompts, **_frame_values(s),
+              "camera": _camera_record(scene, _depsgraph(scene))}
+    if settings["controlnets"]:
+        record["control"] = _control_entries(s, sources.units, frame)
+    if sources.input_strip is not None:
+        try:
+            record["init"] = inputs.strip_frame(sources.input_strip, frame)
+        except inputs.InputError as e:
+            raise BakeError(f"video input: {e}") from None
+    mask = _mask_entry(s, sources.mask_strip, sources.mask_image, frame)
+    if mask is not None:
+        record["mask"] = mask
+    return record
 
 
 def write_plan(scene: bpy.types.Scene, output: str | None = None, model: str | None = None,
