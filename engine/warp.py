@@ -345,43 +345,71 @@ def reproject(image: np.ndarray, prev_cam_to_world: np.ndarray, cur_cam_to_world
     height, width = image.shape[:2]
     if depth_kind not in ("planar", "radial"):
         raise ValueError(f"depth_kind must be 'planar' or 'radial', got {depth_kind!r}")
-    prev_pose = _pose(prev_cam_to_world, "prev_cam_to_world") @ _FLIP  # OpenCV-frame camera -> world
-    cur_pose = _pose(cur_cam_to_world, "cur_cam_to_world") @ _FLIP
+    rot, trans = _relative_pose(prev_cam_to_world, cur_cam_to_world)
     K_prev = _matrix3(K_prev, "K_prev")
     K_cur = _matrix3(K_cur, "K_cur")
-    rel = np.linalg.inv(prev_pose) @ cur_pose  # current camera frame -> previous camera frame
-    rot, trans = rel[:3, :3], rel[:3, 3]
-
-    us, vs = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    pix = np.stack([us.ravel(), vs.ravel(), np.ones(us.size)])
-    rays = np.linalg.inv(K_cur) @ pix
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rays = rays / rays[2]  # z = 1: a planar depth scales it directly
+    pix, rays = _pixel_rays(K_cur, width, height)
     dirs = rot @ rays  # ray directions in the previous camera's frame
-
     if depth is not None:
-        d = np.asarray(depth, dtype=np.float64)
-        if d.shape != (height, width):
-            raise ValueError(f"depth must be HxW = {(height, width)} like the image, got shape {d.shape}")
-        d = d.ravel()
-        with np.errstate(invalid="ignore"):
-            finite = np.isfinite(d) & (d > 0) & (d < FAR_DEPTH)
-        scale = np.where(finite, d, 0.0)
-        if depth_kind == "radial":
-            scale = scale / np.linalg.norm(rays, axis=0)
+        scale, finite = _depth_scale(depth, rays, depth_kind, (height, width))
     else:
-        dist = _number(plane_distance, "plane_distance")
-        if dist <= 0:
-            raise ValueError(f"plane_distance must be > 0, got {dist}")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = (dist - trans[2]) / dirs[2]  # ray parameter where it meets z = dist (prev frame)
-        finite = np.isfinite(scale) & (scale > 0) & (np.abs(dirs[2]) > 1e-12)
-        scale = np.where(finite, scale, 0.0)
+        scale, finite = _plane_scale(dirs, trans, plane_distance)
     # Finite points: the camera's offset plus the scaled ray; infinitely far ones: the direction alone.
     points = np.where(finite, dirs * scale + trans[:, None], dirs)
+    map_x, map_y, valid = _source_maps(points, K_prev, pix, width, height)
+    warped = _per_channels(image, lambda part: cv2.remap(part, map_x, map_y, cv2.INTER_LINEAR, borderMode=mode))
+    return warped, valid
 
-    z = points[2]
-    front = z > 1e-9
+
+def _relative_pose(prev_cam_to_world: Any, cur_cam_to_world: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(rotation, translation) from the current camera's OpenCV frame to the previous camera's."""
+    prev_pose = _pose(prev_cam_to_world, "prev_cam_to_world") @ _FLIP  # OpenCV-frame camera -> world
+    cur_pose = _pose(cur_cam_to_world, "cur_cam_to_world") @ _FLIP
+    rel = np.linalg.inv(prev_pose) @ cur_pose  # current camera frame -> previous camera frame
+    return rel[:3, :3], rel[:3, 3]
+
+
+def _pixel_rays(K: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels, rays): every pixel as a homogeneous column (x, y, 1), row by row, and its ray through ``K``, z = 1."""
+    us, vs = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+    pix = np.stack([us.ravel(), vs.ravel(), np.ones(us.size)])
+    rays = np.linalg.inv(K) @ pix
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rays = rays / rays[2]  # z = 1: a planar depth scales it directly
+    return pix, rays
+
+
+def _depth_scale(depth: Any, rays: np.ndarray, depth_kind: str,
+                 shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, finite) per ray from a depth map: how far along its (z = 1) ray each pixel's point lies."""
+    d = np.asarray(depth, dtype=np.float64)
+    if d.shape != shape:
+        raise ValueError(f"depth must be HxW = {shape} like the image, got shape {d.shape}")
+    d = d.ravel()
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(d) & (d > 0) & (d < FAR_DEPTH)
+    scale = np.where(finite, d, 0.0)
+    if depth_kind == "radial":
+        scale = scale / np.linalg.norm(rays, axis=0)
+    return scale, finite
+
+
+def _plane_scale(dirs: np.ndarray, trans: np.ndarray, plane_distance: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, finite) per ray where it meets the plane ``plane_distance`` in front of the previous camera."""
+    dist = _number(plane_distance, "plane_distance")
+    if dist <= 0:
+        raise ValueError(f"plane_distance must be > 0, got {dist}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = (dist - trans[2]) / dirs[2]  # ray parameter where it meets z = dist (prev frame)
+    finite = np.isfinite(scale) & (scale > 0) & (np.abs(dirs[2]) > 1e-12)
+    return np.where(finite, scale, 0.0), finite
+
+
+def _source_maps(points: np.ndarray, K_prev: np.ndarray, pix: np.ndarray, width: int,
+                 height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(map_x, map_y, valid): where each current pixel's point lands in the previous image (``cv2.remap`` maps) and
+    whether it lands in front of the previous camera and inside its frame."""
+    front = points[2] > 1e-9
     with np.errstate(divide="ignore", invalid="ignore"):
         proj = K_prev @ points
         src_x = proj[0] / proj[2]
@@ -393,20 +421,69 @@ def reproject(image: np.ndarray, prev_cam_to_world: np.ndarray, cur_cam_to_world
     # Far outside only border filling happens; clamping keeps OpenCV's fixed-point maps in range.
     map_x = np.clip(src_x, -2.0 * width, 3.0 * width).reshape(height, width).astype(np.float32)
     map_y = np.clip(src_y, -2.0 * height, 3.0 * height).reshape(height, width).astype(np.float32)
-    warped = _per_channels(image, lambda part: cv2.remap(part, map_x, map_y, cv2.INTER_LINEAR, borderMode=mode))
-    return warped, valid.reshape(height, width)
+    return map_x, map_y, valid.reshape(height, width)
+
+
+class CameraPath:
+    """The camera of every frame of a 3D feedback chain, and the reprojection of a frame's image into any other
+    frame's camera: the one pose path the feedback mode renders with and :func:`warp_3d` is.
+
+    ``poses``: Blender camera-to-world 4x4 per frame (object scale still on them: :func:`reproject` removes it);
+    ``intrinsics``: :func:`intrinsics` K per frame. Build one with :meth:`scene` or :meth:`deforum`.
+    """
+
+    def __init__(self, poses: list[np.ndarray], intrinsics: list[np.ndarray]):
+        if len(poses) != len(intrinsics):
+            raise ValueError(f"a camera path needs one K per pose, got {len(poses)} poses and {len(intrinsics)} K")
+        self.poses = poses
+        self.intrinsics = intrinsics
+
+    @classmethod
+    def scene(cls, cameras: list[Mapping[str, Any]], width: int, height: int) -> CameraPath:
+        """Baked scene camera records (each with ``matrix_world``), one per frame."""
+        for i, cam in enumerate(cameras):
+            if not isinstance(cam, Mapping) or "matrix_world" not in cam:
+                raise ValueError(f"camera {i} must be a camera record with 'matrix_world'")
+        return cls([np.array(cam["matrix_world"], dtype=np.float64) for cam in cameras],
+                   [intrinsics(cam, width, height) for cam in cameras])
+
+    @classmethod
+    def deforum(cls, motions: list[Mapping[str, Any] | None], width: int, height: int) -> CameraPath:
+        """Deforum's 3D motion, one dict per frame: the first frame's camera at the identity, each later one at
+        ``previous @ deforum_camera_delta(its motion)`` (the first frame's motion moves nothing), K from each frame's
+        own ``fov`` (horizontal). Scene units are Deforum's translation units / 200."""
+        poses, ks = [], []
+        pose = np.eye(4)
+        for i, motion in enumerate(motions):
+            if i:
+                pose = pose @ deforum_camera_delta(motion)
+            poses.append(pose)
+            ks.append(intrinsics(None, width, height, _motion(motion)["fov"]))
+        return cls(poses, ks)
+
+    def __len__(self) -> int:
+        return len(self.poses)
+
+    def reproject(self, image: np.ndarray, source: int, target: int, depth: np.ndarray | None = None,
+                  depth_kind: str = "planar", plane_distance: float = 10.0,
+                  border: str = "REPLICATE") -> tuple[np.ndarray, np.ndarray]:
+        """``image``, seen from frame ``source``'s camera, warped into frame ``target``'s in one step (either
+        direction; ``depth`` is the target frame's). Returns ``(warped, valid)`` as :func:`reproject`."""
+        return reproject(image, self.poses[source], self.poses[target], self.intrinsics[source],
+                         self.intrinsics[target], depth=depth, depth_kind=depth_kind, plane_distance=plane_distance,
+                         border=border)
 
 
 def warp_3d(image: np.ndarray, prev_camera: Mapping[str, Any] | None, cur_camera: Mapping[str, Any] | None,
             motion: Mapping[str, Any] | None, width: int, height: int, depth: np.ndarray | None = None,
             depth_kind: str = "planar", plane_distance: float = 10.0,
             border: str = "REPLICATE") -> tuple[np.ndarray, np.ndarray]:
-    """3D feedback warp of the previous frame: :func:`reproject` with the cameras chosen like this.
+    """3D feedback warp of the previous frame to the current one: a two-frame :class:`CameraPath`, reprojected.
 
     Both camera records given (each with ``matrix_world``): the scene camera path, their poses and
     :func:`intrinsics` (``motion`` is not used). Both None: Deforum's 3D motion, the previous camera at the identity
-    and the current one at :func:`deforum_camera_delta` (``motion``), K from ``motion['fov']`` (horizontal). Scene
-    units are then Deforum's translation units / 200; see ``plane_distance`` in :func:`reproject`.
+    and the current one at :func:`deforum_camera_delta` (``motion``), K from ``motion['fov']`` (horizontal) for both.
+    Scene units are then Deforum's translation units / 200; see ``plane_distance`` in :func:`reproject`.
     ``image`` must be ``height x width``. Returns ``(warped, valid)`` as :func:`reproject`.
     """
     image = _image(image)
@@ -414,20 +491,13 @@ def warp_3d(image: np.ndarray, prev_camera: Mapping[str, Any] | None, cur_camera
     if image.shape[:2] != (height, width):
         raise ValueError(f"image is {image.shape[1]}x{image.shape[0]} but width x height is {width}x{height}")
     if prev_camera is not None and cur_camera is not None:
-        poses = []
         for name, cam in (("prev_camera", prev_camera), ("cur_camera", cur_camera)):
             if not isinstance(cam, Mapping) or "matrix_world" not in cam:
                 raise ValueError(f"{name} must be a camera record with 'matrix_world'")
-            poses.append(_pose(cam["matrix_world"], f"{name}['matrix_world']"))
-        K_prev = intrinsics(prev_camera, width, height)
-        K_cur = intrinsics(cur_camera, width, height)
-        prev_pose, cur_pose = poses
+        path = CameraPath.scene([prev_camera, cur_camera], width, height)
     elif prev_camera is None and cur_camera is None:
-        m = _motion(motion)
-        K_prev = K_cur = intrinsics(None, width, height, m["fov"])
-        prev_pose = np.eye(4)
-        cur_pose = deforum_camera_delta(m)
+        path = CameraPath.deforum([motion, motion], width, height)  # the frame's fov for both cameras
     else:
         raise ValueError("give both prev_camera and cur_camera (scene camera) or neither (Deforum motion)")
-    return reproject(image, prev_pose, cur_pose, K_prev, K_cur, depth=depth, depth_kind=depth_kind,
-                     plane_distance=plane_distance, border=border)
+    return path.reproject(image, 0, 1, depth=depth, depth_kind=depth_kind, plane_distance=plane_distance,
+                          border=border)

@@ -34,29 +34,20 @@ class Motion:
         self.mode = settings["motion_mode"]
         self.border = settings["border"]
         if self.mode == "3D":
-            self._poses()
+            self._cameras()
 
-    def _poses(self) -> None:
-        """Camera-to-world pose and intrinsics per frame: the baked scene camera, or Deforum's motion accumulated
-        from an identity pose (the same camera path a Deforum 3D run takes)."""
+    def _cameras(self) -> None:
+        """The chain's camera path (warp.CameraPath): the baked scene camera, or Deforum's motion accumulated from an
+        identity pose (the same camera path a Deforum 3D run takes)."""
         use_scene = self.settings["camera_source"] == "SCENE" and all(r.get("camera") for r in self.records)
         self.use_scene = use_scene
         # Deforum's units (translation / 200 per frame) assume its flat scene one unit in front of the camera; a
         # scene camera's plane sits where the user puts it.
         self.plane_distance = float(self.settings["plane_distance"]) if use_scene else 1.0
-        self.poses, self.intrinsics = [], []
-        pose = np.eye(4)
-        for i, record in enumerate(self.records):
-            motion = record.get("motion", {})
-            if use_scene:
-                camera = record["camera"]
-                pose = np.array(camera["matrix_world"], dtype=np.float64)
-                self.intrinsics.append(warp.intrinsics(camera, self.width, self.height))
-            else:
-                if i:
-                    pose = pose @ warp.deforum_camera_delta(motion)
-                self.intrinsics.append(warp.intrinsics(None, self.width, self.height, motion.get("fov", 40.0)))
-            self.poses.append(pose)
+        if use_scene:
+            self.path = warp.CameraPath.scene([r["camera"] for r in self.records], self.width, self.height)
+        else:
+            self.path = warp.CameraPath.deforum([r.get("motion", {}) for r in self.records], self.width, self.height)
 
     def _depth(self, index: int) -> np.ndarray | None:
         path = self.records[index].get("depth")
@@ -84,10 +75,9 @@ class Motion:
                 matrix = np.linalg.inv(matrix)
             return cv2.warpPerspective(image, matrix, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR,
                                        borderMode=warp.border_mode(self.border))
-        warped, _valid = warp.reproject(
-            image, self.poses[source], self.poses[target], self.intrinsics[source], self.intrinsics[target],
-            depth=self._depth(target) if self.use_scene else None, depth_kind=self.settings["depth_kind"],
-            plane_distance=self.plane_distance, border=self.border)
+        warped, _valid = self.path.reproject(
+            image, source, target, depth=self._depth(target) if self.use_scene else None,
+            depth_kind=self.settings["depth_kind"], plane_distance=self.plane_distance, border=self.border)
         return warped
 
 

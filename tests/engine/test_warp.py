@@ -535,3 +535,57 @@ def test_warp_3d_errors():
         warp.warp_3d(img, blender_camera(type="ORTHO"), blender_camera(), {}, W, H)
     with pytest.raises(ValueError, match="matrix_world"):
         warp.warp_3d(img, {"type": "PERSP"}, blender_camera(), {}, W, H)
+
+
+# --------------------------------------------------------------------------------------- camera paths (feedback)
+
+MOTIONS = [{"translation_z": 30, "fov": 40}, {"translation_x": 40, "rotation_3d_y": 2, "fov": 40},
+           {"translation_z": 60, "rotation_3d_z": 3, "fov": 55}, {"translation_y": -30, "rotation_3d_x": 1.5, "fov": 35}]
+
+
+def test_deforum_path_accumulates_the_deltas_and_each_frame_has_its_fov():
+    path = warp.CameraPath.deforum(MOTIONS, W, H)
+    assert len(path) == 4 and np.array_equal(path.poses[0], np.eye(4))  # the first frame's motion moves nothing
+    expected = np.eye(4)
+    for i in range(1, 4):
+        expected = expected @ warp.deforum_camera_delta(MOTIONS[i])
+        assert np.array_equal(path.poses[i], expected)
+    for k, motion in zip(path.intrinsics, MOTIONS):
+        assert np.array_equal(k, warp.intrinsics(None, W, H, motion["fov"]))
+
+
+def test_a_path_warps_between_any_two_frames_in_one_step():
+    """Frame 1 -> 3 (a cadence in-between's key) and back: one reprojection with those two frames' poses and K."""
+    path = warp.CameraPath.deforum(MOTIONS, W, H)
+    img = dot_image(30.0, 20.0)
+    for source, target in ((1, 3), (3, 1), (0, 2)):
+        out, mask = path.reproject(img, source, target, plane_distance=1.0, border="REFLECT")
+        ref, ref_mask = warp.reproject(img, path.poses[source], path.poses[target], path.intrinsics[source],
+                                       path.intrinsics[target], plane_distance=1.0, border="REFLECT")
+        assert np.array_equal(out, ref) and np.array_equal(mask, ref_mask)
+    assert np.array_equal(path.reproject(img, 2, 2, plane_distance=1.0)[0], img)
+
+
+def test_warp_3d_is_a_two_frame_path():
+    img = dot_image(30.0, 20.0)
+    motion = MOTIONS[2]
+    out, mask = warp.warp_3d(img, None, None, motion, W, H, plane_distance=1.0)
+    ref, ref_mask = warp.CameraPath.deforum([motion, motion], W, H).reproject(img, 0, 1, plane_distance=1.0)
+    assert np.array_equal(out, ref) and np.array_equal(mask, ref_mask)
+    cams = [blender_camera(pose(loc=(0, 0, 0))), blender_camera(pose((0, 3, 0), (0.5, 0, 0)), lens=40.0)]
+    depth = np.full((H, W), 4.0)
+    out, mask = warp.warp_3d(img, *cams, None, W, H, depth=depth)
+    ref, ref_mask = warp.CameraPath.scene(cams, W, H).reproject(img, 0, 1, depth=depth)
+    assert np.array_equal(out, ref) and np.array_equal(mask, ref_mask)
+
+
+def test_scene_path_takes_each_camera_and_checks_its_records():
+    cams = [blender_camera(pose(loc=(0.2 * i, 0, 0)), lens=30.0 + i) for i in range(3)]
+    path = warp.CameraPath.scene(cams, W, H)
+    for i, cam in enumerate(cams):
+        assert np.array_equal(path.poses[i], np.asarray(cam["matrix_world"]))
+        assert np.array_equal(path.intrinsics[i], warp.intrinsics(cam, W, H))
+    with pytest.raises(ValueError, match="camera 1 .*matrix_world"):
+        warp.CameraPath.scene([cams[0], {"type": "PERSP"}], W, H)
+    with pytest.raises(ValueError, match="one K per pose"):
+        warp.CameraPath([np.eye(4)], [])
