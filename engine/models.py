@@ -11,7 +11,7 @@ On top of a loaded base pipeline this module gives:
   load_controlnet(model, ...)          ControlNet models (cached)
   apply_loras(pipe, loras)             LoRA adapters by file, reloading only what changed
   set_scheduler(pipe, name, kwargs)    schedulers by name, with validated settings
-  check_pipeline_kwargs / parse_json_kwargs   extra pipeline arguments given as JSON data (never evaluated)
+  check_pipeline_kwargs                extra pipeline arguments given as JSON data (never evaluated)
 """
 
 from __future__ import annotations
@@ -617,11 +617,6 @@ _CONTROLNETS: OrderedDict = OrderedDict()
 _MAX_CONTROLNETS = 4
 
 
-def clear_controlnet_cache() -> None:
-    """Drop every loaded ControlNet (when the user switches to a model of another kind, say)."""
-    _CONTROLNETS.clear()
-
-
 def load_controlnet(model: str, options: LoadOptions, device: str | None = None, dtype=None):
     """Load a ControlNetModel from a diffusers folder or cached Hugging Face id onto the base pipeline's device and
     dtype; cached, so units that stay in a plan load once."""
@@ -922,20 +917,3 @@ def _check_json_value(value: Any, where: str, allow_objects: bool) -> None:
     kinds = "numbers, strings, true/false, null, lists" + (" and objects" if allow_objects else "")
     raise ModelError(f"{where}: {type(value).__name__} values are not allowed (JSON {kinds} only)")
 
-
-def parse_json_kwargs(text: str, what: str) -> dict:
-    """Parse a JSON object typed by the user (scheduler or pipeline arguments); an error names the line and column.
-    Empty text is an empty object. NaN/Infinity are refused: they are not JSON."""
-    if not text or not text.strip():
-        return {}
-
-    def refuse_constant(name: str):
-        raise ModelError(f"{what}: {name} is not allowed (not JSON): give a finite number")
-
-    try:
-        value = json.loads(text, parse_constant=refuse_constant)
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{what}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
-    if not isinstance(value, dict):
-        raise ModelError(f"{what} must be a JSON object like {{\"name\": value}}, not {type(value).__name__}")
-    return value

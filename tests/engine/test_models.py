@@ -419,15 +419,3 @@ def test_pipeline_kwargs_are_checked_json_data(dirs):
     img2img = models.derive(pipe, "img2img")
     with pytest.raises(ModelError, match="'strength' can't be given here: use the Strength setting"):
         models.check_pipeline_kwargs(img2img, {"strength": 0.3})
-
-
-def test_parse_json_kwargs_errors_name_line_and_column():
-    assert models.parse_json_kwargs('{"eta": 0.5, "clip_skip": 2}', "pipeline arguments") == {"eta": 0.5,
-                                                                                               "clip_skip": 2}
-    assert models.parse_json_kwargs("  ", "pipeline arguments") == {}
-    with pytest.raises(ModelError, match=r"scheduler settings: invalid JSON at line 2, column 12"):
-        models.parse_json_kwargs('{"eta": 0.5,\n "solver": }', "scheduler settings")
-    with pytest.raises(ModelError, match="scheduler settings must be a JSON object"):
-        models.parse_json_kwargs("[1, 2]", "scheduler settings")
-    with pytest.raises(ModelError, match="NaN is not allowed"):
-        models.parse_json_kwargs('{"eta": NaN}', "pipeline arguments")
