@@ -26,11 +26,8 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import ModelError
 from .plan import EMBEDDED_MODEL, TINY_RANDOM_MODEL
-
-
-class ModelError(RuntimeError):
-    """A model that can't be found or loaded; the message names it and says how to get it."""
 
 
 @dataclass(frozen=True)
