@@ -372,7 +372,7 @@ def run(tmp: str) -> int:
                              "shared, and one slow run is noise, not the code")
     parser.add_argument("--sdv-python", default="", help="interpreter with stable-diffusion-videos (.venv-sdv)")
     args = parser.parse_args()
-    from engine.models import cache_dir
+    from engine.models.embedded import cache_dir
 
     # The models the bench builds are kept between runs in the engine's cache (embedded:tiny is built there too).
     os.environ["KEYFRAME_DIFFUSION_CACHE"] = cache_dir()
@@ -381,7 +381,7 @@ def run(tmp: str) -> int:
     import diffusers
     import torch
 
-    from engine import models
+    from engine.models.locate import resolve
     from engine.renderer import Renderer
 
     if args.model == "sd-shaped":
@@ -502,7 +502,7 @@ def run(tmp: str) -> int:
     result["decoders"] = decode_seconds()
     result["frame_store"] = store_write_ms(os.path.join(tmp, "store"))
     if args.sdv_python:
-        model = MODEL[0] if args.model == "sd-shaped" else models.resolve(MODEL[0], False)
+        model = MODEL[0] if args.model == "sd-shaped" else resolve(MODEL[0], False)
         peer = sdv(args.sdv_python, model, n, size, steps, args.batch, args.repeats)
         result["sdv"] = peer
         result["speedup_vs_sdv_interpolate"] = round(peer["seconds"] / timings["engine_interpolate"], 2)

@@ -480,13 +480,15 @@ def engine_run(setup: Setup, mode: str, case: Case, batch: int, switches: dict) 
 
 def plain_pipeline(setup: Setup, tiny_decoder: bool):
     """The engine's loaded pipeline with its speed switches off, the model's scheduler and the chosen decoder."""
-    from engine import models
+    from engine.models.decoders import use_decoder
+    from engine.models.schedulers import set_scheduler
+    from engine.models.speed import apply_speed
 
     pipe = setup.renderer.pipeline(setup.model, setup.device, ignore, setup.precision)
-    models.apply_speed(pipe, {})
-    models.set_scheduler(pipe, "default")
+    apply_speed(pipe, {})
+    set_scheduler(pipe, "default")
     decoder = setup.renderer.decoder(setup.decoder, str(pipe.device), pipe.unet.dtype, ignore) if tiny_decoder else None
-    models.use_decoder(pipe, decoder)
+    use_decoder(pipe, decoder)
     return pipe
 
 
@@ -527,7 +529,7 @@ def make_stream(setup: Setup):
     from diffusers import AutoencoderTiny, StableDiffusionPipeline
     from streamdiffusion import StreamDiffusion
 
-    from engine.models import pick_dtype
+    from engine.models.device import pick_dtype
 
     dtype = pick_dtype(setup.precision, setup.device)
     pipe = StableDiffusionPipeline.from_pretrained(setup.model, torch_dtype=dtype, safety_checker=None,

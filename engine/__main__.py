@@ -11,7 +11,8 @@ import sys
 import threading
 
 from . import plan as plan_mod
-from .models import LoadOptions, ModelError
+from .errors import ModelError
+from .models.options import LoadOptions
 
 
 def _load_options(args) -> LoadOptions:

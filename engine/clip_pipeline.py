@@ -5,7 +5,7 @@ Two kinds of model make a clip:
                   made with from_pipe, sharing the base's text encoder, tokenizer and VAE (its UNetMotionModel is the
                   base UNet's weights with the motion modules added: one extra UNet in memory). Cached on the base.
   text-to-video   the model itself is a TextToVideoSDPipeline (UNet3DConditionModel, the damo-vilab/text-to-video-ms
-                  kind), loaded by models.load_pipeline; no adapter.
+                  kind), loaded by models.load.load_pipeline; no adapter.
 
 `prepare` applies the plan's scheduler, decoder, LoRAs and motion LoRAs, speed switches and CPU offload to it;
 `leave` undoes what clip mode did to the shared components when a plan of another mode comes.
@@ -17,8 +17,15 @@ import json
 import sys
 from typing import Any, Callable
 
-from . import models
-from .models import LoadOptions, ModelError
+from .errors import ModelError
+from .models.decoders import use_decoder
+from .models.derive import base_pipeline, pipeline_kind
+from .models.kwargs import check_json_value
+from .models.locate import locate_component
+from .models.loras import apply_loras
+from .models.options import LoadOptions
+from .models.schedulers import scheduler_parameters, set_scheduler
+from .models.speed import apply_speed, uncompiled
 
 # diffusers' AnimateDiff docs: DDIM with linear betas, no sample clipping, linspace timesteps (the motion modules were
 # trained with this schedule). Used when the plan's scheduler is "default".
@@ -30,7 +37,7 @@ NO_CLIP_MODEL = ("clip mode needs a motion adapter (AnimateDiff) or a text-to-vi
                  "damo-vilab/text-to-video-ms-1.7b)")
 
 def is_text_to_video(pipe) -> bool:
-    return type(models._base(pipe)).__name__ == "TextToVideoSDPipeline"
+    return type(base_pipeline(pipe)).__name__ == "TextToVideoSDPipeline"
 
 
 def is_animatediff(pipe) -> bool:
@@ -42,8 +49,8 @@ def is_animatediff(pipe) -> bool:
 
 
 def _locate_adapter(name: str, options: LoadOptions) -> str:
-    return models.locate_component(name, "motion adapter", "MotionAdapter", "guoyww/animatediff-motion-adapter-v1-5-3",
-                                   options)
+    return locate_component(name, "motion adapter", "MotionAdapter", "guoyww/animatediff-motion-adapter-v1-5-3",
+                            options)
 
 
 def load_motion_adapter(name: str, options: LoadOptions, device: str, dtype=None):
@@ -82,13 +89,13 @@ def clip_pipeline(base, settings: dict, options: LoadOptions, emit: Callable[[di
         return base
     if not adapter_name:
         raise ModelError(NO_CLIP_MODEL)
-    if models.pipeline_kind(base) != "sd":
+    if pipeline_kind(base) != "sd":
         raise ModelError(f"AnimateDiff motion adapters work with SD 1.x models; '{settings['model']}' is "
-                         f"{models.pipeline_kind(base).upper()}")
+                         f"{pipeline_kind(base).upper()}")
     source = _locate_adapter(adapter_name, options)
     # The base's LoRAs come off: its text encoder is shared with the clip pipeline (whose own LoRAs prepare loads),
     # and the motion UNet is made from the base UNet's own weights, without LoRA layers.
-    models.apply_loras(base, [])
+    apply_loras(base, [])
     key = (source, options.allow_unsafe)
     cached = base.__dict__.get("_kd_clip")
     if cached is not None and cached[0] == key:
@@ -125,20 +132,20 @@ def device_of(base) -> str:
 
 
 def set_clip_scheduler(pipe, name: str, kwargs: dict | None) -> None:
-    """models.set_scheduler, except that "default" on AnimateDiff is its recommended DDIM (see ANIMATEDIFF_SCHEDULER),
+    """set_scheduler, except that "default" on AnimateDiff is its recommended DDIM (see ANIMATEDIFF_SCHEDULER),
     made from the model's own scheduler config with the plan's scheduler settings on top."""
     if name != "default" or not is_animatediff(pipe):
-        models.set_scheduler(pipe, name, kwargs)
+        set_scheduler(pipe, name, kwargs)
         return
     from diffusers import DDIMScheduler
 
     kwargs = dict(kwargs or {})
-    accepted = models.scheduler_parameters(DDIMScheduler)
+    accepted = scheduler_parameters(DDIMScheduler)
     for key, value in kwargs.items():
         if key not in accepted:
             raise ModelError(f"scheduler 'default' (AnimateDiff: DDIMScheduler) has no setting '{key}'; accepted: "
                              f"{', '.join(sorted(accepted))}")
-        models._check_json_value(value, f"scheduler setting '{key}'", allow_objects=False)
+        check_json_value(value, f"scheduler setting '{key}'", allow_objects=False)
     state = ("animatediff-default", json.dumps(kwargs, sort_keys=True))
     if pipe.__dict__.get("_kd_scheduler_state") == state and pipe.scheduler is pipe.__dict__.get("_kd_scheduler"):
         return
@@ -181,19 +188,19 @@ def prepare(base, settings: dict, options: LoadOptions, decoder: Callable[[str],
     pipe = clip_pipeline(base, settings, options, emit)
     if pipe.__dict__.get("_kd_offloaded"):
         _offload(pipe, False)  # LoRAs and decoders load with every model on its device
-    models.uncompiled(pipe)
+    uncompiled(pipe)
     set_clip_scheduler(pipe, settings["scheduler"], settings.get("scheduler_kwargs"))
     name = (settings.get("decoder") or "").strip()
-    models.use_decoder(pipe, decoder(name) if name else None)
+    use_decoder(pipe, decoder(name) if name else None)
     # Motion LoRAs go into the motion UNet's motion modules through the same adapter machinery as image LoRAs.
-    models.apply_loras(pipe, [*settings.get("loras", []), *settings.get("motion_loras", [])],
-                       allow_unsafe=options.allow_unsafe)
+    apply_loras(pipe, [*settings.get("loras", []), *settings.get("motion_loras", [])],
+                allow_unsafe=options.allow_unsafe)
     speed = dict(settings)
     if is_text_to_video(pipe) and speed.get("channels_last"):
         print("warning: channels-last needs 2D convolutions; the text-to-video model's 3D UNet ignores it",
               file=sys.stderr)
         speed["channels_last"] = False
-    models.apply_speed(pipe, speed)
+    apply_speed(pipe, speed)
     _offload(pipe, bool(settings.get("cpu_offload")))
     if pipe.__dict__.get("_kd_offloaded") and pipe is not base:
         base.__dict__.get("_kd_own_unet", base.unet).to("cpu")  # the image UNet idles while clips render
@@ -215,6 +222,6 @@ def leave(base, mode: str) -> None:
 
 
 def _release(base, pipe) -> None:
-    models.apply_loras(pipe, [])
+    apply_loras(pipe, [])
     _offload(pipe, False)
     base.to(device_of(base))  # offload may have left shared models (and the image UNet) on the CPU

@@ -30,8 +30,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from . import plan as plan_mod
+from .errors import ModelError
 from .frames import FrameStore
-from .models import LoadOptions, ModelError
+from .models.options import LoadOptions
 from .renderer import Emit, Renderer, frame_params, plan_work
 
 ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -361,7 +361,7 @@ def _suggest_from_model(subjects: list[str], count: int, seed: int, model: str, 
         import torch
     except ImportError as e:
         raise InspireError(f"prompt models need torch ({e}); the built-in vocabulary works without") from e
-    from .models import pick_device  # imports torch: only on the model path
+    from .models.device import pick_device  # imports torch: only on the model path
 
     device = pick_device(device)
     tokenizer, lm = _load(model, source, allow_download, device)

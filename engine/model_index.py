@@ -16,7 +16,10 @@ import os
 import re
 from typing import Any
 
-from .models import PICKLE_EXTENSIONS, PIPELINE_CLASSES, SAFE_EXTENSIONS
+from .errors import ModelError
+from .models.hub import looks_like_repo_id
+from .models.locate import PIPELINE_CLASSES
+from .models.options import PICKLE_EXTENSIONS, SAFE_EXTENSIONS
 
 KINDS = ("pipeline", "checkpoint", "lora", "controlnet", "motion_adapter", "vae", "other")
 MAX_DEPTH = 3  # folder levels below a models folder that are searched
@@ -314,9 +317,7 @@ def download(repo_id: str, allow_unsafe: bool = False) -> dict[str, Any]:
     file count. Network and Hub errors are raised as ModelError with the repo named."""
     from huggingface_hub import HfApi, snapshot_download
 
-    from .models import ModelError, _looks_like_repo_id
-
-    if not _looks_like_repo_id(repo_id):
+    if not looks_like_repo_id(repo_id):
         raise ModelError(f"'{repo_id}' is not a Hugging Face model id like 'stabilityai/sd-turbo'")
     try:
         files = download_files(HfApi().list_repo_files(repo_id), allow_unsafe)

@@ -73,7 +73,7 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     # A tiny autoencoder (AutoencoderTiny, TAESD-type: a folder or a Hugging Face id such as madebyollin/taesd) in
     # place of the model's VAE: decoding costs next to nothing (a fast path for previews and few-step models).
     "decoder": ((str,), False),
-    # Speed (see models.apply_speed): weights' precision, and switches that leave the pixels alone but for float noise
+    # Speed (see models/speed.py): weights' precision, and switches that leave the pixels alone but for float noise
     # (so they are not part of a frame's hash, like device and batch size).
     "precision": ((str,), False),
     "channels_last": ((bool,), False),

@@ -21,8 +21,15 @@ from typing import Callable
 from . import plan as plan_mod
 from .errors import Cancelled
 from .frames import FrameStore
-from .models import (LoadOptions, apply_loras, apply_speed, check_model_use, check_pipeline_kwargs, load_controlnet,
-                     load_decoder, load_pipeline, set_scheduler, uncompiled, use_decoder)
+from .models.controlnets import load_controlnet
+from .models.decoders import load_decoder, use_decoder
+from .models.derive import check_model_use
+from .models.kwargs import check_pipeline_kwargs
+from .models.load import load_pipeline
+from .models.loras import apply_loras
+from .models.options import LoadOptions
+from .models.schedulers import set_scheduler
+from .models.speed import apply_speed, uncompiled
 
 Emit = Callable[[dict], None]
 

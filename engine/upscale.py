@@ -28,9 +28,11 @@ import math
 import threading
 from typing import Any, Callable
 
-from .errors import Cancelled
+from .errors import Cancelled, ModelError
 from .frames import FrameStore
-from .models import LoadOptions, ModelError, locate_pipeline, pick_device, pick_dtype
+from .models.device import pick_device, pick_dtype
+from .models.locate import locate_pipeline
+from .models.options import LoadOptions
 
 Emit = Callable[[dict], None]
 

@@ -22,7 +22,8 @@ from typing import IO
 
 from . import plan as plan_mod
 from .distributed import DistributedError as _DistributedError
-from .models import LoadOptions, ModelError
+from .errors import ModelError
+from .models.options import LoadOptions
 from .renderer import Renderer
 
 

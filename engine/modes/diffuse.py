@@ -17,9 +17,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import image_ops, masks, models, warp
+from .. import image_ops, masks, warp
 from ..composable import composed
 from ..latents import seeded_noise
+from ..models.derive import derive, model_kind
 from ..prompts import PromptEncoder, pipeline_inputs
 from . import overlap
 
@@ -179,7 +180,7 @@ def diffuse_later(job: Job, records: list[dict], inits: list[np.ndarray] | None,
         return lambda: [finish()[0] for finish in singles]
     controls = control_images(job, records, inits or [None] * len(records))
     size = (settings["width"], settings["height"])
-    kind = models.model_kind(job.pipe)
+    kind = model_kind(job.pipe)
     if any(masked) and inits is None:
         job.warn_once("a frame with no init image (the first of a feedback chain without an Init Image) can't be "
                       "inpainted: its mask is ignored")
@@ -194,7 +195,7 @@ def diffuse_later(job: Job, records: list[dict], inits: list[np.ndarray] | None,
     # Inpainting and depth models start from an image; their text-to-image is a grey one re-diffused whole.
     grey = inits is None and (inpaint or depth is not None)
     task = "inpaint" if inpaint else "img2img" if inits is not None or grey else "txt2img"
-    pipe = models.derive(job.pipe, task, job.controlnets or None)
+    pipe = derive(job.pipe, task, job.controlnets or None)
     defer = defer and not overlap.needs_upcast(pipe)
     conds = [job.prompts.frame(r["prompts"]) for r in records]
     dtype = pipe.unet.dtype

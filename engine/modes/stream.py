@@ -26,11 +26,12 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .. import image_ops, models
+from .. import image_ops
 from ..composable import composed
 from ..prompts import pipeline_inputs
 from . import overlap
 from ..errors import Cancelled
+from ..models.derive import derive, model_kind, pipeline_kind
 from .diffuse import Job, steps_run
 
 
@@ -57,8 +58,8 @@ def supported(job: Job) -> str | None:
     pipe = job.pipe
     if job.controlnets:
         return "ControlNet units"
-    if models.model_kind(pipe) not in ("sd", "sdxl"):
-        return f"{models.model_kind(pipe)} models (stream batching takes Stable Diffusion 1.x/2.x and SDXL models)"
+    if model_kind(pipe) not in ("sd", "sdxl"):
+        return f"{model_kind(pipe)} models (stream batching takes Stable Diffusion 1.x/2.x and SDXL models)"
     if pipe.unet.config.time_cond_proj_dim is not None:
         return "models with a guidance embedding (LCM)"
     if job.settings.get("pipeline_kwargs"):
@@ -73,7 +74,7 @@ def eligible(record: dict) -> bool:
 
 def render(job: Job, records: list[dict], read_init: Callable[[dict], np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame, RGB uint8 image) for `records` in frame order. A frame's init is read when it joins the pool."""
-    pipe = models.derive(job.pipe, "img2img")
+    pipe = derive(job.pipe, "img2img")
     width = max(1, int(job.settings["batch_size"]))
     time_ids = _time_ids(pipe, job.settings["width"], job.settings["height"])
     waiting = iter(records)
@@ -154,7 +155,7 @@ def _vae_in_fp32(pipe) -> Iterator[None]:
 def _time_ids(pipe, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """SDXL's micro-conditioning (size, crop, aesthetic score) for the frames, as diffusers' img2img defaults make it:
     (positive, negative) rows; None for SD 1.x/2.x."""
-    if models.pipeline_kind(pipe) != "sdxl":
+    if pipeline_kind(pipe) != "sdxl":
         return None
     size = (height, width)
     projection = pipe.text_encoder_2.config.projection_dim if pipe.text_encoder_2 is not None else None

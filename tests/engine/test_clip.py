@@ -15,8 +15,9 @@ from engine import plan as plan_mod
 from engine.__main__ import main as engine_main
 from engine.clip_pipeline import load_motion_adapter
 from engine.distributed import units
+from engine.errors import ModelError
 from engine.frames import FrameStore
-from engine.models import LoadOptions, ModelError
+from engine.models.options import LoadOptions
 from engine.modes import clip
 from engine.prompts import PromptEncoder
 from engine.renderer import Renderer, plan_work

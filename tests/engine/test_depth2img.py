@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from engine import image_ops, plan as plan_mod  # image_ops first: it lets OpenCV write EXR
+from engine.errors import ModelError
 from engine.frames import FrameStore
-from engine.models import ModelError
 from engine.modes.diffuse import DEPTH_HINT
 from engine.renderer import Renderer
 

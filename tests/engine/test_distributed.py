@@ -197,7 +197,7 @@ def test_video_mode_matches_local(renderer, tmp_path):
 
 
 def test_a_missing_model_on_the_workers_is_the_same_error_as_locally(renderer, tmp_path):
-    from engine.models import ModelError
+    from engine.errors import ModelError
 
     plan = plan_mod.validate(make_plan(str(tmp_path / "out"), frames=4, model="nobody/missing-model"))
     with pytest.raises(ModelError, match="nobody/missing-model"):

@@ -10,9 +10,10 @@ from common import make_plan
 from PIL import Image
 
 from engine import plan as plan_mod
+from engine.errors import ModelError
 from engine.frames import FrameStore
 from engine.latents import blend, seeded_noise, slerp
-from engine.models import ModelError, resolve
+from engine.models.locate import resolve
 from engine.renderer import Renderer
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from engine import plan as plan_mod
-from engine.models import ModelError
+from engine.errors import ModelError
 from engine.frames import FrameStore
 from engine.renderer import Renderer
 
@@ -76,8 +76,8 @@ def test_tiny_decoder_in_feedback_mode_encodes_and_decodes(tmp_path, decoder):
     assert summary["rendered"] == 4
     assert all(image.shape == (64, 64, 3) for image in frames.values())
     # img2img pipelines derived from the base use the same stand-in.
-    from engine import models
-    assert isinstance(models.derive(renderer.pipeline("embedded:tiny", "auto", lambda e: None), "img2img").vae,
+    from engine.models.derive import derive
+    assert isinstance(derive(renderer.pipeline("embedded:tiny", "auto", lambda e: None), "img2img").vae,
                       AutoencoderTiny)
 
 

@@ -11,9 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from engine import image_ops, masks, models, plan as plan_mod  # noqa: F401  image_ops first: OpenCV writes EXR then
+from engine import image_ops, masks, plan as plan_mod  # noqa: F401  image_ops first: OpenCV writes EXR then
+from engine.errors import ModelError
 from engine.frames import FrameStore
-from engine.models import ModelError
+from engine.models.derive import check_model_use, derive, model_kind
+from engine.models.load import load_pipeline
+from engine.models.options import LoadOptions
 from engine.renderer import Renderer
 
 import cv2  # noqa: E402  (after image_ops)
@@ -368,21 +371,21 @@ def test_inpaint_pipelines_derived_from_the_loaded_model(tmp_path, inpaint_model
     from engine.modes.diffuse import Job, diffuse
     from engine.tiny_model import build_tiny_controlnet, make_tiny_model
 
-    options = models.LoadOptions(device="cpu")
-    sd = models.load_pipeline("embedded:tiny", options)
-    assert type(models.derive(sd, "inpaint")).__name__ == "StableDiffusionInpaintPipeline"
-    assert models.derive(sd, "inpaint").unet is sd.unet
+    options = LoadOptions(device="cpu")
+    sd = load_pipeline("embedded:tiny", options)
+    assert type(derive(sd, "inpaint")).__name__ == "StableDiffusionInpaintPipeline"
+    assert derive(sd, "inpaint").unet is sd.unet
     unit = build_tiny_controlnet()
-    assert type(models.derive(sd, "inpaint", [unit])).__name__ == "StableDiffusionControlNetInpaintPipeline"
-    inpainting = models.load_pipeline(inpaint_model, options)
-    assert models.model_kind(inpainting) == "sd-inpaint" and models.derive(inpainting, "inpaint") is inpainting
+    assert type(derive(sd, "inpaint", [unit])).__name__ == "StableDiffusionControlNetInpaintPipeline"
+    inpainting = load_pipeline(inpaint_model, options)
+    assert model_kind(inpainting) == "sd-inpaint" and derive(inpainting, "inpaint") is inpainting
     with pytest.raises(ModelError, match="an inpainting model has no img2img pipeline"):
-        models.derive(inpainting, "img2img")
+        derive(inpainting, "img2img")
     with pytest.raises(ModelError, match="is an inpainting model: it works in feedback and video modes"):
-        models.check_model_use(inpainting, {"mode": "INTERPOLATE", "model": inpaint_model})
+        check_model_use(inpainting, {"mode": "INTERPOLATE", "model": inpaint_model})
     # SDXL: its inpaint pipeline runs a masked batch through diffuse.
-    sdxl = models.load_pipeline(make_tiny_model(str(tmp_path / "sdxl"), kind="sdxl"), options)
-    assert type(models.derive(sdxl, "inpaint")).__name__ == "StableDiffusionXLInpaintPipeline"
+    sdxl = load_pipeline(make_tiny_model(str(tmp_path / "sdxl"), kind="sdxl"), options)
+    assert type(derive(sdxl, "inpaint")).__name__ == "StableDiffusionXLInpaintPipeline"
     init = _init()
     mask_path = _half_mask(tmp_path / "mask.png")
     settings = _plan(tmp_path / "out", "VIDEO", [_record(1, init={"path": "x"})])["settings"]

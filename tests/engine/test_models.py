@@ -13,8 +13,15 @@ import pytest
 import torch
 from PIL import Image
 
-from engine import models
-from engine.models import LoadOptions, ModelError
+from engine.errors import ModelError
+from engine.models.controlnets import load_controlnet
+from engine.models.derive import derive, pipeline_kind
+from engine.models.kwargs import check_pipeline_kwargs
+from engine.models.load import load_pipeline
+from engine.models.locate import resolve
+from engine.models.loras import apply_loras
+from engine.models.options import LoadOptions
+from engine.models.schedulers import set_scheduler
 from engine.tiny_model import build_tiny_pipeline, make_tiny_controlnet, make_tiny_model
 
 OPTIONS = LoadOptions(device="cpu")
@@ -34,7 +41,7 @@ def dirs(tmp_path_factory, tiny_model_dir) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def pipes(dirs) -> dict:
-    return {kind: models.load_pipeline(dirs[kind], OPTIONS) for kind in ("sd", "sdxl")}
+    return {kind: load_pipeline(dirs[kind], OPTIONS) for kind in ("sd", "sdxl")}
 
 
 @pytest.fixture
@@ -75,7 +82,7 @@ def control(color=(220, 40, 40)) -> Image.Image:
 def test_sd_and_sdxl_folders_load_by_their_class(pipes):
     assert type(pipes["sd"]).__name__ == "StableDiffusionPipeline"
     assert type(pipes["sdxl"]).__name__ == "StableDiffusionXLPipeline"
-    assert models.pipeline_kind(pipes["sd"]) == "sd" and models.pipeline_kind(pipes["sdxl"]) == "sdxl"
+    assert pipeline_kind(pipes["sd"]) == "sd" and pipeline_kind(pipes["sdxl"]) == "sdxl"
     assert pipes["sd"].safety_checker is None
     assert run(pipes["sdxl"], width=64, height=64).shape == (64, 64, 3)
 
@@ -86,7 +93,7 @@ def test_unknown_pipeline_class_is_refused_by_name(tmp_path, dirs):
     index = (folder / "model_index.json").read_text().replace('"StableDiffusionPipeline"', '"FluxPipeline"')
     (folder / "model_index.json").write_text(index)
     with pytest.raises(ModelError, match=r"is a FluxPipeline .*StableDiffusionPipeline.*StableDiffusionXLPipeline"):
-        models.load_pipeline(str(folder), OPTIONS)
+        load_pipeline(str(folder), OPTIONS)
 
 
 # --- single-file checkpoints ---------------------------------------------------------------------------------------
@@ -195,11 +202,11 @@ def test_single_file_loads_with_a_config_folder_or_cached_id(tmp_path, pipes, fa
     # The config comes from a model of the same architecture with other weights: every weight must come from the file.
     other = make_tiny_model(str(tmp_path / "other"), seed=1)
     expected = run(pipes["sd"], width=64, height=64)
-    pipe = models.load_pipeline(path, LoadOptions(device="cpu", single_file_config=other))
+    pipe = load_pipeline(path, LoadOptions(device="cpu", single_file_config=other))
     assert type(pipe).__name__ == "StableDiffusionPipeline" and pipe.safety_checker is None
     assert np.array_equal(run(pipe, width=64, height=64), expected)
     fake_hub("kd-test/tiny-base", other)
-    pipe = models.load_pipeline(path, LoadOptions(device="cpu", single_file_config="kd-test/tiny-base"))
+    pipe = load_pipeline(path, LoadOptions(device="cpu", single_file_config="kd-test/tiny-base"))
     assert np.array_equal(run(pipe, width=64, height=64), expected)
 
 
@@ -208,18 +215,18 @@ def test_single_file_refusals_name_the_file(tmp_path, pipes, fake_hub):
     # Offline with no config: the base diffusers would guess is not cached, and nothing may be downloaded.
     with pytest.raises(ModelError, match=r"'.*tiny\.safetensors' is a single file; loading it needs the config of its "
                                          r"base model 'stable-diffusion-v1-5/stable-diffusion-v1-5'.*downloads are off"):
-        models.load_pipeline(path, OPTIONS)
+        load_pipeline(path, OPTIONS)
     with pytest.raises(ModelError, match=r"config 'nobody/nothing'.*not in the Hugging Face cache"):
-        models.resolve(path, False, single_file_config="nobody/nothing")
+        resolve(path, False, single_file_config="nobody/nothing")
     with pytest.raises(ModelError, match="config .* has no model_index.json"):
-        models.resolve(path, False, single_file_config=str(tmp_path))
+        resolve(path, False, single_file_config=str(tmp_path))
     pickle = tmp_path / "tiny.ckpt"
     pickle.write_bytes(b"not even a pickle")
     with pytest.raises(ModelError, match=r"'.*tiny\.ckpt' is a single file in a pickle format.*can run code"):
-        models.load_pipeline(str(pickle), LoadOptions(device="cpu", single_file_config=str(tmp_path / "x")))
+        load_pipeline(str(pickle), LoadOptions(device="cpu", single_file_config=str(tmp_path / "x")))
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(ModelError, match="not a checkpoint"):
-        models.resolve(str(tmp_path / "notes.txt"), False)
+        resolve(str(tmp_path / "notes.txt"), False)
 
 
 def test_pickle_single_file_loads_only_when_unsafe_is_allowed(tmp_path, pipes, dirs):
@@ -228,8 +235,8 @@ def test_pickle_single_file_loads_only_when_unsafe_is_allowed(tmp_path, pipes, d
     path = str(tmp_path / "tiny.ckpt")
     torch.save({"state_dict": checkpoint}, path)
     with pytest.raises(ModelError, match="pickle"):
-        models.load_pipeline(path, LoadOptions(device="cpu", single_file_config=dirs["sd"]))
-    pipe = models.load_pipeline(path, LoadOptions(allow_unsafe=True, device="cpu", single_file_config=dirs["sd"]))
+        load_pipeline(path, LoadOptions(device="cpu", single_file_config=dirs["sd"]))
+    pipe = load_pipeline(path, LoadOptions(allow_unsafe=True, device="cpu", single_file_config=dirs["sd"]))
     assert np.array_equal(run(pipe, width=64, height=64), run(pipes["sd"], width=64, height=64))
 
 
@@ -239,12 +246,12 @@ def test_pickle_single_file_loads_only_when_unsafe_is_allowed(tmp_path, pipes, d
 @pytest.mark.parametrize("kind", ["sd", "sdxl"])
 def test_derived_pipelines_share_components_and_run(kind, pipes, dirs):
     base = pipes[kind]
-    unit = models.load_controlnet(dirs[f"cn-{kind}"], OPTIONS, base.device, base.unet.dtype)
-    assert models.load_controlnet(dirs[f"cn-{kind}"], OPTIONS, base.device, base.unet.dtype) is unit  # cached
-    assert models.derive(base, "txt2img") is base
-    img2img = models.derive(base, "img2img")
-    ctl_txt = models.derive(base, "txt2img", [unit])
-    ctl_img = models.derive(base, "img2img", [unit])
+    unit = load_controlnet(dirs[f"cn-{kind}"], OPTIONS, base.device, base.unet.dtype)
+    assert load_controlnet(dirs[f"cn-{kind}"], OPTIONS, base.device, base.unet.dtype) is unit  # cached
+    assert derive(base, "txt2img") is base
+    img2img = derive(base, "img2img")
+    ctl_txt = derive(base, "txt2img", [unit])
+    ctl_img = derive(base, "img2img", [unit])
     prefix = "StableDiffusionXL" if kind == "sdxl" else "StableDiffusion"
     assert type(img2img).__name__ == f"{prefix}Img2ImgPipeline"
     assert type(ctl_txt).__name__ == f"{prefix}ControlNetPipeline"
@@ -254,15 +261,15 @@ def test_derived_pipelines_share_components_and_run(kind, pipes, dirs):
     for derived in (img2img, ctl_txt, ctl_img):
         for name in shared:
             assert getattr(derived, name) is getattr(base, name), name
-        assert models.pipeline_kind(derived) == kind
-        assert models.derive(derived, "txt2img") is base  # a derived pipeline leads back to its base
+        assert pipeline_kind(derived) == kind
+        assert derive(derived, "txt2img") is base  # a derived pipeline leads back to its base
     assert ctl_txt.controlnet is unit and ctl_img.controlnet is unit
     # Cached: asking again is free and gives the same objects.
-    assert models.derive(base, "img2img") is img2img and models.derive(base, "img2img", [unit]) is ctl_img
+    assert derive(base, "img2img") is img2img and derive(base, "img2img", [unit]) is ctl_img
     # The scheduler is set on the base; derived pipelines follow it.
-    models.set_scheduler(base, "euler_a")
-    assert models.derive(base, "img2img").scheduler is base.scheduler
-    models.set_scheduler(base, "default")
+    set_scheduler(base, "euler_a")
+    assert derive(base, "img2img").scheduler is base.scheduler
+    set_scheduler(base, "default")
     assert run(img2img, image=control(), strength=1.0).shape == (64, 64, 3)
     assert run(ctl_img, image=control(), control_image=control((0, 200, 0)), strength=1.0).shape == (64, 64, 3)
 
@@ -270,8 +277,8 @@ def test_derived_pipelines_share_components_and_run(kind, pipes, dirs):
 @pytest.mark.parametrize("kind", ["sd", "sdxl"])
 def test_controlnet_scale_zero_is_no_controlnet(kind, pipes, dirs):
     base = pipes[kind]
-    unit = models.load_controlnet(dirs[f"cn-{kind}"], OPTIONS, base.device, base.unet.dtype)
-    pipe = models.derive(base, "txt2img", [unit])
+    unit = load_controlnet(dirs[f"cn-{kind}"], OPTIONS, base.device, base.unet.dtype)
+    pipe = derive(base, "txt2img", [unit])
     plain = run(base, width=64, height=64)
     assert np.array_equal(run(pipe, image=control(), controlnet_conditioning_scale=0.0, width=64, height=64), plain)
     assert not np.allclose(run(pipe, image=control(), controlnet_conditioning_scale=1.0, width=64, height=64), plain,
@@ -280,30 +287,30 @@ def test_controlnet_scale_zero_is_no_controlnet(kind, pipes, dirs):
 
 def test_two_controlnet_units_run_together(pipes, dirs):
     base = pipes["sd"]
-    units = [models.load_controlnet(dirs[name], OPTIONS, base.device, base.unet.dtype) for name in ("cn-sd", "cn-sd-2")]
-    pipe = models.derive(base, "txt2img", units)
+    units = [load_controlnet(dirs[name], OPTIONS, base.device, base.unet.dtype) for name in ("cn-sd", "cn-sd-2")]
+    pipe = derive(base, "txt2img", units)
     assert type(pipe.controlnet).__name__ == "MultiControlNetModel" and list(pipe.controlnet.nets) == units
     both = run(pipe, image=[control(), control((0, 200, 0))], controlnet_conditioning_scale=[1.0, 0.5])
     first_only = run(pipe, image=[control(), control((0, 200, 0))], controlnet_conditioning_scale=[1.0, 0.0])
     assert both.shape == (64, 64, 3) and not np.array_equal(both, first_only)
-    assert models.derive(base, "txt2img", list(reversed(units))) is not pipe  # other units, other pipeline
+    assert derive(base, "txt2img", list(reversed(units))) is not pipe  # other units, other pipeline
 
 
 def test_controlnet_refusals(pipes, dirs, tmp_path, fake_hub):
-    sd_unit = models.load_controlnet(dirs["cn-sd"], OPTIONS, "cpu", torch.float32)
+    sd_unit = load_controlnet(dirs["cn-sd"], OPTIONS, "cpu", torch.float32)
     with pytest.raises(ModelError, match="is for SD .* but the model is SDXL"):
-        models.derive(pipes["sdxl"], "txt2img", [sd_unit])
+        derive(pipes["sdxl"], "txt2img", [sd_unit])
     with pytest.raises(ModelError, match="unknown task 'outpaint'"):
-        models.derive(pipes["sd"], "outpaint")
+        derive(pipes["sd"], "outpaint")
     with pytest.raises(ModelError, match=r"'someone/cn' is not in the Hugging Face cache.*hf download someone/cn"):
-        models.load_controlnet("someone/cn", OPTIONS)
+        load_controlnet("someone/cn", OPTIONS)
     with pytest.raises(ModelError, match="single file"):
-        models.load_controlnet(os.path.join(dirs["cn-sd"], "diffusion_pytorch_model.safetensors"), OPTIONS)
+        load_controlnet(os.path.join(dirs["cn-sd"], "diffusion_pytorch_model.safetensors"), OPTIONS)
     with pytest.raises(ModelError, match="has no config.json"):
-        models.load_controlnet(str(tmp_path), OPTIONS)
+        load_controlnet(str(tmp_path), OPTIONS)
     fake_hub("kd-test/not-a-controlnet", os.path.join(dirs["sd"], "unet"))
     with pytest.raises(ModelError, match="is a UNet2DConditionModel: only ControlNetModel"):
-        models.load_controlnet("kd-test/not-a-controlnet", OPTIONS)
+        load_controlnet("kd-test/not-a-controlnet", OPTIONS)
 
 
 # --- LoRA ----------------------------------------------------------------------------------------------------------
@@ -328,23 +335,23 @@ def make_lora(folder: str, seed: int) -> str:
 
 
 def test_loras_switch_scale_and_unload_exactly(tmp_path, dirs):
-    pipe = models.load_pipeline(dirs["sd"], OPTIONS)
+    pipe = load_pipeline(dirs["sd"], OPTIONS)
     a, b = make_lora(str(tmp_path / "a"), 1), make_lora(str(tmp_path / "b"), 2)
     original = run(pipe)
-    models.apply_loras(pipe, [{"path": a, "scale": 0.0}])
+    apply_loras(pipe, [{"path": a, "scale": 0.0}])
     assert np.array_equal(run(pipe), original)
     names = pipe.get_list_adapters()["unet"]
-    models.apply_loras(pipe, [{"path": a, "scale": 1.0}])
+    apply_loras(pipe, [{"path": a, "scale": 1.0}])
     with_a = run(pipe)
     assert not np.allclose(with_a, original, atol=1e-3)
     assert pipe.get_list_adapters()["unet"] == names  # only the scale changed: nothing reloaded
-    models.apply_loras(pipe, [{"path": a, "scale": 1.0}, {"path": b, "scale": 0.5}])
+    apply_loras(pipe, [{"path": a, "scale": 1.0}, {"path": b, "scale": 0.5}])
     assert len(pipe.get_list_adapters()["unet"]) == 2 and not np.array_equal(run(pipe), with_a)
     # Derived pipelines share the UNet, so they carry the same adapters.
-    assert models.derive(pipe, "img2img").unet is pipe.unet
-    models.apply_loras(pipe, [{"path": a, "scale": 1.0}])
+    assert derive(pipe, "img2img").unet is pipe.unet
+    apply_loras(pipe, [{"path": a, "scale": 1.0}])
     assert pipe.get_list_adapters()["unet"] == names and np.array_equal(run(pipe), with_a)
-    models.apply_loras(pipe, [])
+    apply_loras(pipe, [])
     assert np.array_equal(run(pipe), original)
     assert not any("lora" in type(m).__module__ for m in pipe.unet.modules())  # adapter layers gone, not just off
 
@@ -352,17 +359,17 @@ def test_loras_switch_scale_and_unload_exactly(tmp_path, dirs):
 def test_lora_refusals(tmp_path, pipes):
     missing = str(tmp_path / "nowhere.safetensors")
     with pytest.raises(ModelError, match=r"LoRA '.*nowhere\.safetensors' not found"):
-        models.apply_loras(pipes["sd"], [{"path": missing, "scale": 1.0}])
+        apply_loras(pipes["sd"], [{"path": missing, "scale": 1.0}])
     pickle = tmp_path / "style.bin"
     pickle.write_bytes(b"\x80\x04")
     with pytest.raises(ModelError, match=r"LoRA '.*style\.bin' is a pickle file"):
-        models.apply_loras(pipes["sd"], [{"path": str(pickle), "scale": 1.0}])
+        apply_loras(pipes["sd"], [{"path": str(pickle), "scale": 1.0}])
     with pytest.raises(ModelError, match="scale must be a number"):
-        models.apply_loras(pipes["sd"], [{"path": str(pickle), "scale": "1"}])
+        apply_loras(pipes["sd"], [{"path": str(pickle), "scale": "1"}])
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x00" * 16)
     with pytest.raises(ModelError, match=r"could not load LoRA '.*junk\.safetensors'"):
-        models.apply_loras(pipes["sd"], [{"path": str(junk), "scale": 1.0}])
+        apply_loras(pipes["sd"], [{"path": str(junk), "scale": 1.0}])
     assert not getattr(pipes["sd"], "_kd_loras", {})
 
 
@@ -370,52 +377,52 @@ def test_lora_refusals(tmp_path, pipes):
 
 
 def test_scheduler_names_and_settings(dirs):
-    pipe = models.load_pipeline(dirs["sd"], OPTIONS)
+    pipe = load_pipeline(dirs["sd"], OPTIONS)
     default = pipe.scheduler
-    models.set_scheduler(pipe, "euler_karras")
+    set_scheduler(pipe, "euler_karras")
     assert type(pipe.scheduler).__name__ == "EulerDiscreteScheduler" and pipe.scheduler.config.use_karras_sigmas
-    models.set_scheduler(pipe, "dpm++_sde", {"solver_order": 1, "use_karras_sigmas": True})
+    set_scheduler(pipe, "dpm++_sde", {"solver_order": 1, "use_karras_sigmas": True})
     scheduler = pipe.scheduler
     assert scheduler.config.algorithm_type == "sde-dpmsolver++" and scheduler.config.solver_order == 1
-    models.set_scheduler(pipe, "dpm++_sde", {"use_karras_sigmas": True, "solver_order": 1})
+    set_scheduler(pipe, "dpm++_sde", {"use_karras_sigmas": True, "solver_order": 1})
     assert pipe.scheduler is scheduler  # same name and settings: not rebuilt
     assert run(pipe).shape == (64, 64, 3)
-    models.set_scheduler(pipe, "dpm++_sde", {"solver_order": 2})
+    set_scheduler(pipe, "dpm++_sde", {"solver_order": 2})
     assert pipe.scheduler is not scheduler and pipe.scheduler.config.solver_order == 2
-    models.set_scheduler(pipe, "default", {"timestep_spacing": "trailing"})
+    set_scheduler(pipe, "default", {"timestep_spacing": "trailing"})
     assert type(pipe.scheduler) is type(default) and pipe.scheduler.config.timestep_spacing == "trailing"
-    models.set_scheduler(pipe, "default")
+    set_scheduler(pipe, "default")
     assert pipe.scheduler is default
     with pytest.raises(ModelError, match=r"scheduler 'euler' \(EulerDiscreteScheduler\) has no setting 'karras'; "
                                          r"accepted: .*use_karras_sigmas"):
-        models.set_scheduler(pipe, "euler", {"karras": True})
+        set_scheduler(pipe, "euler", {"karras": True})
     with pytest.raises(ModelError, match="objects only|values are not allowed"):
-        models.set_scheduler(pipe, "euler", {"trained_betas": {"a": 1}})
+        set_scheduler(pipe, "euler", {"trained_betas": {"a": 1}})
     with pytest.raises(ModelError, match=r"scheduler 'euler' refused the settings .*nonsense"):
-        models.set_scheduler(pipe, "euler", {"beta_schedule": "nonsense"})
+        set_scheduler(pipe, "euler", {"beta_schedule": "nonsense"})
     with pytest.raises(ModelError, match="unknown scheduler 'k_dpm'"):
-        models.set_scheduler(pipe, "k_dpm")
+        set_scheduler(pipe, "k_dpm")
     assert pipe.scheduler is default  # a refused change leaves the scheduler alone
 
 
 def test_pipeline_kwargs_are_checked_json_data(dirs):
-    pipe = models.load_pipeline(dirs["sd"], OPTIONS)
-    models.set_scheduler(pipe, "ddim")
-    kwargs = models.check_pipeline_kwargs(pipe, {"eta": 1.0})
+    pipe = load_pipeline(dirs["sd"], OPTIONS)
+    set_scheduler(pipe, "ddim")
+    kwargs = check_pipeline_kwargs(pipe, {"eta": 1.0})
     assert kwargs == {"eta": 1.0}
     assert not np.array_equal(run(pipe, **kwargs), run(pipe))  # eta > 0 makes DDIM stochastic: it reached the call
     with pytest.raises(ModelError, match=r"'etta' is not an argument of StableDiffusionPipeline \(accepted: .*eta"):
-        models.check_pipeline_kwargs(pipe, {"etta": 1.0})
+        check_pipeline_kwargs(pipe, {"etta": 1.0})
     with pytest.raises(ModelError, match="'num_inference_steps' can't be given here: use the Steps setting"):
-        models.check_pipeline_kwargs(pipe, {"num_inference_steps": 3})
+        check_pipeline_kwargs(pipe, {"num_inference_steps": 3})
     with pytest.raises(ModelError, match="'callback_on_step_end' can't be given here: the engine sets it itself"):
-        models.check_pipeline_kwargs(pipe, {"callback_on_step_end": "print"})
+        check_pipeline_kwargs(pipe, {"callback_on_step_end": "print"})
     with pytest.raises(ModelError, match="'eta' can't be given here"):
-        models.check_pipeline_kwargs(pipe, {"eta": 1.0}, reserved={"eta"})
+        check_pipeline_kwargs(pipe, {"eta": 1.0}, reserved={"eta"})
     with pytest.raises(ModelError, match="not a finite number"):
-        models.check_pipeline_kwargs(pipe, {"eta": float("inf")})
+        check_pipeline_kwargs(pipe, {"eta": float("inf")})
     # Strings are data, never evaluated.
-    assert models.check_pipeline_kwargs(pipe, {"cross_attention_kwargs": {"note": "__import__('os')"}})
-    img2img = models.derive(pipe, "img2img")
+    assert check_pipeline_kwargs(pipe, {"cross_attention_kwargs": {"note": "__import__('os')"}})
+    img2img = derive(pipe, "img2img")
     with pytest.raises(ModelError, match="'strength' can't be given here: use the Strength setting"):
-        models.check_pipeline_kwargs(img2img, {"strength": 0.3})
+        check_pipeline_kwargs(img2img, {"strength": 0.3})

@@ -10,8 +10,13 @@ import pytest
 from PIL import Image
 
 from common import make_plan
-from engine import models, plan as plan_mod
+from engine import plan as plan_mod
+from engine.errors import ModelError
 from engine.frames import FrameStore
+from engine.models import embedded
+from engine.models.load import load_pipeline
+from engine.models.locate import resolve
+from engine.models.options import LoadOptions
 from engine.renderer import Renderer
 from engine.shapes import GUIDANCE, STEPS, dataset, scorer
 from engine.shapes.evaluate import evaluate, held_out_prompts
@@ -32,7 +37,7 @@ def render(renderer, plan) -> dict:
 
 
 def test_held_out_captions_agree_with_the_scorer_at_the_demo_settings():
-    pipe = models.load_pipeline(plan_mod.EMBEDDED_MODEL, models.LoadOptions(False, False, "cpu", None))
+    pipe = load_pipeline(plan_mod.EMBEDDED_MODEL, LoadOptions(False, False, "cpu", None))
     pipe.set_progress_bar_config(disable=True)
     # Other captions and noise seeds than the training script's own evaluation.
     report = evaluate(pipe, held_out_prompts(96, seed=7), steps=STEPS, guidance=GUIDANCE, seed=1000)
@@ -154,11 +159,11 @@ def test_blender_generates_the_prompts_with_the_default_model(scene):
 
 
 def test_missing_shipped_model_names_it_and_the_fix(tmp_path, monkeypatch):
-    monkeypatch.setattr(models, "SHAPES_MODEL_DIR", str(tmp_path / "gone"))
-    with pytest.raises(models.ModelError, match=r"embedded model 'embedded:shapes' is missing .*train_shapes_model"):
-        models.resolve(plan_mod.EMBEDDED_MODEL, allow_download=False)
+    monkeypatch.setattr(embedded, "SHAPES_MODEL_DIR", str(tmp_path / "gone"))
+    with pytest.raises(ModelError, match=r"embedded model 'embedded:shapes' is missing .*train_shapes_model"):
+        resolve(plan_mod.EMBEDDED_MODEL, allow_download=False)
     # The render reports it before touching a frame.
     plan = make_plan(str(tmp_path / "out"), model=plan_mod.EMBEDDED_MODEL)
-    with pytest.raises(models.ModelError, match="embedded:shapes"):
+    with pytest.raises(ModelError, match="embedded:shapes"):
         Renderer().render(plan_mod.validate(plan), None, lambda event: None, threading.Event())
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("frame_*.png"))

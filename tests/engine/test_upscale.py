@@ -13,8 +13,8 @@ from PIL import Image
 
 from engine import plan as plan_mod
 from engine.__main__ import main
+from engine.errors import ModelError
 from engine.frames import FrameStore
-from engine.models import ModelError
 from engine.renderer import Renderer
 from engine.tiny_model import make_tiny_upscaler
 
@@ -235,7 +235,7 @@ def test_sizes_the_latent_upscaler_cannot_take_are_padded_and_cropped(renderer, 
 
 
 def test_batches_stay_within_a_pixel_budget_and_x4_decodes_in_fp32(upscalers):
-    from engine.models import LoadOptions
+    from engine.models.options import LoadOptions
     from engine.upscale import batch_frames, load_upscaler
 
     settings = {"width": 512, "height": 512, "batch_size": 4}
