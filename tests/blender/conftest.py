@@ -39,4 +39,4 @@ def scene(extension, tmp_path):
     settings.batch_size = 3
     settings.steps = 2
     yield scene
-    extension.jobs.release_worker()
+    extension.engine_link.workers.release_worker()

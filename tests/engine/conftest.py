@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from common import SESSION_TMP
+from common import tiny_model
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> str:
-    from engine.tiny_model import make_tiny_model
-
-    return make_tiny_model(os.path.join(SESSION_TMP, "tiny-model"))
+    return tiny_model()

@@ -15,11 +15,11 @@ import time
 
 import numpy as np
 import pytest
-from common import ROOT, make_plan, write_plan
+from common import ROOT, make_plan, ray_cluster, wait_for_free_cpus, write_plan
 from PIL import Image
 
 from engine import plan as plan_mod
-from engine.distributed import DistributedError, RayRenderer, connect, require_ray, units
+from engine.distributed import DistributedError, RayRenderer, require_ray, units
 from engine.frames import FrameStore
 from engine.renderer import Renderer
 
@@ -57,9 +57,8 @@ def local_reference(plan: dict, folder: str) -> dict:
 @pytest.fixture(scope="module")
 def cluster():
     """A local Ray cluster of 2 CPUs for this module, started the way `--ray` without an address starts one."""
-    connect(None, num_cpus=2, object_store_memory=256 * 2**20)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+    with ray_cluster(2) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -270,9 +269,7 @@ def test_cancel_stops_every_worker(shared, tmp_path):
 def idle_cluster(cluster, renderer):
     """The cluster with the module's workers stopped, so another process's workers get its CPUs."""
     renderer.release()
-    deadline = time.time() + 60
-    while ray.available_resources().get("CPU", 0) < 2 and time.time() < deadline:
-        time.sleep(0.2)
+    wait_for_free_cpus(2)
     return cluster
 
 
@@ -305,7 +302,7 @@ def test_command_line_joins_a_running_cluster(idle_cluster, tmp_path):
 
 def test_worker_protocol_renders_over_ray(idle_cluster, tmp_path):
     cluster = idle_cluster
-    from worker_client import WorkerClient
+    from engine_link.worker_client import WorkerClient
 
     plan = write_plan(tmp_path / "plan.json", make_plan(str(tmp_path / "out"), frames=3, steps=2))
     long_plan = write_plan(tmp_path / "long.json", make_plan(str(tmp_path / "long"), frames=30, steps=10,
@@ -390,40 +387,3 @@ def test_restart_must_be_true_or_false(tmp_path):
     plan["frames"][1]["restart"] = 1
     with pytest.raises(plan_mod.PlanError, match=r"frames\[1\] \(frame 2\): field 'restart' must be true or false"):
         plan_mod.validate(plan)
-
-
-def test_blender_generate_distributes_over_ray(idle_cluster, scene, capsys):
-    """Distribute with Ray from Blender: the scene setting (Generate job), the operator's override and the CLI's
-    --ray all render over the cluster into the strip."""
-    import bpy
-    from common import PACKAGE
-
-    extension = sys.modules[PACKAGE]
-    settings = scene.keyframe_diffusion
-    settings.prompts.add().text = "a red circle"
-    settings.use_ray = True
-    settings.ray_address = idle_cluster
-    settings.ray_workers = 2
-    events = []
-    job = extension.jobs.GenerateJob(scene)
-    job.run_blocking(on_event=events.append)
-    assert not job.error and sorted(job.rendered) == list(range(1, 7))
-    workers = next(e for e in events if e["event"] == "workers")
-    assert workers["count"] == 2 and workers["address"] == idle_cluster
-    assert len({e["worker"] for e in events if e["event"] == "frame"}) == 2
-    strip = scene.sequence_editor.strips[settings.strip_name]
-    assert [e.filename for e in strip.elements] == [f"frame_{f:06d}.png" for f in range(1, 7)]
-    out = bpy.path.abspath(settings.output_dir)
-    assert all(os.path.isfile(os.path.join(out, e.filename)) for e in strip.elements)
-
-    # The operator's choice wins over the scene's; the CLI's --ray too.
-    settings.use_ray = False
-    settings.steps = 3  # every frame is out of date again
-    assert bpy.ops.keyframe_diffusion.generate(use_ray=True, ray_address=idle_cluster) == {"FINISHED"}
-    manifest = json.load(open(os.path.join(out, "manifest.json")))["frames"]
-    assert all(manifest[str(f)]["params"]["steps"] == 3 for f in range(1, 7))
-    settings.steps = 2
-    capsys.readouterr()
-    assert extension.cli.main(["generate", "--ray", idle_cluster]) == 0
-    printed = capsys.readouterr().out
-    assert f"Ray cluster {idle_cluster}: 2 workers" in printed and "6 of 6 frames to render" in printed

@@ -1,39 +1,30 @@
 """Create Engine Environment: `venv_installer.VenvInstaller` makes a virtual environment and pip-installs requirements
 into it on a background thread (progress events, cancel kills pip's process group, a failed or cancelled run leaves
-nothing usable behind); the operator refuses to go online when Blender's online access is off, installs offline from
-a folder of wheels and points Engine Python at the result. Real venv, real pip, offline from a local wheels folder."""
+nothing usable behind). Real venv, real pip, offline from a local wheels folder. The operator in Blender:
+tests/blender/test_blender_engine_env.py."""
 
 from __future__ import annotations
 
 import os
-import platform
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
-from common import PACKAGE
+from common import download_wheels, small_requirements
 
-from venv_installer import MARKER, VenvInstaller, requirement_pins, venv_python, venv_ready
+from engine_link.venv_installer import MARKER, VenvInstaller, requirement_pins, venv_python, venv_ready
 
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> str:
-    folder = str(tmp_path_factory.mktemp("wheels"))
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "--only-binary=:all:", "numexpr==2.14.2",
-                           "numpy==1.26.4", "-d", folder], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return folder
+    return download_wheels(str(tmp_path_factory.mktemp("wheels")))
 
 
 @pytest.fixture
 def requirements(tmp_path) -> str:
     """numexpr and numpy, one of them through a `-r` include, among comments."""
-    (tmp_path / "base.txt").write_text("# numpy for numexpr\nnumpy==1.26.4\n")
-    path = tmp_path / "small.txt"
-    path.write_text("-r base.txt\n\nnumexpr==2.14.2  # schedule expressions\n")
-    return str(path)
+    return small_requirements(tmp_path)
 
 
 def _collect(installer: VenvInstaller, timeout: float = 120) -> list[dict]:
@@ -228,52 +219,3 @@ def test_a_folder_of_other_files_is_never_used(tmp_path, requirements):
     assert not installer.run_blocking(60)
     assert "not empty" in installer.error and installer.pids == []
     assert (target / "notes.txt").read_text() == "keep me"
-
-
-def test_create_engine_environment_operator(extension, tmp_path, wheels, requirements):
-    import bpy
-    from test_panels import Layout
-
-    engine_env = sys.modules[PACKAGE + ".operators.engine_env"]
-    engine_check = sys.modules[PACKAGE + ".operators.engine_check"]
-    prefs = extension.preferences.get()
-    assert bpy.app.online_access is False  # the bpy module runs offline
-    target = bpy.utils.extension_path_user(PACKAGE, path="engine-venv")
-    try:
-        with pytest.raises(RuntimeError, match="online access is off"):
-            bpy.ops.keyframe_diffusion.engine_venv_create(requirements=requirements)
-        calls: list = []
-        prefs.draw_environment(Layout(calls))
-        assert ("operator", "keyframe_diffusion.engine_venv_create") in calls
-        assert ("label", engine_env.OFFLINE) in calls
-
-        # Invoked as from the button: with no window (background) it runs blocking.
-        assert bpy.ops.keyframe_diffusion.engine_venv_create("INVOKE_DEFAULT", requirements=requirements,
-                                                             find_links=wheels) == {"FINISHED"}
-        assert prefs.python_path == venv_python(target) and venv_ready(target)
-        assert engine_env.state["progress"] == 1.0 and not engine_env.state["running"]
-        lines = engine_check.last_lines
-        assert lines and lines[0] == f"Python {platform.python_version()} ({venv_python(target)})"
-        assert "torch missing" in lines[1] and any(line.startswith("Problem: missing: torch") for line in lines)
-
-        # One installation at a time; Cancel stops the running one and leaves Engine Python alone.
-        other = str(tmp_path / "other-venv")
-        running = VenvInstaller(other, sys.executable, [requirements], find_links=wheels)
-        engine_env._installer = running
-        running.start()
-        with pytest.raises(RuntimeError, match="already being created"):
-            bpy.ops.keyframe_diffusion.engine_venv_create(requirements=requirements, find_links=wheels)
-        engine_env.state["running"] = True
-        calls = []
-        prefs.draw_environment(Layout(calls))
-        assert ("progress", "") in calls and ("operator", "keyframe_diffusion.engine_venv_cancel") in calls
-        assert bpy.ops.keyframe_diffusion.engine_venv_cancel() == {"FINISHED"}
-        assert running.wait(30) and running.cancelled and not os.path.exists(other)
-        assert bpy.ops.keyframe_diffusion.engine_venv_cancel() == {"CANCELLED"}  # nothing left to cancel
-        assert prefs.python_path == venv_python(target)
-    finally:
-        prefs.python_path = ""
-        engine_env._installer = None
-        engine_env.state.update(running=False, progress=0.0, message="", error="")
-        engine_check.last_lines.clear()
-        shutil.rmtree(target, ignore_errors=True)

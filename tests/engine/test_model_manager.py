@@ -1,86 +1,29 @@
 """The model manager: `engine.model_index` lists what is in a models folder and the Hugging Face cache by kind, from
-configs and safetensors headers only; `python -m engine models` / `download`; the preferences' Models box."""
+configs and safetensors headers only; `python -m engine models` / `download`. The preferences' Models box in Blender:
+tests/blender/test_blender_models_box.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import pickle
-import shutil
 import subprocess
 import sys
 
 import pytest
-import torch
-from common import PACKAGE, ROOT
-from safetensors.torch import save_file
+from common import ROOT, make_hf_cache, make_models_folder
 
 from engine import model_index
-
-REV = "0123456789abcdef0123456789abcdef01234567"
-
-
-class _MakesAFolderWhenUnpickled:
-    """A pickle that leaves a trace if anything ever loads it."""
-
-    def __init__(self, marker: str):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.mkdir, (self.marker,)
-
-
-def _tensors(*keys: str, shape=(2, 2)) -> dict:
-    return {k: torch.zeros(shape) for k in keys}
 
 
 @pytest.fixture(scope="module")
 def models_folder(tmp_path_factory, tiny_model_dir) -> str:
-    root = tmp_path_factory.mktemp("my-models")
-    shutil.copytree(tiny_model_dir, root / "tiny-sd")
-    (root / "cn").mkdir()
-    (root / "cn" / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel",
-                                                         "cross_attention_dim": 768}))
-    save_file(_tensors("model.diffusion_model.input_blocks.0.0.weight", "model.diffusion_model.out.2.bias"),
-              root / "sd15.safetensors")
-    save_file(_tensors("model.diffusion_model.input_blocks.0.0.weight",
-                       "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight"),
-              root / "sdxl.safetensors")
-    (root / "loras").mkdir()
-    lora = _tensors("lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
-                    "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight")
-    # The cross-attention key's down projection reads the text width: 768 is SD 1.x.
-    lora["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight"] = torch.zeros(4, 768)
-    save_file(lora, root / "loras" / "style.safetensors")
-    (root / "animatediff" / "v3").mkdir(parents=True)
-    save_file(_tensors("down_blocks.0.motion_modules.0.temporal_transformer.norm.weight"),
-              root / "animatediff" / "v3" / "mm_sd15.safetensors")
-    (root / "a" / "b" / "c" / "d").mkdir(parents=True)
-    save_file(_tensors("model.diffusion_model.x"), root / "a" / "b" / "c" / "d" / "too-deep.safetensors")
-    with open(root / "old.ckpt", "wb") as f:
-        pickle.dump(_MakesAFolderWhenUnpickled(str(root / "unpickled")), f)
-    (root / "broken.safetensors").write_bytes(os.urandom(256))
-    (root / "notes.txt").write_text("not a model")
-    return str(root)
+    return make_models_folder(tmp_path_factory.mktemp("my-models"), tiny_model_dir)
 
 
 @pytest.fixture(scope="module")
 def hf_cache(tmp_path_factory, tiny_model_dir) -> str:
     """A Hugging Face cache as huggingface_hub lays it out: a diffusers pipeline repo and a LoRA-only repo."""
-    hub = tmp_path_factory.mktemp("hub")
-
-    def snapshot(repo: str):
-        folder = hub / ("models--" + repo.replace("/", "--"))
-        (folder / "refs").mkdir(parents=True)
-        (folder / "refs" / "main").write_text(REV)
-        return folder / "snapshots" / REV
-
-    shutil.copytree(tiny_model_dir, snapshot("kd-test/tiny-sd"))
-    lora = snapshot("kd-test/lcm-lora")
-    lora.mkdir(parents=True)
-    save_file(_tensors("unet.down_blocks.0.attentions.0.proj_in.lora_A.weight"),
-              lora / "pytorch_lora_weights.safetensors")
-    return str(hub)
+    return make_hf_cache(tmp_path_factory.mktemp("hub"), tiny_model_dir)
 
 
 def by_name(entries: list[dict]) -> dict[str, dict]:
@@ -171,53 +114,3 @@ def test_download_takes_one_copy_of_a_pipeline():
     # A repo of single files (a LoRA) keeps its top-level weights.
     assert model_index.download_files(["README.md", "pytorch_lora_weights.safetensors"]) == [
         "pytorch_lora_weights.safetensors"]
-
-
-def test_models_box_in_blender(extension, scene, models_folder, hf_cache, monkeypatch):
-    bpy = pytest.importorskip("bpy")
-    from test_panels import Layout
-
-    models = sys.modules[PACKAGE + ".operators.models"]
-    monkeypatch.setenv("HF_HUB_CACHE", hf_cache)  # the engine command inherits it
-    prefs = extension.preferences.get()
-    prefs.models_folder = models_folder
-    try:
-        assert bpy.ops.keyframe_diffusion.models_refresh() == {"FINISHED"}
-        found = by_name(models.entries)
-        assert found["kd-test/tiny-sd"]["kind"] == "pipeline" and found["sd15.safetensors"]["kind"] == "checkpoint"
-        assert [kind for kind, _ in models.grouped()] == ["pipeline", "checkpoint", "lora", "controlnet",
-                                                          "motion_adapter", "other"]
-
-        calls: list = []
-        prefs.draw_models(Layout(calls))
-        assert calls.count(("operator", "keyframe_diffusion.model_use")) == 5  # 2 pipelines, 3 checkpoints
-        assert calls.count(("operator", "keyframe_diffusion.model_add_lora")) == 2
-        assert ("prop", "download_repo") in calls and ("label", "LoRAs (2)") in calls
-        icons = {i.identifier for i in bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items}
-        assert set(models.KIND_ICONS.values()) <= icons
-
-        assert bpy.ops.keyframe_diffusion.model_use(ref="kd-test/tiny-sd") == {"FINISHED"}
-        assert scene.keyframe_diffusion.model == "kd-test/tiny-sd"
-        lora = found["loras/style.safetensors"]["ref"]
-        assert bpy.ops.keyframe_diffusion.model_add_lora(path=lora) == {"FINISHED"}
-        assert bpy.ops.keyframe_diffusion.model_add_lora(path=lora) == {"CANCELLED"}  # already there
-        assert [item.path for item in scene.keyframe_diffusion.loras] == [lora]
-
-        prefs.allow_downloads, prefs.download_repo = False, "stabilityai/sd-turbo"
-        with pytest.raises(RuntimeError, match="Downloads are off: enable Allow Model Downloads"):
-            bpy.ops.keyframe_diffusion.model_download()
-        prefs.allow_downloads = True
-        assert not bpy.app.online_access  # the bpy module runs offline
-        with pytest.raises(RuntimeError, match="Blender's online access is off"):
-            bpy.ops.keyframe_diffusion.model_download()
-        calls = []
-        prefs.draw_models(Layout(calls))
-        assert ("label", models.download_blocker(prefs)) in calls
-
-        prefs.models_folder = os.path.join(models_folder, "nowhere")
-        assert bpy.ops.keyframe_diffusion.models_refresh() == {"FINISHED"}  # the warning is reported, not raised
-        assert models.warnings == [f"models folder '{prefs.models_folder}' does not exist"]
-    finally:
-        prefs.models_folder, prefs.allow_downloads, prefs.download_repo = "", False, ""
-        models.entries.clear()
-        models.warnings.clear()

@@ -1,5 +1,6 @@
 """The embedded trained model ('embedded:shapes') means what its prompts say: graded by the pixel scorer on held-out
-captions, through interpolation, img2img and a panning feedback chain, in the engine and as Blender's default."""
+captions, through interpolation, img2img and a panning feedback chain, in the engine (as Blender's default:
+tests/blender/test_blender_shapes_model.py)."""
 
 from __future__ import annotations
 
@@ -138,24 +139,6 @@ def test_feedback_3d_scene_camera_panning_right_moves_the_content_left(tmp_path,
     centers = _pan_frames(tmp_path, renderer, "3d", motion_mode="3D", camera_source="SCENE", depth_source="PLANE",
                           plane_distance=10.0, cameras=cameras)
     _assert_moves(centers, -3.2)
-
-
-def test_blender_generates_the_prompts_with_the_default_model(scene):
-    import bpy
-
-    settings = scene.keyframe_diffusion
-    defaults = type(settings).bl_rna.properties
-    assert defaults["model"].default == plan_mod.EMBEDDED_MODEL
-    assert defaults["width"].default == defaults["height"].default == SIZE
-    settings.model = plan_mod.EMBEDDED_MODEL
-    settings.steps, settings.guidance = STEPS, GUIDANCE
-    bpy.ops.keyframe_diffusion.prompt_add(text="a red circle on a white background", frame=1)
-    bpy.ops.keyframe_diffusion.prompt_add(text="a blue square on a black background", frame=6)
-    assert bpy.ops.keyframe_diffusion.generate() == {"FINISHED"}
-    store = FrameStore(bpy.path.abspath(settings.output_dir))
-    first, last = scorer.score(store.read(1)), scorer.score(store.read(6))
-    assert (first.color, first.shape, first.background) == ("red", "circle", "white"), first
-    assert (last.color, last.shape, last.background) == ("blue", "square", "black"), last
 
 
 def test_missing_shipped_model_names_it_and_the_fix(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import pytest
 from common import ROOT, make_plan, write_plan
 
 from engine.frames import FrameStore
-from worker_client import WorkerClient
+from engine_link.worker_client import WorkerClient
 
 
 def wait_for(client, kinds, timeout=120):
@@ -115,7 +115,7 @@ def test_worker_exits_when_its_parent_goes_away(tmp_path):
 
 
 def test_bad_engine_python_is_a_clear_error():
-    from worker_client import WorkerError
+    from engine_link.worker_client import WorkerError
 
     with pytest.raises(WorkerError, match="does not exist"):
         WorkerClient(ROOT, python="/nowhere/python3").start()
