@@ -42,14 +42,14 @@ result["schedule"] = sorted(bpy.ops.keyframe_diffusion.schedule_import(prop="zoo
 result["steps_schedule"] = sorted(bpy.ops.keyframe_diffusion.schedule_import(prop="steps", text="0:(2), 3:(4)"))
 result["transitions"] = sorted(bpy.ops.keyframe_diffusion.prompt_transitions(transition="GIFFUSION_SINE"))
 package_module = sys.modules[package]
-plan = package_module.bake.bake_scene(scene)
+plan = package_module.bake.scene.bake_scene(scene)
 result["zoom"] = [round(r["motion"]["zoom"], 5) for r in plan["frames"]]
 result["steps"] = [r["steps"] for r in plan["frames"]]
 settings.prompt_source, settings.prompt_channel = "TEXT_STRIPS", 5
 for name, channel, start, length in (("a corgi", 5, 1, 3), ("a lion", 6, 3, 2)):
     span = {"length": length} if bpy.app.version >= (4, 4, 0) else {"frame_end": start + length}
     strips.new_effect(name=name, type="TEXT", channel=channel, frame_start=start, **span).text = name
-plan = package_module.bake.bake_scene(scene)
+plan = package_module.bake.scene.bake_scene(scene)
 result["strip_prompts"] = [{p["text"]: round(p["weight"], 4) for p in r["prompts"]} for r in plan["frames"]]
 deforum_file = os.path.join(out, "deforum.txt")
 with open(deforum_file, "w") as f:
@@ -78,7 +78,7 @@ except RuntimeError as e:
     result["strip_link"] = str(e)
 result["file_link"] = sorted(bpy.ops.keyframe_diffusion.audio_link_add(filepath=wav, data_path="keyframe_diffusion.zoom",
                                                                        low=1.0, high=2.0))
-fc = package_module.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
+fc = package_module.settings.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
 result["audio_zoom"] = [round(fc.evaluate(f), 3) for f in range(1, 5)]
 
 # The scene's depth pass on this Blender (the compositor and File Output node differ from 5.0): 3D feedback bake.
@@ -91,7 +91,7 @@ scene.collection.objects.link(camera)
 scene.camera = camera
 scene.render.engine = "CYCLES"
 settings.mode, settings.motion_mode, settings.camera_source = "FEEDBACK", "3D", "SCENE"
-plan = package_module.bake.bake_scene(scene)
+plan = package_module.bake.scene.bake_scene(scene)
 result["depth_files"] = [os.path.isfile(r.get("depth", "")) and r["depth"].endswith(".exr") for r in plan["frames"]]
 result["engine_restored"] = scene.render.engine
 result["depth_path"] = plan["frames"][0]["depth"]
@@ -101,7 +101,7 @@ result["depth_path"] = plan["frames"][0]["depth"]
 bpy.ops.mesh.primitive_cube_add(size=2, location=(0, 0, -4))
 bpy.context.active_object.pass_index = 3
 settings.mode, settings.motion_mode, settings.mask_source, settings.mask_index = "FEEDBACK", "2D", "OBJECT_INDEX", 3
-plan = package_module.bake.bake_scene(scene)
+plan = package_module.bake.scene.bake_scene(scene)
 result["index_mask"] = plan["frames"][0]["mask"]
 mask = bpy.data.masks.new("Blob")
 spline = mask.layers.new().splines.new()
@@ -111,6 +111,6 @@ for point, co in zip(spline.points, ((0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0
 spline.use_cyclic = True
 strips.new_mask("Mask", mask, channel=8, frame_start=1)
 settings.mask_source, settings.mask_strip = "STRIP", "Mask"
-plan = package_module.bake.bake_scene(scene)
+plan = package_module.bake.scene.bake_scene(scene)
 result["strip_mask"] = plan["frames"][0]["mask"]
 print(json.dumps(result))

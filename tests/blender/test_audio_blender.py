@@ -50,7 +50,7 @@ def clicks(tmp_path):
 
 
 def fcurve_values(extension, scene, path, frames):
-    fc = extension.compat.find_fcurve(scene, path)
+    fc = extension.settings.compat.find_fcurve(scene, path)
     return [fc.evaluate(f) for f in frames]
 
 
@@ -68,7 +68,7 @@ def test_sound_strip_drives_zoom_and_a_prompt_transition_then_generates(scene, e
         assert bpy.ops.keyframe_diffusion.audio_link_add(
             strip="clicks", data_path=f"keyframe_diffusion.prompts[{index}].weight", shape="ramp", low=low,
             high=high) == {"FINISHED"}
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     zoom = [r["motion"]["zoom"] for r in plan["frames"]]
     expected = engine_audio.curve(path, 24.0, 0, 24, kind="pulse", low=1.0, high=1.1)["values"]
     assert zoom == pytest.approx(expected, abs=1e-5)
@@ -81,14 +81,14 @@ def test_sound_strip_drives_zoom_and_a_prompt_transition_then_generates(scene, e
     steps = np.diff(blue)
     assert max(steps[f - 1] for f in audio_frames) > 5 * np.median(steps)  # the ramp jumps on the beats
     # The keys are ordinary keys: one per frame in the strip's span.
-    fc = extension.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
+    fc = extension.settings.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
     assert len(fc.keyframe_points) == 24
     settings.steps, settings.width, settings.height = 2, 64, 64
     assert bpy.ops.keyframe_diffusion.generate(frames="1-4") == {"FINISHED"}
     assert all(os.path.isfile(os.path.join(settings.output_dir, f"frame_{f:06d}.png")) for f in range(1, 5))
 
 
-def test_moving_or_trimming_the_strip_moves_the_keys(scene, extension, clicks):
+def test_moving_or_trimming_the_strip_moves_the_keys(scene, extension, clicks, monkeypatch):
     path, audio_frames = clicks
     scene.frame_start, scene.frame_end = 1, 40
     scene.render.fps, scene.render.fps_base = 24, 1.0
@@ -97,7 +97,18 @@ def test_moving_or_trimming_the_strip_moves_the_keys(scene, extension, clicks):
     bpy.ops.keyframe_diffusion.audio_link_add(strip="clicks", data_path="keyframe_diffusion.zoom", low=1.0, high=2.0)
     before = fcurve_values(extension, scene, "keyframe_diffusion.zoom", range(1, 41))
     strip.frame_start += 7
-    extension.bake.bake_scene(scene)  # the bake notices the move and writes the keys again
+    # The bake is a read of the scene: it neither starts the engine nor rewrites keys, even for a moved strip.
+    with monkeypatch.context() as m:
+        def no_engine(*_args, **_kwargs):
+            raise AssertionError("the bake reached for the engine")
+
+        m.setattr(extension.engine_link.worker_client.WorkerClient, "run_command", no_engine)
+        m.setattr(extension.engine_link.worker_client.WorkerClient, "start", no_engine)
+        plan = extension.bake.scene.bake_scene(scene)
+    assert fcurve_values(extension, scene, "keyframe_diffusion.zoom", range(1, 41)) == before
+    assert [r["motion"]["zoom"] for r in plan["frames"]] == pytest.approx(before, abs=1e-5)
+    # Apply Audio with Only Changed (what Generate runs first) notices the move and writes the keys again.
+    assert bpy.ops.keyframe_diffusion.audio_apply(all=True, changed_only=True) == {"FINISHED"}
     after = fcurve_values(extension, scene, "keyframe_diffusion.zoom", range(1, 41))
     assert after[7:31] == pytest.approx(before[0:24], abs=1e-5)
     assert after[:7] == pytest.approx([1.0] * 7)  # before the strip: at rest (Low)
@@ -105,7 +116,8 @@ def test_moving_or_trimming_the_strip_moves_the_keys(scene, extension, clicks):
     assert peaks == [8 + f for f in audio_frames]
     # Trim the first 10 frames off: those clicks leave the curve.
     strip.frame_offset_start = 10
-    extension.bake.bake_scene(scene)
+    scene.keyframe_diffusion.steps, scene.keyframe_diffusion.width, scene.keyframe_diffusion.height = 1, 64, 64
+    assert bpy.ops.keyframe_diffusion.generate(frames="1-1") == {"FINISHED"}  # Generate refreshes the links first
     trimmed = fcurve_values(extension, scene, "keyframe_diffusion.zoom", range(1, 41))
     assert [f for f in range(2, 40) if trimmed[f - 1] > 1.5] == [8 + f for f in audio_frames if f >= 10]
 
@@ -141,7 +153,7 @@ def test_packed_sound_and_audio_file_sources(scene, extension, clicks, tmp_path)
     os.remove(path)  # only the packed copy is left
     assert bpy.ops.keyframe_diffusion.audio_link_add(strip="clicks", data_path="keyframe_diffusion.noise",
                                                      low=0.0, high=0.5) == {"FINISHED"}
-    noise = [r["image"]["noise"] for r in extension.bake.bake_scene(scene)["frames"]]
+    noise = [r["image"]["noise"] for r in extension.bake.scene.bake_scene(scene)["frames"]]
     assert max(range(24), key=lambda i: noise[i]) in audio_frames
     other = click_track(tmp_path / "other.wav", mid_frame_times([5], 24), 0.5)
     cam = bpy.data.objects.new("Cam", bpy.data.cameras.new("Cam"))
@@ -149,7 +161,7 @@ def test_packed_sound_and_audio_file_sources(scene, extension, clicks, tmp_path)
     # Any animatable property of any ID: here the camera object's Z location, from a file placed at the scene start.
     assert bpy.ops.keyframe_diffusion.audio_link_add(filepath=other, id_type="objects", id_name="Cam",
                                                      data_path="location", index=2, high=3.0) == {"FINISHED"}
-    fc = extension.compat.find_fcurve(cam, "location", 2)
+    fc = extension.settings.compat.find_fcurve(cam, "location", 2)
     assert max(range(1, 25), key=fc.evaluate) == 1 + 5
 
 
@@ -170,10 +182,10 @@ def test_audio_errors_are_clear_and_change_nothing(scene, extension, tmp_path):
     with pytest.raises(RuntimeError, match="outside the scene's frames 1-6"):
         bpy.ops.keyframe_diffusion.audio_link_add(strip="late")
     assert len(scene.keyframe_diffusion.audio_links) == 0
-    assert extension.compat.find_fcurve(scene, "keyframe_diffusion.zoom") is None
+    assert extension.settings.compat.find_fcurve(scene, "keyframe_diffusion.zoom") is None
     # Silence: flat keys at Low, no NaN.
     assert bpy.ops.keyframe_diffusion.audio_link_add(filepath=silent, low=1.0, high=2.0) == {"FINISHED"}
-    zoom = [r["motion"]["zoom"] for r in extension.bake.bake_scene(scene)["frames"]]
+    zoom = [r["motion"]["zoom"] for r in extension.bake.scene.bake_scene(scene)["frames"]]
     assert zoom == [1.0] * 6 and not any(math.isnan(z) for z in zoom)
 
 

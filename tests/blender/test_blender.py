@@ -63,8 +63,8 @@ def test_bake_matches_fcurves(scene, extension):
         cam.keyframe_insert("location", index=0, frame=frame)
     scene.frame_set(1)
 
-    plan = extension.bake.bake_scene(scene)
-    find = extension.compat.find_fcurve
+    plan = extension.bake.scene.bake_scene(scene)
+    find = extension.settings.compat.find_fcurve
     curve = {name: find(scene, f"keyframe_diffusion.{name}") for name in ("guidance", "steps", "seed")}
     weight_curves = [find(scene, p.path_from_id("weight")) for p in settings.prompts]
     loc_x = find(cam, "location", 0)
@@ -85,20 +85,20 @@ def test_bake_matches_fcurves(scene, extension):
 
 def test_bake_writes_the_speed_settings(scene, extension, tmp_path):
     settings = two_prompt_scene(scene)
-    assert extension.bake.bake_scene(scene)["settings"]["decoder"] == ""
+    assert extension.bake.scene.bake_scene(scene)["settings"]["decoder"] == ""
     settings.decoder = " madebyollin/taesd "
-    assert extension.bake.bake_scene(scene)["settings"]["decoder"] == "madebyollin/taesd"
+    assert extension.bake.scene.bake_scene(scene)["settings"]["decoder"] == "madebyollin/taesd"
     # A folder is written as an absolute path (Blender-relative ones resolved), so the worker finds it anywhere.
     (tmp_path / "taesd").mkdir()
     settings.decoder = str(tmp_path / "taesd")
-    assert extension.bake.bake_scene(scene)["settings"]["decoder"] == os.path.normpath(str(tmp_path / "taesd"))
+    assert extension.bake.scene.bake_scene(scene)["settings"]["decoder"] == os.path.normpath(str(tmp_path / "taesd"))
     # The rest of the Speed panel travels with the plan too.
-    baked = extension.bake.bake_scene(scene)["settings"]
+    baked = extension.bake.scene.bake_scene(scene)["settings"]
     assert (baked["precision"], baked["channels_last"], baked["vae_slicing"], baked["vae_tiling"],
             baked["compile"]) == ("auto", False, False, False, False)
     settings.precision, settings.channels_last, settings.vae_tiling, settings.compile = "bf16", True, True, True
     settings.background_writes = settings.stream_batch = settings.overlap_decode = True
-    baked = extension.bake.bake_scene(scene)["settings"]
+    baked = extension.bake.scene.bake_scene(scene)["settings"]
     assert (baked["precision"], baked["channels_last"], baked["vae_slicing"], baked["vae_tiling"], baked["compile"],
             baked["background_writes"], baked["stream_batch"], baked["overlap_decode"]) == ("bf16", True, False, True,
                                                                                             True, True, True, True)
@@ -154,16 +154,16 @@ def test_cli_generate_bake_and_save(scene, extension, tmp_path):
     blend = str(tmp_path / "scene.blend")
     bpy.ops.wm.save_as_mainfile(filepath=blend)
     out = str(tmp_path / "cli-out")
-    assert extension.cli.main(["bake", "--output", out]) == 0
+    assert extension.run.cli.main(["bake", "--output", out]) == 0
     assert os.listdir(out) == ["plan.json"]
-    assert extension.cli.main(["generate", "--frames", "2-3", "--output", out, "--save"]) == 0
+    assert extension.run.cli.main(["generate", "--frames", "2-3", "--output", out, "--save"]) == 0
     assert sorted(f for f in os.listdir(out) if f.endswith(".png")) == [frame_filename(2), frame_filename(3)]
     bpy.ops.wm.open_mainfile(filepath=blend)
     reopened = bpy.context.scene
     assert reopened.keyframe_diffusion.output_dir == out
     assert strip_files(reopened.sequence_editor.strips["Keyframe Diffusion"])[1] == os.path.join(out, frame_filename(2))
-    assert extension.cli.main(["generate", "--frames", "x"]) == 1
-    assert extension.cli.main(["dance"]) == 2
+    assert extension.run.cli.main(["generate", "--frames", "x"]) == 1
+    assert extension.run.cli.main(["dance"]) == 2
 
 
 def test_missing_model_keeps_frames_and_blender(scene, extension, capsys):
@@ -172,7 +172,7 @@ def test_missing_model_keeps_frames_and_blender(scene, extension, capsys):
     scene.keyframe_diffusion.model = "nobody/missing-model"
     with pytest.raises(RuntimeError, match="nobody/missing-model"):
         bpy.ops.keyframe_diffusion.generate()
-    assert extension.cli.main(["generate"]) == 1
+    assert extension.run.cli.main(["generate"]) == 1
     assert "nobody/missing-model" in capsys.readouterr().err
     out = bpy.path.abspath(scene.keyframe_diffusion.output_dir)
     assert os.path.isfile(os.path.join(out, frame_filename(1))) and os.path.isfile(os.path.join(out, frame_filename(2)))
@@ -183,7 +183,7 @@ def test_killed_worker_is_reported_and_frames_stay(scene, extension):
     two_prompt_scene(scene)
     scene.keyframe_diffusion.steps = 30
     scene.keyframe_diffusion.batch_size = 1
-    job = extension.jobs.GenerateJob(scene)
+    job = extension.run.generate.GenerateJob(scene)
     job.start()
     while not job.rendered:
         assert not job.poll(0.2)
@@ -258,9 +258,9 @@ def test_cli_bakes_a_scene_that_is_not_active(scene, extension, tmp_path):
         cam.location.z = z
         cam.keyframe_insert("location", index=2, frame=frame)
     out = str(tmp_path / "other")
-    assert extension.cli.main(["bake", "--scene", "Other", "--output", out]) == 0
+    assert extension.run.cli.main(["bake", "--scene", "Other", "--output", out]) == 0
     with open(os.path.join(out, "plan.json")) as f:
         plan = json.load(f)
     assert [r["prompts"][0]["text"] for r in plan["frames"]] == ["elsewhere"] * 3
     assert [round(r["camera"]["matrix_world"][2][3], 4) for r in plan["frames"]] == [1.0, 2.0, 3.0]
-    assert extension.cli.main(["bake", "--scene", "Nope"]) == 1
+    assert extension.run.cli.main(["bake", "--scene", "Nope"]) == 1

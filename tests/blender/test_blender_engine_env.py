@@ -30,9 +30,8 @@ def test_create_engine_environment_operator(extension, tmp_path, wheels, require
     import bpy
     from test_panels import Layout
 
-    engine_env = sys.modules[PACKAGE + ".operators.engine_env"]
-    engine_check = sys.modules[PACKAGE + ".operators.engine_check"]
-    prefs = extension.preferences.get()
+    session = extension.engine_link.session
+    prefs = extension.settings.preferences.get()
     assert bpy.app.online_access is False  # the bpy module runs offline
     target = bpy.utils.extension_path_user(PACKAGE, path="engine-venv")
     try:
@@ -41,25 +40,25 @@ def test_create_engine_environment_operator(extension, tmp_path, wheels, require
         calls: list = []
         prefs.draw_environment(Layout(calls))
         assert ("operator", "keyframe_diffusion.engine_venv_create") in calls
-        assert ("label", engine_env.OFFLINE) in calls
+        assert ("label", session.OFFLINE) in calls
 
         # Invoked as from the button: with no window (background) it runs blocking.
         assert bpy.ops.keyframe_diffusion.engine_venv_create("INVOKE_DEFAULT", requirements=requirements,
                                                              find_links=wheels) == {"FINISHED"}
         assert prefs.python_path == venv_python(target) and venv_ready(target)
-        assert engine_env.state["progress"] == 1.0 and not engine_env.state["running"]
-        lines = engine_check.last_lines
+        assert session.state.install["progress"] == 1.0 and not session.state.install["running"]
+        lines = session.state.check_lines
         assert lines and lines[0] == f"Python {platform.python_version()} ({venv_python(target)})"
         assert "torch missing" in lines[1] and any(line.startswith("Problem: missing: torch") for line in lines)
 
         # One installation at a time; Cancel stops the running one and leaves Engine Python alone.
         other = str(tmp_path / "other-venv")
         running = VenvInstaller(other, sys.executable, [requirements], find_links=wheels)
-        engine_env._installer = running
+        session.state.installer = running
         running.start()
         with pytest.raises(RuntimeError, match="already being created"):
             bpy.ops.keyframe_diffusion.engine_venv_create(requirements=requirements, find_links=wheels)
-        engine_env.state["running"] = True
+        session.state.install["running"] = True
         calls = []
         prefs.draw_environment(Layout(calls))
         assert ("progress", "") in calls and ("operator", "keyframe_diffusion.engine_venv_cancel") in calls
@@ -69,7 +68,7 @@ def test_create_engine_environment_operator(extension, tmp_path, wheels, require
         assert prefs.python_path == venv_python(target)
     finally:
         prefs.python_path = ""
-        engine_env._installer = None
-        engine_env.state.update(running=False, progress=0.0, message="", error="")
-        engine_check.last_lines.clear()
+        session.state.installer = None
+        session.state.install.update(running=False, progress=0.0, message="", error="")
+        session.state.check_lines.clear()
         shutil.rmtree(target, ignore_errors=True)

@@ -51,7 +51,7 @@ def test_index_pass_masks_select_the_object(scene, extension, source, value):
     settings.mask_source = source
     settings.mask_index = value
     settings.mask_invert = True
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     masks = [r["mask"] for r in plan["frames"]]
     assert len(masks) == 6 and all(m["select"] == [value] and m["invert"] for m in masks)
     index = _read_exr(masks[0]["path"])
@@ -72,7 +72,7 @@ def test_painted_mask_image_is_saved_beside_the_frames_and_the_image_is_left_alo
     image.pixels.foreach_set(pixels.ravel())
     settings.mask_source = "IMAGE"
     settings.mask_image = image
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     paths = {r["mask"]["path"] for r in plan["frames"]}
     assert len(paths) == 1
     path = paths.pop()
@@ -82,7 +82,7 @@ def test_painted_mask_image_is_saved_beside_the_frames_and_the_image_is_left_alo
     assert np.allclose(saved[56:, :32], 0.5, atol=0.01)
     assert image.filepath == "" and image.name in bpy.data.images
     stamp = os.stat(path).st_mtime_ns
-    extension.bake.bake_scene(scene)  # the same pixels again: the file (and so the frames' hashes) stay put
+    extension.bake.scene.bake_scene(scene)  # the same pixels again: the file (and so the frames' hashes) stay put
     assert os.stat(path).st_mtime_ns == stamp
 
 
@@ -104,7 +104,7 @@ def test_mask_strip_is_rasterised_by_blender(scene, extension):
     settings.mode = "FEEDBACK"
     settings.mask_source = "STRIP"
     settings.mask_strip = strip.name
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     entry = plan["frames"][0]["mask"]
     assert "select" not in entry
     values = _read_exr(entry["path"])
@@ -116,14 +116,14 @@ def test_mask_errors_name_what_to_fix(scene, extension):
     settings = _prompts(scene)
     settings.mode = "FEEDBACK"
     settings.mask_source = "IMAGE"
-    with pytest.raises(extension.bake.BakeError, match="no Mask Image"):
-        extension.bake.bake_scene(scene, passes=False)
+    with pytest.raises(extension.bake.scene.BakeError, match="no Mask Image"):
+        extension.bake.scene.bake_scene(scene, passes=False)
     settings.mask_source = "STRIP"
     settings.mask_strip = "nope"
-    with pytest.raises(extension.bake.BakeError, match="mask: no strip named 'nope'"):
-        extension.bake.bake_scene(scene, passes=False)
+    with pytest.raises(extension.bake.scene.BakeError, match="mask: no strip named 'nope'"):
+        extension.bake.scene.bake_scene(scene, passes=False)
     settings.mode = "INTERPOLATE"  # masks are for the img2img modes: ignored elsewhere
-    assert all("mask" not in r for r in extension.bake.bake_scene(scene, passes=False)["frames"])
+    assert all("mask" not in r for r in extension.bake.scene.bake_scene(scene, passes=False)["frames"])
 
 
 def test_scene_depth_reaches_video_frames_for_depth_to_image(scene, extension):
@@ -131,10 +131,10 @@ def test_scene_depth_reaches_video_frames_for_depth_to_image(scene, extension):
     _cube_scene(scene)
     settings.mode = "VIDEO"
     settings.init_source = "SCENE"
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     assert all("depth" not in r for r in plan["frames"])
     settings.use_scene_depth = True
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     depths = [r["depth"] for r in plan["frames"]]
     assert all(os.path.isfile(p) for p in depths)
     depth = _read_exr(depths[0])
@@ -155,7 +155,7 @@ def test_clip_settings_and_cuts_are_baked(scene, extension):
     settings.motion_loras[0].scale = 0.7
     bpy.ops.keyframe_diffusion.item_add(kind="MOTION_LORA")  # an empty one is left out
     scene.timeline_markers.new("cut to the sea", frame=4)
-    baked = extension.bake.bake_scene(scene, passes=False)
+    baked = extension.bake.scene.bake_scene(scene, passes=False)
     s = baked["settings"]
     assert s["mode"] == "CLIP" and s["motion_adapter"] == "guoyww/animatediff-motion-adapter-v1-5-2"
     assert s["context_length"] == 8 and s["context_overlap"] == 7 and s["free_noise"] is False
@@ -164,18 +164,18 @@ def test_clip_settings_and_cuts_are_baked(scene, extension):
     bpy.ops.keyframe_diffusion.item_remove(kind="MOTION_LORA")
     assert len(settings.motion_loras) == 1
     settings.mode = "INTERPOLATE"  # the adapter stays in the scene but only clip mode sends it
-    s = extension.bake.bake_scene(scene, passes=False)["settings"]
+    s = extension.bake.scene.bake_scene(scene, passes=False)["settings"]
     assert "motion_adapter" not in s and "motion_loras" not in s
 
 
 def test_upscale_settings_are_baked_into_their_own_folder(scene, extension):
     settings = _prompts(scene)
-    assert "upscale" not in extension.bake.bake_scene(scene, passes=False)["settings"]
+    assert "upscale" not in extension.bake.scene.bake_scene(scene, passes=False)["settings"]
     settings.use_upscale = True
     settings.upscale_model = "stabilityai/sd-x2-latent-upscaler"
     settings.upscale_steps = 5
     settings.upscale_guidance = 0.0
-    s = extension.bake.bake_scene(scene, passes=False)["settings"]
+    s = extension.bake.scene.bake_scene(scene, passes=False)["settings"]
     assert s["upscale"] == {"model": "stabilityai/sd-x2-latent-upscaler", "steps": 5, "guidance": 0.0,
                             "noise_level": 20, "output_dir": os.path.join(s["output_dir"], "upscaled")}
 
@@ -196,7 +196,7 @@ def test_clip_mode_end_to_end_with_a_cut(scene, extension, tmp_path):
     assert plan["settings"]["mode"] == "CLIP" and [r["frame"] for r in plan["frames"] if r.get("restart")] == [6]
     assert all(not np.array_equal(images[i], images[i + 1]) for i in range(7))
     # A second press finds every frame current.
-    job = extension.jobs.GenerateJob(scene)
+    job = extension.run.generate.GenerateJob(scene)
     job.run_blocking()
     assert job.rendered == []
 
@@ -239,14 +239,14 @@ def test_upscaled_frames_fill_their_own_strip(scene, extension, tmp_path):
     settings.upscale_model = make_tiny_upscaler(str(tmp_path / "x2"), kind="x2")
     settings.upscale_steps = 2
     settings.upscale_guidance = 0.0
-    job = extension.jobs.GenerateJob(scene)
+    job = extension.run.generate.GenerateJob(scene)
     job.run_blocking()
     assert sorted(job.upscaled) == list(range(1, 7)) and "6 upscaled" in job.message
-    main = extension.strips.find_strip(scene)
-    strip = extension.strips.find_strip(scene, extension.strips.upscaled_name(scene))
+    main = extension.run.strips.find_strip(scene)
+    strip = extension.run.strips.find_strip(scene, extension.run.strips.upscaled_name(scene))
     assert strip.channel == main.channel + 1 and strip.frame_final_start == 1 and strip.frame_final_end == 7
     files = [os.path.join(bpy.path.abspath(strip.directory), e.filename) for e in strip.elements]
     assert all(Image.open(f).size == (settings.width * 2, settings.height * 2) for f in files)
     settings.use_upscale = False  # the strip stays; a new render leaves it alone
-    extension.jobs.GenerateJob(scene).run_blocking()
-    assert extension.strips.find_strip(scene, extension.strips.upscaled_name(scene)) is not None
+    extension.run.generate.GenerateJob(scene).run_blocking()
+    assert extension.run.strips.find_strip(scene, extension.run.strips.upscaled_name(scene)) is not None

@@ -5,10 +5,9 @@ tests/engine/test_model_manager.py)."""
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
-from common import PACKAGE, make_hf_cache, make_models_folder, tiny_model
+from common import make_hf_cache, make_models_folder, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +29,16 @@ def test_models_box_in_blender(extension, scene, models_folder, hf_cache, monkey
     bpy = pytest.importorskip("bpy")
     from test_panels import Layout
 
-    models = sys.modules[PACKAGE + ".operators.models"]
+    session = extension.engine_link.session
+    screen = extension.panels.preferences
     monkeypatch.setenv("HF_HUB_CACHE", hf_cache)  # the engine command inherits it
-    prefs = extension.preferences.get()
+    prefs = extension.settings.preferences.get()
     prefs.models_folder = models_folder
     try:
         assert bpy.ops.keyframe_diffusion.models_refresh() == {"FINISHED"}
-        found = by_name(models.entries)
+        found = by_name(session.state.models)
         assert found["kd-test/tiny-sd"]["kind"] == "pipeline" and found["sd15.safetensors"]["kind"] == "checkpoint"
-        assert [kind for kind, _ in models.grouped()] == ["pipeline", "checkpoint", "lora", "controlnet",
+        assert [kind for kind, _ in session.grouped_models()] == ["pipeline", "checkpoint", "lora", "controlnet",
                                                           "motion_adapter", "other"]
 
         calls: list = []
@@ -47,7 +47,7 @@ def test_models_box_in_blender(extension, scene, models_folder, hf_cache, monkey
         assert calls.count(("operator", "keyframe_diffusion.model_add_lora")) == 2
         assert ("prop", "download_repo") in calls and ("label", "LoRAs (2)") in calls
         icons = {i.identifier for i in bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items}
-        assert set(models.KIND_ICONS.values()) <= icons
+        assert set(screen.KIND_ICONS.values()) <= icons
 
         assert bpy.ops.keyframe_diffusion.model_use(ref="kd-test/tiny-sd") == {"FINISHED"}
         assert scene.keyframe_diffusion.model == "kd-test/tiny-sd"
@@ -65,12 +65,12 @@ def test_models_box_in_blender(extension, scene, models_folder, hf_cache, monkey
             bpy.ops.keyframe_diffusion.model_download()
         calls = []
         prefs.draw_models(Layout(calls))
-        assert ("label", models.download_blocker(prefs)) in calls
+        assert ("label", session.download_blocker(prefs)) in calls
 
         prefs.models_folder = os.path.join(models_folder, "nowhere")
         assert bpy.ops.keyframe_diffusion.models_refresh() == {"FINISHED"}  # the warning is reported, not raised
-        assert models.warnings == [f"models folder '{prefs.models_folder}' does not exist"]
+        assert session.state.model_warnings == [f"models folder '{prefs.models_folder}' does not exist"]
     finally:
         prefs.models_folder, prefs.allow_downloads, prefs.download_repo = "", False, ""
-        models.entries.clear()
-        models.warnings.clear()
+        session.state.models.clear()
+        session.state.model_warnings.clear()

@@ -34,7 +34,7 @@ def test_blender_generate_distributes_over_ray(idle_cluster, scene, capsys):
     settings.ray_address = idle_cluster
     settings.ray_workers = 2
     events = []
-    job = extension.jobs.GenerateJob(scene)
+    job = extension.run.generate.GenerateJob(scene)
     job.run_blocking(on_event=events.append)
     assert not job.error and sorted(job.rendered) == list(range(1, 7))
     workers = next(e for e in events if e["event"] == "workers")
@@ -53,6 +53,6 @@ def test_blender_generate_distributes_over_ray(idle_cluster, scene, capsys):
     assert all(manifest[str(f)]["params"]["steps"] == 3 for f in range(1, 7))
     settings.steps = 2
     capsys.readouterr()
-    assert extension.cli.main(["generate", "--ray", idle_cluster]) == 0
+    assert extension.run.cli.main(["generate", "--ray", idle_cluster]) == 0
     printed = capsys.readouterr().out
     assert f"Ray cluster {idle_cluster}: 2 workers" in printed and "6 of 6 frames to render" in printed

@@ -21,7 +21,7 @@ def feedback(scene):
 
 
 def bake(extension, scene) -> dict:
-    plan = extension.bake.bake_scene(scene, passes=False)  # validates
+    plan = extension.bake.scene.bake_scene(scene, passes=False)  # validates
     # What the engine reads: the plan written as JSON and read back still validates.
     plan_mod.validate(json.loads(json.dumps(plan)))
     return plan
@@ -115,7 +115,7 @@ def test_no_restart_in_interpolate_mode(feedback, extension):
 def test_restart_chain_is_a_keyable_setting_in_the_motion_panel(scene, extension):
     rna = scene.keyframe_diffusion.bl_rna.properties["restart_chain"]
     assert rna.type == "BOOLEAN" and rna.is_animatable and rna.name == "Restart Chain"
-    assert "restart_chain" not in extension.properties.FRAME_PARAMS  # the plan field is "restart", edges only
+    assert "restart_chain" not in extension.settings.properties.FRAME_PARAMS  # the plan field is "restart", edges only
     drawn = []
 
     class Layout:

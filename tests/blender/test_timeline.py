@@ -22,7 +22,7 @@ def keyed(settings, name, keys, interpolation="LINEAR"):
 
 
 def test_every_frame_param_is_animatable_and_baked_as_fcurve_evaluate(scene, extension):
-    props = extension.properties
+    props = extension.settings.properties
     settings = scene.keyframe_diffusion
     bpy.ops.keyframe_diffusion.prompt_add(text="a red circle", frame=1)
     rng = np.random.default_rng(3)
@@ -34,10 +34,10 @@ def test_every_frame_param_is_animatable_and_baked_as_fcurve_evaluate(scene, ext
         values = rng.uniform(low, high, 3)
         values = [int(v) for v in values] if rna.type == "INT" else [float(v) for v in values]
         keyed(settings, name, [(1, values[0]), (3, values[1]), (6, values[2])])
-    find = extension.compat.find_fcurve
+    find = extension.settings.compat.find_fcurve
     # A curve with a modifier still bakes as Blender evaluates it.
     find(scene, "keyframe_diffusion.zoom").modifiers.new("NOISE")
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     for record in plan["frames"]:
         f = record["frame"]
         for name, (group, key) in props.FRAME_PARAMS.items():
@@ -58,7 +58,7 @@ def test_bake_of_1000_frames_is_fast_enough_to_be_invisible(scene, extension):
     bpy.ops.keyframe_diffusion.prompt_add(text="a", frame=1)
     keyed(scene.keyframe_diffusion, "guidance", [(1, 1.0), (300, 10.0)])
     scene.frame_set(7)
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     assert [r["frame"] for r in plan["frames"]] == list(range(1, 301)) and scene.frame_current == 7
 
 
@@ -131,7 +131,7 @@ def test_text_strips_are_the_prompt_schedule_and_crossfade_in_overlaps(scene, ex
     muted = add_text_strip(scene, "a muted strip", 1, 21)
     muted.mute = True
     add_text_strip(scene, "outside the band", 1, 21, channel=5)
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     by_frame = {r["frame"]: {p["text"]: p["weight"] for p in r["prompts"]} for r in plan["frames"]}
     assert by_frame[1] == {"a corgi": 1.0} and by_frame[11] == {"a lion": 1.0}
     for i, f in enumerate(range(7, 11)):
@@ -144,13 +144,13 @@ def test_text_strips_are_the_prompt_schedule_and_crossfade_in_overlaps(scene, ex
     lion = (editor.strips if hasattr(editor, "strips") else editor.sequences)["a lion"]
     lion.frame_start += 2  # now frames 9-22: a 2-frame overlap
     by_frame = {r["frame"]: {p["text"]: p["weight"] for p in r["prompts"]}
-                for r in extension.bake.bake_scene(scene)["frames"]}
+                for r in extension.bake.scene.bake_scene(scene)["frames"]}
     assert by_frame[8] == {"a corgi": 1.0}
     assert by_frame[9] == pytest.approx({"a corgi": 0.75, "a lion": 0.25})
     assert by_frame[10] == pytest.approx({"a corgi": 0.25, "a lion": 0.75})
     lion.frame_start += 3  # now frames 12-25: frame 11 has no prompt
-    with pytest.raises(extension.bake.BakeError, match="frame 11: no text strip on channels 3-4"):
-        extension.bake.bake_scene(scene)
+    with pytest.raises(extension.bake.scene.BakeError, match="frame 11: no text strip on channels 3-4"):
+        extension.bake.scene.bake_scene(scene)
 
 
 @pytest.mark.parametrize("behavior, iter_n", [("FIXED", 1), ("ITER", 1), ("ITER", 2), ("LADDER", 1),
@@ -159,18 +159,18 @@ def test_seed_behaviours_bake_the_documented_sequences(scene, extension, behavio
     settings = scene.keyframe_diffusion
     bpy.ops.keyframe_diffusion.prompt_add(text="a", frame=1)
     settings.seed, settings.seed_behavior, settings.seed_iter_n = 7, behavior, iter_n
-    baked = [r["seed"] for r in extension.bake.bake_scene(scene)["frames"]]
+    baked = [r["seed"] for r in extension.bake.scene.bake_scene(scene)["frames"]]
     assert baked == seeds.seed_sequence(behavior, 7, 6, iter_n)
     if behavior == "RANDOM":
-        assert len(set(baked)) == 6 and baked == [r["seed"] for r in extension.bake.bake_scene(scene)["frames"]]
+        assert len(set(baked)) == 6 and baked == [r["seed"] for r in extension.bake.scene.bake_scene(scene)["frames"]]
 
 
 def test_seed_schedule_is_the_animated_seed(scene, extension):
     settings = scene.keyframe_diffusion
     bpy.ops.keyframe_diffusion.prompt_add(text="a", frame=1)
     keyed(settings, "seed", [(1, 10), (6, 20)])
-    baked = [r["seed"] for r in extension.bake.bake_scene(scene)["frames"]]
-    fc = extension.compat.find_fcurve(scene, "keyframe_diffusion.seed")
+    baked = [r["seed"] for r in extension.bake.scene.bake_scene(scene)["frames"]]
+    fc = extension.settings.compat.find_fcurve(scene, "keyframe_diffusion.seed")
     assert baked == [round(fc.evaluate(f)) for f in range(1, 7)] and baked[0] == 10 and baked[-1] == 20
 
 
@@ -197,7 +197,7 @@ def test_camera_bake_equals_matrix_world_of_a_parented_constrained_driven_camera
     var.targets[0].data_path = "location.x"
     cam.data.driver_add("shift_x").driver.expression = "frame / 100"  # a simple expression: no Python needed
     scene.camera = cam
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     for record in plan["frames"]:
         scene.frame_set(record["frame"])
         baked = np.array(record["camera"]["matrix_world"])
@@ -226,8 +226,8 @@ def test_deforum_strings_import_into_fcurves_that_evaluate_like_deforum(scene, e
     bpy.ops.keyframe_diffusion.prompt_add(text="a", frame=frame_start)
     for prop, text in DEFORUM_CASES.items():
         assert bpy.ops.keyframe_diffusion.schedule_import(prop=prop, text=text, seed=30) == {"FINISHED"}
-    plan = extension.bake.bake_scene(scene)
-    params = extension.properties.FRAME_PARAMS
+    plan = extension.bake.scene.bake_scene(scene)
+    params = extension.settings.properties.FRAME_PARAMS
     for prop, text in DEFORUM_CASES.items():
         expected, _ = schedule.evaluate(text, 6, 30)
         if prop == "steps":
@@ -248,7 +248,7 @@ def test_schedule_import_errors_name_the_position_and_keep_the_curve(scene, exte
             bpy.ops.keyframe_diffusion.schedule_import(prop="zoom", text=text)
     with pytest.raises(RuntimeError, match="steps: value 0 at Deforum frame 0 is outside"):
         bpy.ops.keyframe_diffusion.schedule_import(prop="steps", text="0:(0), 3:(10)")
-    fc = extension.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
+    fc = extension.settings.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
     assert [tuple(p.co) for p in fc.keyframe_points] == [(1.0, 1.0), (6.0, 2.0)]
 
 
@@ -261,15 +261,15 @@ def test_export_then_import_round_trips(scene, extension):
     for prop, text in originals.items():
         bpy.ops.keyframe_diffusion.schedule_import(prop=prop, text=text)
     keyed(settings, "guidance", [(1, 3.0), (30, 9.0)])  # Bezier keys made in Blender: exported per frame
-    before = extension.schedules.sample(scene, list(originals) + ["guidance"])
-    exported = extension.schedules.export_schedules(scene, list(originals) + ["guidance"])
+    before = extension.timeline.schedules.sample(scene, list(originals) + ["guidance"])
+    exported = extension.timeline.schedules.export_schedules(scene, list(originals) + ["guidance"])
     assert exported["zoom"] == "0:(1), 10:(1.05), 29:(0.98)"
     for prop, text in exported.items():
-        extension.schedules.import_schedule(scene, prop, text)
-    after = extension.schedules.sample(scene, list(exported))
+        extension.timeline.schedules.import_schedule(scene, prop, text)
+    after = extension.timeline.schedules.sample(scene, list(exported))
     for prop in exported:
         assert after[prop] == pytest.approx(before[prop], abs=1e-5), prop
-    assert extension.schedules.export_schedules(scene, list(exported)) == exported
+    assert extension.timeline.schedules.export_schedules(scene, list(exported)) == exported
 
 
 A1111_SETTINGS = {
@@ -296,7 +296,7 @@ def test_deforum_settings_file_imports_and_exports_round_trip(scene, extension, 
     assert [p.weight for p in settings.prompts] == [1.0, 0.0]
     scene.frame_set(7)
     assert [p.weight for p in settings.prompts] == [0.0, 1.0]
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     zoom, _ = schedule.evaluate(A1111_SETTINGS["zoom"], 12, 42)
     assert [r["motion"]["zoom"] for r in plan["frames"]] == pytest.approx(list(zoom), abs=1e-5)
     assert [r["strength"] for r in plan["frames"]] == pytest.approx([0.35] * 12)
@@ -305,11 +305,11 @@ def test_deforum_settings_file_imports_and_exports_round_trip(scene, extension, 
     out = tmp_path / "exported.json"
     assert bpy.ops.keyframe_diffusion.deforum_export(filepath=str(out)) == {"FINISHED"}
     exported = json.loads(out.read_text())
-    before = extension.schedules.sample(scene, [s.prop for s in deforum.SCHEDULES])
+    before = extension.timeline.schedules.sample(scene, [s.prop for s in deforum.SCHEDULES])
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     assert bpy.ops.keyframe_diffusion.deforum_import(filepath=str(out)) == {"FINISHED"}
-    after = extension.schedules.sample(scene, [s.prop for s in deforum.SCHEDULES])
+    after = extension.timeline.schedules.sample(scene, [s.prop for s in deforum.SCHEDULES])
     for prop in before:
         assert after[prop] == pytest.approx(before[prop], abs=1e-5), prop
     assert json.loads(out.read_text()) == exported
@@ -322,7 +322,7 @@ def test_deforum_seed_schedule_with_random_seeds_and_s_in_expressions(scene, ext
                                 "seed_schedule": '0:(s), 1:(-1), "max_f-2":(-1), "max_f-1":(s)',
                                 "angle": "0:(s/100 + t)", "prompts": {"0": "a"}}))
     assert bpy.ops.keyframe_diffusion.deforum_import(filepath=str(path)) == {"FINISHED"}
-    plan = extension.bake.bake_scene(scene)
+    plan = extension.bake.scene.bake_scene(scene)
     # -1 wraps to 2**23 - 1: an F-curve (32-bit float, rounded into the int) reproduces seeds only below 2**23.
     assert [r["seed"] for r in plan["frames"]] == [100, 2**23 - 1, 2**23 - 1, 2**23 - 1, 100, 100]
     assert [r["motion"]["angle"] for r in plan["frames"]] == pytest.approx([1.0 + t for t in range(6)])
@@ -379,17 +379,17 @@ def test_inspiration_fills_prompt_keys_from_the_vocabulary(scene):
 def test_cli_imports_and_exports_deforum_settings(scene, extension, tmp_path, capsys):
     path = tmp_path / "settings.json"
     path.write_text(json.dumps(A1111_SETTINGS))
-    assert extension.cli.main(["import-deforum", str(path)]) == 0
+    assert extension.run.cli.main(["import-deforum", str(path)]) == 0
     assert scene.frame_end == 12 and scene.keyframe_diffusion.prompts[1].text == "a lion"
     assert "not imported (no counterpart)" in capsys.readouterr().out
     out = tmp_path / "back.json"
-    assert extension.cli.main(["export-deforum", str(out)]) == 0
+    assert extension.run.cli.main(["export-deforum", str(out)]) == 0
     assert json.loads(out.read_text())["angle"] == "0:(0), 6:(2)"
     path.write_text('{"max_frames": 50, "W": 256, "zoom": "0:(1), 5:(sin(q))"}')
-    assert extension.cli.main(["import-deforum", str(path)]) == 1
+    assert extension.run.cli.main(["import-deforum", str(path)]) == 1
     assert "zoom: position 14: unknown name 'q'" in capsys.readouterr().err
     assert (scene.frame_end, scene.keyframe_diffusion.width) == (12, 512)  # nothing of the bad file was applied
-    assert extension.cli.main(["import-deforum", str(tmp_path / "missing.txt")]) == 1
+    assert extension.run.cli.main(["import-deforum", str(tmp_path / "missing.txt")]) == 1
 
 
 def test_expressions_fall_back_to_the_engine_python_when_blender_lacks_numexpr(scene, extension, monkeypatch):
@@ -400,5 +400,5 @@ def test_expressions_fall_back_to_the_engine_python_when_blender_lacks_numexpr(s
     assert bpy.ops.keyframe_diffusion.schedule_import(prop="zoom", text=text) == {"FINISHED"}
     monkeypatch.undo()
     expected, _ = schedule.evaluate(text, 6)
-    baked = [r["motion"]["zoom"] for r in extension.bake.bake_scene(scene)["frames"]]
+    baked = [r["motion"]["zoom"] for r in extension.bake.scene.bake_scene(scene)["frames"]]
     assert baked == pytest.approx(list(expected), abs=1e-5)

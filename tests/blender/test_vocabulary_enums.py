@@ -4,6 +4,7 @@ shows in Blender, and Blender never offers one the engine would refuse."""
 from __future__ import annotations
 
 import pytest
+from common import make_plan
 
 from engine import plan, vocabulary as vocab
 
@@ -32,18 +33,24 @@ ENUMS = {
 
 @pytest.mark.parametrize(("group", "prop"), sorted(ENUMS))
 def test_blender_enum_equals_the_engine_vocabulary(extension, group, prop):
-    items = getattr(bpy.types, group).bl_rna.properties[prop].enum_items
+    items = getattr(extension.settings.properties, group).bl_rna.properties[prop].enum_items
     assert [(i.identifier, i.name, i.description) for i in items] == list(ENUMS[group, prop])
 
 
 def test_every_settings_enum_that_reaches_the_plan_comes_from_a_vocabulary(extension):
     """Every enum of the scene settings the bake writes into the plan's settings is one of the checked ones."""
-    settings_enums = {p.identifier for p in bpy.types.KD_Settings.bl_rna.properties if p.type == "ENUM"}
+    settings = extension.settings.properties.KD_Settings
+    settings_enums = {p.identifier for p in settings.bl_rna.properties if p.type == "ENUM"}
     in_plan = settings_enums & set(plan.SETTINGS_FIELDS)
     assert in_plan <= {prop for group, prop in ENUMS if group == "KD_Settings"}, in_plan
 
 
-def test_the_plan_accepts_exactly_the_blender_choices(extension):
+def test_the_plan_accepts_exactly_the_blender_choices(extension, tmp_path):
     """What the enums offer, the plan validator accepts; one more word it refuses."""
-    assert plan.MODES == tuple(i.identifier for i in bpy.types.KD_Settings.bl_rna.properties["mode"].enum_items)
+    mode = extension.settings.properties.KD_Settings.bl_rna.properties["mode"]
+    assert plan.MODES == tuple(i.identifier for i in mode.enum_items)
     assert plan.BORDERS == vocab.names(vocab.BORDERS) and plan.COLOR_MODES == vocab.names(vocab.COLOR_MODES)
+    plan.validate(make_plan(str(tmp_path), mode="INTERPOLATE"))
+    known = ", ".join(i.identifier for i in mode.enum_items)
+    with pytest.raises(plan.PlanError, match=f"unknown mode 'WARP' \\(known: {known}\\)"):
+        plan.validate(make_plan(str(tmp_path), mode="WARP"))
