@@ -11,6 +11,7 @@ import sys
 import threading
 
 from . import plan as plan_mod
+from .events import describe
 from .errors import ModelError
 from .models.options import LoadOptions
 
@@ -20,28 +21,36 @@ def _load_options(args) -> LoadOptions:
                        single_file_config=args.single_file_config or None)
 
 
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-download", action="store_true", help="let diffusers download missing models")
+    p.add_argument("--allow-unsafe", action="store_true", help="allow pickle (.bin/.ckpt) weights")
+    p.add_argument("--single-file-config", default="", metavar="MODEL",
+                   help="diffusers folder or cached id whose configs describe a single-file checkpoint")
+    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+
+
 def _print_event(event: dict) -> None:
-    kind = event["event"]
-    if kind == "loading":
-        where = f" on {event['worker']}" if "worker" in event else ""
-        print(f"loading model {event['model']}{where}", file=sys.stderr)
-    elif kind == "workers":
-        print(f"Ray cluster {event['address']}: {event['count']} workers, {event['per_worker']} each",
-              file=sys.stderr)
-    elif kind == "start":
-        print(f"{len(event['frames'])} frames, {len(event['todo'])} to render", file=sys.stderr)
-    elif kind == "frame" and not event["skipped"]:
-        print(f"[{event['done']}/{event['total']}] frame {event['frame']} -> {event['path']}", file=sys.stderr)
-    elif kind == "upscale_start":
-        print(f"upscaling: {len(event['frames'])} frames, {len(event['todo'])} to upscale", file=sys.stderr)
-        if event["missing"]:
-            print(f"{len(event['missing'])} frames skipped: no current main frame on disk (render them first)",
-                  file=sys.stderr)
-    elif kind == "upscaled" and not event["skipped"]:
-        print(f"[{event['done']}/{event['total']}] upscaled frame {event['frame']} -> {event['path']}",
-              file=sys.stderr)
-    elif kind == "finished":
+    """Each event said for a person on stderr (not the denoising steps); the finished summary as JSON on stdout."""
+    if event["event"] == "finished":
         print(json.dumps(event))
+    if event["event"] != "progress" and (text := describe(event)):
+        print(text, file=sys.stderr)
+
+
+def add_render(sub) -> None:
+    p = sub.add_parser("render", help="render a baked plan")
+    p.add_argument("plan")
+    p.add_argument("--frames", help="A-B: only these frames")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="spread the frames over a Ray cluster: its address (auto, HOST:PORT, ray://HOST:10001), "
+                        "or none to start a local one")
+    p.add_argument("--ray-workers", type=int, metavar="N",
+                   help="how many Ray workers (default: one per GPU, or one per CPU without GPUs)")
+    p.add_argument("--ray-shared", action="store_true",
+                   help="workers write frames into the output folder themselves (it must be shared storage at the "
+                        "same path on every machine); default: frames are streamed back and written here")
+    _model_flags(p)
+    p.set_defaults(func=cmd_render)
 
 
 def cmd_render(args) -> int:
@@ -58,6 +67,14 @@ def cmd_render(args) -> int:
 
         renderer = Renderer(_load_options(args))
     return _run_cancellable(lambda cancel: renderer.render(plan, frame_range, _print_event, cancel))
+
+
+def add_upscale(sub) -> None:
+    p = sub.add_parser("upscale", help="run only the upscaling pass (settings.upscale) over finished frames")
+    p.add_argument("plan")
+    p.add_argument("--frames", help="A-B: only these frames")
+    _model_flags(p)
+    p.set_defaults(func=cmd_upscale)
 
 
 def cmd_upscale(args) -> int:
@@ -97,10 +114,22 @@ def _run_cancellable(work) -> int:
     return 0 if not result["summary"]["cancelled"] else 1
 
 
+def add_worker(sub) -> None:
+    p = sub.add_parser("worker", help="serve render commands as JSON lines on stdin/stdout")
+    _model_flags(p)
+    p.set_defaults(func=cmd_worker)
+
+
 def cmd_worker(args) -> int:
     from .worker import serve
 
     return serve(_load_options(args))
+
+
+def add_score(sub) -> None:
+    p = sub.add_parser("score", help="read colour, shape and position from images (the embedded model's world)")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_score)
 
 
 def cmd_score(args) -> int:
@@ -123,6 +152,13 @@ def cmd_score(args) -> int:
     return status
 
 
+def add_check(sub) -> None:
+    p = sub.add_parser("check", help="report Python, torch and diffusers versions, what is missing, the device")
+    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    p.add_argument("--text", action="store_true", help="short lines instead of JSON")
+    p.set_defaults(func=cmd_check)
+
+
 def cmd_check(args) -> int:
     """What this Python can do as the engine: versions, what is missing and how to fix it, the device."""
     from .environment import check, summary_lines
@@ -135,6 +171,14 @@ def cmd_check(args) -> int:
     return 0  # the report says whether it is ready; the command itself worked
 
 
+def add_models(sub) -> None:
+    p = sub.add_parser("models", help="list the models in the Hugging Face cache and in folders, by kind, as JSON")
+    p.add_argument("--folder", action="append", default=[], metavar="DIR",
+                   help="a models folder to search (checkpoints, LoRAs, diffusers folders); may be repeated")
+    p.add_argument("--no-hf-cache", action="store_true", help="don't list the Hugging Face cache")
+    p.set_defaults(func=cmd_models)
+
+
 def cmd_models(args) -> int:
     """The models in the Hugging Face cache and the given folders, by kind, as JSON (the preferences' Models box)."""
     from .model_index import scan
@@ -143,6 +187,14 @@ def cmd_models(args) -> int:
     models = scan(args.folder, hf_cache=not args.no_hf_cache, warnings=warnings)
     print(json.dumps({"models": models, "warnings": warnings}))
     return 0
+
+
+def add_download(sub) -> None:
+    p = sub.add_parser("download", help="download a Hugging Face model into the cache (needs --allow-download)")
+    p.add_argument("repo_id", help="e.g. stabilityai/sd-turbo")
+    p.add_argument("--allow-download", action="store_true", help="the user's consent to download")
+    p.add_argument("--allow-unsafe", action="store_true", help="download pickle (.bin/.ckpt) weights too")
+    p.set_defaults(func=cmd_download)
 
 
 def cmd_download(args) -> int:
@@ -157,11 +209,27 @@ def cmd_download(args) -> int:
     return 0
 
 
+def add_make_tiny_model(sub) -> None:
+    p = sub.add_parser("make-tiny-model", help="write the random-weight tiny pipeline folder (embedded:tiny)")
+    p.add_argument("dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_tiny_model)
+
+
 def cmd_make_tiny_model(args) -> int:
     from .tiny_model import make_tiny_model
 
     print(make_tiny_model(args.dir, seed=args.seed))
     return 0
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser("export", help="write finished frames as a GIF or MP4")
+    p.add_argument("dir", help="output folder holding the frames and manifest.json")
+    p.add_argument("out", help="a .gif or .mp4 file")
+    p.add_argument("--fps", type=float, default=24.0)
+    p.add_argument("--frames", help="A-B: only these frames")
+    p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args) -> int:
@@ -178,6 +246,14 @@ def cmd_export(args) -> int:
     return 0
 
 
+def add_schedule(sub) -> None:
+    p = sub.add_parser("schedule", help="print a Deforum keyframe string's per-frame values as JSON")
+    p.add_argument("text", help="e.g. '0:(1.0), 30:(1.04), 60:(1+0.02*sin(t/5))'")
+    p.add_argument("--frames", type=int, required=True, help="number of frames (Deforum's max_frames)")
+    p.add_argument("--seed", type=int, default=0, help="value of 's' in expressions")
+    p.set_defaults(func=cmd_schedule)
+
+
 def cmd_schedule(args) -> int:
     from . import schedule
 
@@ -192,10 +268,23 @@ def cmd_schedule(args) -> int:
     return 0
 
 
+def add_inspire(sub) -> None:
+    p = sub.add_parser("inspire", help="suggest prompts for subjects, as JSON (see: inspire --help)", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_inspire)
+
+
 def cmd_inspire(args) -> int:
     from .inspire import cli
 
     return cli(args.rest)
+
+
+def add_audio(sub) -> None:
+    p = sub.add_parser("audio", help="per-frame curve, onsets and beats of an audio file as JSON (see: audio --help)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_audio)
 
 
 def cmd_audio(args) -> int:
@@ -215,93 +304,24 @@ def _distributed_error() -> type:
     return DistributedError
 
 
+# The subcommands in the order --help lists them: each adds its parser, whose func runs it.
+SUBCOMMANDS = (add_render, add_upscale, add_worker, add_score, add_check, add_models, add_download,
+               add_make_tiny_model, add_export, add_schedule, add_inspire, add_audio)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m engine", description="Keyframe Diffusion engine")
+    sub = top.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return top
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in _DELEGATED:
         return _DELEGATED[argv[0]](argparse.Namespace(rest=argv[1:]))
-    parser = argparse.ArgumentParser(prog="python -m engine", description="Keyframe Diffusion engine")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def model_flags(p):
-        p.add_argument("--allow-download", action="store_true", help="let diffusers download missing models")
-        p.add_argument("--allow-unsafe", action="store_true", help="allow pickle (.bin/.ckpt) weights")
-        p.add_argument("--single-file-config", default="", metavar="MODEL",
-                       help="diffusers folder or cached id whose configs describe a single-file checkpoint")
-        p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
-
-    p = sub.add_parser("render", help="render a baked plan")
-    p.add_argument("plan")
-    p.add_argument("--frames", help="A-B: only these frames")
-    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
-                   help="spread the frames over a Ray cluster: its address (auto, HOST:PORT, ray://HOST:10001), "
-                        "or none to start a local one")
-    p.add_argument("--ray-workers", type=int, metavar="N",
-                   help="how many Ray workers (default: one per GPU, or one per CPU without GPUs)")
-    p.add_argument("--ray-shared", action="store_true",
-                   help="workers write frames into the output folder themselves (it must be shared storage at the "
-                        "same path on every machine); default: frames are streamed back and written here")
-    model_flags(p)
-    p.set_defaults(func=cmd_render)
-
-    p = sub.add_parser("upscale", help="run only the upscaling pass (settings.upscale) over finished frames")
-    p.add_argument("plan")
-    p.add_argument("--frames", help="A-B: only these frames")
-    model_flags(p)
-    p.set_defaults(func=cmd_upscale)
-
-    p = sub.add_parser("worker", help="serve render commands as JSON lines on stdin/stdout")
-    model_flags(p)
-    p.set_defaults(func=cmd_worker)
-
-    p = sub.add_parser("score", help="read colour, shape and position from images (the embedded model's world)")
-    p.add_argument("images", nargs="+")
-    p.set_defaults(func=cmd_score)
-
-    p = sub.add_parser("check", help="report Python, torch and diffusers versions, what is missing, the device")
-    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
-    p.add_argument("--text", action="store_true", help="short lines instead of JSON")
-    p.set_defaults(func=cmd_check)
-
-    p = sub.add_parser("models", help="list the models in the Hugging Face cache and in folders, by kind, as JSON")
-    p.add_argument("--folder", action="append", default=[], metavar="DIR",
-                   help="a models folder to search (checkpoints, LoRAs, diffusers folders); may be repeated")
-    p.add_argument("--no-hf-cache", action="store_true", help="don't list the Hugging Face cache")
-    p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("download", help="download a Hugging Face model into the cache (needs --allow-download)")
-    p.add_argument("repo_id", help="e.g. stabilityai/sd-turbo")
-    p.add_argument("--allow-download", action="store_true", help="the user's consent to download")
-    p.add_argument("--allow-unsafe", action="store_true", help="download pickle (.bin/.ckpt) weights too")
-    p.set_defaults(func=cmd_download)
-
-    p = sub.add_parser("make-tiny-model", help="write the random-weight tiny pipeline folder (embedded:tiny)")
-    p.add_argument("dir")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_make_tiny_model)
-
-    p = sub.add_parser("export", help="write finished frames as a GIF or MP4")
-    p.add_argument("dir", help="output folder holding the frames and manifest.json")
-    p.add_argument("out", help="a .gif or .mp4 file")
-    p.add_argument("--fps", type=float, default=24.0)
-    p.add_argument("--frames", help="A-B: only these frames")
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser("schedule", help="print a Deforum keyframe string's per-frame values as JSON")
-    p.add_argument("text", help="e.g. '0:(1.0), 30:(1.04), 60:(1+0.02*sin(t/5))'")
-    p.add_argument("--frames", type=int, required=True, help="number of frames (Deforum's max_frames)")
-    p.add_argument("--seed", type=int, default=0, help="value of 's' in expressions")
-    p.set_defaults(func=cmd_schedule)
-
-    p = sub.add_parser("inspire", help="suggest prompts for subjects, as JSON (see: inspire --help)", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_inspire)
-
-    p = sub.add_parser("audio", help="per-frame curve, onsets and beats of an audio file as JSON (see: audio --help)",
-                       add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_audio)
-
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         return args.func(args)
     except (plan_mod.PlanError, ModelError, ValueError, _distributed_error()) as e:

@@ -17,6 +17,7 @@ import json
 import sys
 from typing import Any, Callable
 
+from . import events
 from .errors import ModelError
 from .models.decoders import use_decoder
 from .models.derive import base_pipeline, pipeline_kind
@@ -106,7 +107,7 @@ def clip_pipeline(base, settings: dict, options: LoadOptions, emit: Callable[[di
         _release(base, cached[1])
         base._kd_clip = None
     if emit is not None:
-        emit({"event": "loading", "model": adapter_name})
+        emit(events.loading(adapter_name))
     # Not a compiled wrapper or a stand-in decoder from an earlier render either.
     unet = base.__dict__.get("_kd_own_unet", base.unet)
     vae = base.__dict__.get("_kd_own_vae", base.vae)

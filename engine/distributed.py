@@ -15,7 +15,8 @@ gets. Frames are streamed back to this process, which writes them into the outpu
 needed), or, with `shared=True`, workers write into the output folder themselves (it must be the same path on every
 machine); the manifest is merged under a file lock either way. A worker that dies has its unit retried on another
 one; frames it finished are kept, and the retried unit resumes after them. Events are the local renderer's (see
-renderer.py), plus {"event": "workers", ...} once the cluster is known.
+renderer.py), plus "workers" once the cluster is known, and "worker" ("host:pid") on loading, progress and
+rendered frame events (records and texts: events.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from . import events
 from . import plan as plan_mod
 from .errors import ModelError
 from .frames import FrameStore
@@ -142,7 +144,7 @@ class FrameWorker:
             # Tokens grow with each unit a caller sends: older early cancels can no longer match anything.
             self.early = {t for t in self.early if t > token}
         scratch = None if shared else tempfile.mkdtemp(prefix="kd-ray-")
-        events: queue.Queue = queue.Queue()
+        stream: queue.Queue = queue.Queue()
         # The upscaling pass runs once on the driver, over all the frames, not per unit on the workers.
         plan = {**plan, "settings": {k: v for k, v in plan["settings"].items() if k != "upscale"}}
         try:
@@ -154,18 +156,18 @@ class FrameWorker:
 
             def run() -> None:
                 try:
-                    self.renderer.render(plan, frame_range, events.put, cancel)
+                    self.renderer.render(plan, frame_range, stream.put, cancel)
                 except plan_mod.PlanError as e:
-                    events.put({"event": "error", "kind": "plan", "message": str(e)})
+                    stream.put(events.error("plan", str(e)))
                 except ModelError as e:
-                    events.put({"event": "error", "kind": "model", "message": str(e)})
+                    stream.put(events.error("model", str(e)))
                 except Exception as e:  # reported to the caller, which stops the other workers
-                    events.put({"event": "error", "kind": "internal", "message": f"{type(e).__name__}: {e}"})
-                events.put(None)
+                    stream.put(events.error("internal", f"{type(e).__name__}: {e}"))
+                stream.put(None)
 
             thread = threading.Thread(target=run, name="kd-unit", daemon=True)
             thread.start()
-            while (event := events.get()) is not None:
+            while (event := stream.get()) is not None:
                 if event["event"] == "frame" and not event["skipped"] and scratch is not None:
                     with open(event["path"], "rb") as f:
                         event = {**event, "png": f.read()}
@@ -261,9 +263,9 @@ class RayRenderer:
         while len(self._actors) < count:
             self._actors.append(self._new_actor())
         ray = require_ray()
-        emit({"event": "workers", "count": count, "address": self.address or "local",
-              "resources": {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")},
-              "per_worker": dict(self._resources)})
+        emit(events.workers(count, self.address or "local",
+                            {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")},
+                            dict(self._resources)))
 
     def release(self) -> None:
         ray = require_ray()
@@ -296,8 +298,8 @@ class RayRenderer:
                 run.stop()
                 store.compact()  # with shared storage, the workers' journal lines too
             retried = run.retried
-        summary = {"event": "finished", "rendered": rendered, "skipped": total - len(work.todo),
-                   "cancelled": cancelled, "output_dir": store.folder, "retried": retried}
+        summary = events.finished(rendered, total - len(work.todo), cancelled, store.folder)
+        summary["retried"] = retried
         if settings.get("upscale"):
             # The upscaling pass runs here, beside the finished frames (a cancelled render skips it).
             if self._upscaling is None:
@@ -321,6 +323,13 @@ class _Run:
         self.threads: list[threading.Thread] = []
         self.retried = 0  # units handed to another worker after theirs died
         self.start_failures = 0
+        # drive()'s: units waiting, frames rendered, whether it stops early and why.
+        self.pending: deque = deque()
+        self.by_frame: dict = {}
+        self.done = self.total = self.rendered = 0
+        self.cancelling = False
+        self.failure: Exception | None = None
+        self.idle_since = time.monotonic()
         for actor in owner._actors:
             self._greet(actor)
 
@@ -373,95 +382,106 @@ class _Run:
 
     def drive(self, pending: deque, cancel: threading.Event, by_frame: dict, done: int,
               total: int) -> tuple[int, bool]:
-        rendered = 0
-        cancelling = False
-        failure: Exception | None = None
-        idle_since = time.monotonic()
+        """Hand units to idle workers and take in what they send until every unit is done, or the render is cancelled
+        or has failed (raised here); returns (frames rendered, whether it stopped early)."""
+        self.pending, self.by_frame, self.done, self.total = pending, by_frame, done, total
+        self.rendered, self.cancelling, self.failure = 0, False, None
+        self.idle_since = time.monotonic()
+        handle = {"ready": self._on_ready, "done": self._on_done, "died": self._on_died, "event": self._on_event}
         cancel_deadline = None
-        while (pending and not cancelling) or self.busy:
-            if cancel.is_set() and not cancelling:
-                cancelling = True
-                self._cancel_all()
-            if cancelling and cancel_deadline is None:
+        while (pending and not self.cancelling) or self.busy:
+            if cancel.is_set() and not self.cancelling:
+                self._stop_early()
+            if self.cancelling and cancel_deadline is None:
                 cancel_deadline = time.monotonic() + CANCEL_TIMEOUT
-            while pending and self.ready and not cancelling:
+            while pending and self.ready and not self.cancelling:
                 self._dispatch(self.ready.pop(0), pending.popleft())
-            if cancelling and time.monotonic() > cancel_deadline:
+            if self.cancelling and time.monotonic() > cancel_deadline:
                 self._kill_busy()
                 break
-            if self.busy or self.ready:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > START_TIMEOUT:
-                raise DistributedError(f"no Ray worker started within {START_TIMEOUT:.0f} s: does the cluster have "
-                                       f"a free {'GPU' if 'num_gpus' in self.owner._resources else 'CPU'}?")
+            self._check_started()
             try:
                 kind, actor, unit, payload = self.events.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if kind == "ready":
-                self.starting.discard(actor)
-                self.names[actor] = f"{payload['host']}:{payload['pid']}"
-                self.ready.append(actor)
-            elif kind == "done":
-                self.busy.pop(actor, None)
-                self.ready.append(actor)
-            elif kind == "died":
-                self.starting.discard(actor)
-                self.busy.pop(actor, None)
-                self._forget(actor)
-                if unit is None and actor not in self.names:
-                    self.start_failures += 1
-                    if self.start_failures >= MAX_ATTEMPTS and not self.names:
-                        raise DistributedError(f"Ray workers fail to start: {_first_lines(payload)}")
-                if cancelling:
-                    continue
-                if unit is not None:
-                    unit.workers.append(self.names.get(actor, "?"))
-                    if unit.attempts >= MAX_ATTEMPTS:
-                        failure = DistributedError(
-                            f"frames {unit.frames[0]}-{unit.frames[-1]}: {unit.attempts} workers died rendering "
-                            f"them ({', '.join(unit.workers)}); last: {_first_lines(payload, 3)}")
-                        cancelling = True
-                        self._cancel_all()
-                        continue
-                    pending.appendleft(unit)  # finished frames of it are kept; the retry resumes after them
-                    self.retried += 1
-                # Ray places the new worker wherever there is room; workers that never start are not replaced
-                # forever.
-                if len(self.owner._actors) < self.owner._count and self.start_failures < 3 * self.owner._count:
-                    self._replace()
-            else:
-                rendered, error = self._event(payload, actor, by_frame, done, rendered, total)
-                if error is not None and failure is None:
-                    failure = error
-                    cancelling = True
-                    self._cancel_all()
-        if failure is not None:
-            raise failure
-        return rendered, cancelling
+            handle[kind](actor, unit, payload)
+        if self.failure is not None:
+            raise self.failure
+        return self.rendered, self.cancelling
 
-    def _event(self, event: dict, actor, by_frame: dict, done: int, rendered: int, total: int):
+    def _stop_early(self, failure: Exception | None = None) -> None:
+        """Cancel every unit running (the render was cancelled, or failed with `failure`: the first one is raised)."""
+        if failure is not None:
+            if self.failure is not None:
+                return
+            self.failure = failure
+        self.cancelling = True
+        self._cancel_all()
+
+    def _check_started(self) -> None:
+        if self.busy or self.ready:
+            self.idle_since = time.monotonic()
+        elif time.monotonic() - self.idle_since > START_TIMEOUT:
+            raise DistributedError(f"no Ray worker started within {START_TIMEOUT:.0f} s: does the cluster have "
+                                   f"a free {'GPU' if 'num_gpus' in self.owner._resources else 'CPU'}?")
+
+    def _on_ready(self, actor, _unit, info: dict) -> None:
+        self.starting.discard(actor)
+        self.names[actor] = f"{info['host']}:{info['pid']}"
+        self.ready.append(actor)
+
+    def _on_done(self, actor, _unit, _payload) -> None:
+        self.busy.pop(actor, None)
+        self.ready.append(actor)
+
+    def _on_died(self, actor, unit: Unit | None, error: Exception) -> None:
+        self.starting.discard(actor)
+        self.busy.pop(actor, None)
+        self._forget(actor)
+        if unit is None and actor not in self.names:
+            self.start_failures += 1
+            if self.start_failures >= MAX_ATTEMPTS and not self.names:
+                raise DistributedError(f"Ray workers fail to start: {_first_lines(error)}")
+        if self.cancelling or (unit is not None and not self._retry(unit, actor, error)):
+            return
+        # Ray places the new worker wherever there is room; workers that never start are not replaced forever.
+        if len(self.owner._actors) < self.owner._count and self.start_failures < 3 * self.owner._count:
+            self._replace()
+
+    def _retry(self, unit: Unit, actor, error: Exception) -> bool:
+        """Put a dead worker's unit back in line; False (the render stops) once it has killed MAX_ATTEMPTS workers."""
+        unit.workers.append(self.names.get(actor, "?"))
+        if unit.attempts >= MAX_ATTEMPTS:
+            self._stop_early(DistributedError(
+                f"frames {unit.frames[0]}-{unit.frames[-1]}: {unit.attempts} workers died rendering "
+                f"them ({', '.join(unit.workers)}); last: {_first_lines(error, 3)}"))
+            return False
+        self.pending.appendleft(unit)  # finished frames of it are kept; the retry resumes after them
+        self.retried += 1
+        return True
+
+    def _on_event(self, actor, _unit, event: dict) -> None:
+        """A worker's event: passed on as this render's (a rendered frame written here first); an error stops it."""
         kind = event["event"]
         worker = self.names.get(actor, "?")
         if kind == "loading":
-            self.emit({**event, "worker": worker})
+            self.emit(events.on_worker(event, worker))
         elif kind == "progress":
-            self.emit({**event, "done": done + rendered, "total": total, "worker": worker})
+            self.emit(events.on_worker({**event, "done": self.done + self.rendered, "total": self.total}, worker))
         elif kind == "frame" and not event["skipped"]:
             frame = event["frame"]
             if "png" in event:
                 path = self.store.write_png(frame, event["png"], self.hashes[frame],
-                                            frame_params(self.plan["settings"], by_frame[frame]))
+                                            frame_params(self.plan["settings"], self.by_frame[frame]))
             else:
                 self.store.refresh()
                 path = self.store.path(frame)
-            rendered += 1
-            self.emit({"event": "frame", "frame": frame, "path": path, "skipped": False,
-                       "done": done + rendered, "total": total, "worker": worker})
+            self.rendered += 1
+            self.emit(events.on_worker(events.frame(frame, path, False, self.done + self.rendered, self.total),
+                                       worker))
         elif kind == "error":
             kinds = {"plan": plan_mod.PlanError, "model": ModelError}
-            return rendered, kinds.get(event["kind"], DistributedError)(event["message"])
-        return rendered, None
+            self._stop_early(kinds.get(event["kind"], DistributedError)(event["message"]))
 
     def _forget(self, actor) -> None:
         owner = self.owner

@@ -1,13 +1,9 @@
 """The renderer: takes a validated plan, skips frames already on disk, renders the rest, reports events.
 
-Events are plain dicts so the worker can print them as JSON lines and in-process callers can read them directly:
-  {"event": "start", "frames": [...], "todo": [...]}
-  {"event": "loading", "model": str}
-  {"event": "progress", "frames": [...], "step": int, "steps": int, "done": int, "total": int}
-  {"event": "frame", "frame": int, "path": str, "skipped": bool, "done": int, "total": int}
-  {"event": "finished", "rendered": int, "skipped": int, "cancelled": bool, "output_dir": str}
-With settings.upscale, the upscaling pass runs before "finished" (its events: see upscale.py) and "finished" gains
-"upscaled", "upscale_skipped", "upscale_missing" (counts) and "upscale_dir".
+Events (records and texts: events.py) are plain dicts so the worker can print them as JSON lines and in-process
+callers can read them directly: start, loading, progress, frame, finished. With settings.upscale, the upscaling pass
+runs before "finished" (its events: see upscale.py) and "finished" gains "upscaled", "upscale_skipped",
+"upscale_missing" (counts) and "upscale_dir".
 """
 
 from __future__ import annotations
@@ -18,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+from . import events
 from . import plan as plan_mod
 from .errors import Cancelled
 from .frames import FrameStore
@@ -31,7 +28,7 @@ from .models.options import LoadOptions
 from .models.schedulers import set_scheduler
 from .models.speed import apply_speed, uncompiled
 
-Emit = Callable[[dict], None]
+Emit = events.Emit
 
 
 class Renderer:
@@ -47,7 +44,7 @@ class Renderer:
     def pipeline(self, model: str, device: str, emit: Emit, precision: str = "auto"):
         key = (model, device, precision)
         if key not in self._pipes:
-            emit({"event": "loading", "model": model})
+            emit(events.loading(model))
             self._pipes.clear()  # one model in memory at a time
             opts = LoadOptions(self.options.allow_download, self.options.allow_unsafe, device,
                                self.options.single_file_config, precision)
@@ -57,7 +54,7 @@ class Renderer:
     def controlnet(self, model: str, device: str, emit: Emit):
         key = (model, device)
         if key not in self._controlnets:
-            emit({"event": "loading", "model": model})
+            emit(events.loading(model))
             opts = LoadOptions(self.options.allow_download, self.options.allow_unsafe, device,
                                self.options.single_file_config)
             self._controlnets[key] = load_controlnet(model, opts)
@@ -66,7 +63,7 @@ class Renderer:
     def decoder(self, name: str, device: str, dtype, emit: Emit):
         key = (name, device, str(dtype))  # follows the model's precision
         if key not in self._decoders:
-            emit({"event": "loading", "model": name})
+            emit(events.loading(name))
             self._decoders.clear()
             self._decoders[key] = load_decoder(name, self.options, device, dtype)
         return self._decoders[key]
@@ -77,7 +74,7 @@ class Renderer:
 
         key = (model, device, precision)
         if key not in self._upscalers:
-            emit({"event": "loading", "model": model})
+            emit(events.loading(model))
             self._upscalers.clear()
             opts = LoadOptions(self.options.allow_download, self.options.allow_unsafe, device, None, precision)
             self._upscalers[key] = load_upscaler(model, opts)
@@ -91,9 +88,7 @@ class Renderer:
         cancel: threading.Event | None = None,
     ) -> dict:
         """Only the upscaling pass, over the finished frames of `frame_range` (None: all); frames without a current
-        main frame are counted as missing and left out. Ends with a finished event:
-        {"event": "finished", "pass": "upscale", "upscaled", "upscale_skipped", "upscale_missing", "cancelled",
-         "upscale_dir", "output_dir"}."""
+        main frame are counted as missing and left out. Ends with a finished event (events.UpscaleFinished)."""
         settings = plan["settings"]
         if not settings.get("upscale"):
             raise plan_mod.PlanError("settings: the plan has no 'upscale' settings (an upscaler model and an output "
@@ -104,7 +99,7 @@ class Renderer:
         chosen = set(plan_mod.frames_of(plan_mod.select_frames(plan, frame_range)))
         records = [r for r in work.records if r["frame"] in chosen]
         result = self._upscale_pass(plan, records, work.hashes, store, emit, cancel or threading.Event())
-        summary = {"event": "finished", "pass": "upscale", **result, "output_dir": store.folder}
+        summary = events.upscale_finished(**result, output_dir=store.folder)
         emit(summary)
         return summary
 
@@ -180,15 +175,13 @@ class Renderer:
             def on_step(frames: list[int], step: int, steps: int) -> None:
                 if cancel.is_set():
                     raise Cancelled()
-                emit({"event": "progress", "frames": frames, "step": step, "steps": steps,
-                      "done": done + rendered, "total": total})
+                emit(events.progress(frames, step, steps, done + rendered, total))
 
             def write(frame: int, image) -> None:
                 nonlocal rendered
                 path = store.write(frame, to_image(image), hashes[frame], frame_params(settings, by_frame[frame]))
                 rendered += 1
-                emit({"event": "frame", "frame": frame, "path": path, "skipped": False,
-                      "done": done + rendered, "total": total})
+                emit(events.frame(frame, path, False, done + rendered, total))
 
             writer = BackgroundWriter(write, 2 * settings["batch_size"]) if settings.get("background_writes") else None
             try:
@@ -204,8 +197,7 @@ class Renderer:
                 store.compact()
         elif todo:
             cancelled = True
-        summary = {"event": "finished", "rendered": rendered, "skipped": total - len(todo), "cancelled": cancelled,
-                   "output_dir": store.folder}
+        summary = events.finished(rendered, total - len(todo), cancelled, store.folder)
         if settings.get("upscale"):  # the range's finished frames (all of them, also when none was rendered now)
             result = self._upscale_pass(plan, work.records, work.hashes, store, emit, cancel, skip=cancelled)
             summary["cancelled"] = cancelled or result.pop("cancelled")
@@ -301,13 +293,12 @@ class Work:
 
     def announce(self, store: FrameStore, emit: Emit) -> int:
         """The start event and a skipped frame event for each frame already on disk; returns how many those are."""
-        emit({"event": "start", "frames": plan_mod.frames_of(self.records), "todo": plan_mod.frames_of(self.todo)})
+        emit(events.start(plan_mod.frames_of(self.records), plan_mod.frames_of(self.todo)))
         todo = set(plan_mod.frames_of(self.todo))
         done = len(self.records) - len(todo)
         for r in self.records:
             if r["frame"] not in todo:
-                emit({"event": "frame", "frame": r["frame"], "path": store.path(r["frame"]), "skipped": True,
-                      "done": done, "total": len(self.records)})
+                emit(events.frame(r["frame"], store.path(r["frame"]), True, done, len(self.records)))
         return done
 
 

@@ -11,13 +11,9 @@ re-running gives the same pixels. The upscaled frames live in their own FrameSto
 source frame's hash plus the upscale settings and prompt, so a re-run skips current ones and re-upscales only those
 whose source frame (or prompt, or settings) changed.
 
-Events (the renderer's, see renderer.py, plus):
-  {"event": "upscale_start", "frames": [...], "todo": [...], "missing": [...], "upscale_dir": str}
-  {"event": "loading", "model": str}
-  {"event": "progress", "pass": "upscale", "frames": [...], "step": int, "steps": int, "done": int, "total": int}
-  {"event": "upscaled", "frame": int, "path": str, "skipped": bool, "done": int, "total": int}
-`frames` are the frames with a current main frame on disk (the ones the pass covers), `missing` those without one
-(never rendered, or out of date): they are left out, not an error.
+Events (records and texts: events.py): upscale_start, loading, progress with "pass": "upscale", upscaled. In
+upscale_start, `frames` are the frames with a current main frame on disk (the ones the pass covers), `missing` those
+without one (never rendered, or out of date): they are left out, not an error.
 """
 
 from __future__ import annotations
@@ -28,13 +24,14 @@ import math
 import threading
 from typing import Any, Callable
 
+from . import events
 from .errors import Cancelled, ModelError
 from .frames import FrameStore
 from .models.device import pick_device, pick_dtype
 from .models.locate import locate_pipeline
 from .models.options import LoadOptions
 
-Emit = Callable[[dict], None]
+Emit = events.Emit
 
 # model_index.json `_class_name` -> kind
 UPSCALERS: dict[str, str] = {
@@ -160,14 +157,12 @@ def run_pass(
     missing = [r["frame"] for r in records if r["frame"] not in have]
     own = {r["frame"]: upscale_hash(hashes[r["frame"]], values, r) for r in present}
     todo = [r for r in present if not store.is_current(r["frame"], own[r["frame"]])]
-    emit({"event": "upscale_start", "frames": [r["frame"] for r in present], "todo": [r["frame"] for r in todo],
-          "missing": missing, "upscale_dir": store.folder})
+    emit(events.upscale_start([r["frame"] for r in present], [r["frame"] for r in todo], missing, store.folder))
     total, done = len(present), len(present) - len(todo)
     waiting = {r["frame"] for r in todo}
     for r in present:
         if r["frame"] not in waiting:
-            emit({"event": "upscaled", "frame": r["frame"], "path": store.path(r["frame"]), "skipped": True,
-                  "done": done, "total": total})
+            emit(events.upscaled(r["frame"], store.path(r["frame"]), True, done, total))
     upscaled, cancelled = 0, False
     if todo and cancel.is_set():
         cancelled = True
@@ -187,8 +182,7 @@ def run_pass(
                     frame = record["frame"]
                     path = store.write(frame, image, own[frame], _params(values, record, image, main.path(frame)))
                     upscaled += 1
-                    emit({"event": "upscaled", "frame": frame, "path": path, "skipped": False,
-                          "done": done + upscaled, "total": total})
+                    emit(events.upscaled(frame, path, False, done + upscaled, total))
         except Cancelled:
             cancelled = True
         finally:
@@ -213,8 +207,7 @@ def _upscale(pipe, kind: str, values: dict, batch: list[dict], main: FrameStore,
     def on_step(step: int, timestep, latents) -> None:
         if cancel.is_set():
             raise Cancelled()
-        emit({"event": "progress", "pass": "upscale", "frames": frames, "step": step + 1, "steps": values["steps"],
-              "done": done, "total": total})
+        emit(events.progress(frames, step + 1, values["steps"], done, total, upscale=True))
 
     # PIL in: each pipeline's own image processor scales pixels to -1..1 (and the latent upscaler encodes them).
     kwargs: dict[str, Any] = dict(

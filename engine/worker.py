@@ -5,9 +5,9 @@ Commands on stdin, one JSON object per line:
    "shared": bool}}     (with "ray": the frames are spread over a Ray cluster, see distributed.py)
   {"cmd": "cancel"}          stops the render in progress within one denoising step
   {"cmd": "quit"}            (end of stdin means the same: a worker never outlives Blender)
-Events on stdout: {"event": "ready"}, the renderer's events (see renderer.py), and
-  {"event": "error", "kind": "plan" | "model" | "internal", "message": str}
-after which the worker waits for the next command. Anything libraries print goes to stderr, never into the protocol.
+Events on stdout (records and texts: events.py): ready, the renderer's events, and error (kind: plan, model,
+cluster, environment, protocol or internal), after which the worker waits for the next command. Anything libraries
+print goes to stderr, never into the protocol.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import threading
 import traceback
 from typing import IO
 
+from . import events
 from . import plan as plan_mod
 from .distributed import DistributedError as _DistributedError
 from .errors import ModelError
 from .models.options import LoadOptions
-from .renderer import Renderer
+from .renderer import Emit, Renderer
 
 
 def _protocol_stream() -> IO[str]:
@@ -38,76 +39,98 @@ def _protocol_stream() -> IO[str]:
 
 def serve(options: LoadOptions, stdin: IO[str] | None = None, out: IO[str] | None = None) -> int:
     stdin = stdin or sys.stdin
-    out = out or _protocol_stream()
+    emit = _emitter(out or _protocol_stream())
+    commands: queue.Queue = queue.Queue()
+    cancel = threading.Event()
+    renderers = _Renderers(options)
+    emit(events.ready(os.getpid()))  # always the first line; commands wait in the pipe until the reader starts
+    threading.Thread(target=_read_commands, args=(stdin, commands, cancel, emit), daemon=True,
+                     name="kd-commands").start()
+    while (cmd := commands.get()).get("cmd") != "quit":
+        if cmd.get("cmd") == "render":
+            _render(cmd, renderers, emit, cancel)
+        else:
+            emit(events.error("protocol", f"unknown command {cmd.get('cmd')!r}"))
+    return 0
+
+
+def _emitter(out: IO[str]) -> Emit:
+    """Writes each event as one JSON line; the lock keeps lines whole when threads emit at once."""
     lock = threading.Lock()
 
-    def emit(event: dict) -> None:
+    def emit(event: events.Event) -> None:
         with lock:
             out.write(json.dumps(event) + "\n")
             out.flush()
 
-    commands: queue.Queue = queue.Queue()
-    cancel = threading.Event()
+    return emit
 
-    def read_commands() -> None:
-        for line in stdin:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                cmd = json.loads(line)
-            except json.JSONDecodeError:
-                emit({"event": "error", "kind": "protocol", "message": f"not a JSON command: {line[:80]}"})
-                continue
-            if cmd.get("cmd") == "cancel":
-                cancel.set()
-            else:
-                commands.put(cmd)
-        cancel.set()
-        commands.put({"cmd": "quit"})
 
-    threading.Thread(target=read_commands, daemon=True, name="kd-commands").start()
-    renderer = Renderer(options)
-    ray_renderers: dict = {}  # one per cluster choice, kept (with its workers' models) between renders
-    emit({"event": "ready", "pid": os.getpid()})
-    while True:
-        cmd = commands.get()
-        name = cmd.get("cmd")
-        if name == "quit":
-            return 0
-        if name != "render":
-            emit({"event": "error", "kind": "protocol", "message": f"unknown command {name!r}"})
+def _read_commands(stdin: IO[str], commands: queue.Queue, cancel: threading.Event, emit: Emit) -> None:
+    """The command reader (a thread): a cancel takes effect at once, other commands queue; end of stdin quits."""
+    for line in stdin:
+        line = line.strip()
+        if not line:
             continue
         try:
-            plan = plan_mod.load(cmd["plan"])
-            frames = cmd.get("frames")
-            chosen = renderer
-            if cmd.get("ray") is not None:
-                from .distributed import RayRenderer
+            cmd = json.loads(line)
+        except json.JSONDecodeError:
+            emit(events.error("protocol", f"not a JSON command: {line[:80]}"))
+            continue
+        if cmd.get("cmd") == "cancel":
+            cancel.set()
+        else:
+            commands.put(cmd)
+    cancel.set()
+    commands.put({"cmd": "quit"})
 
-                ray = cmd["ray"]
-                key = (ray.get("address") or "", ray.get("workers"), bool(ray.get("shared")))
-                if key not in ray_renderers:
-                    ray_renderers[key] = RayRenderer(options, key[0] or None, key[1], key[2])
-                chosen = ray_renderers[key]
-            chosen.render(plan, tuple(frames) if frames else None, emit, cancel)
-        except plan_mod.PlanError as e:
-            emit({"event": "error", "kind": "plan", "message": f"{cmd['plan']}: {e}"})
-        except ModelError as e:
-            emit({"event": "error", "kind": "model", "message": str(e)})
-        except _DistributedError as e:
-            emit({"event": "error", "kind": "cluster", "message": str(e)})
-        except ImportError as e:  # the chosen interpreter lacks the engine's libraries
-            from .environment import missing_packages
 
-            missing = missing_packages()
-            emit({"event": "error", "kind": "environment", "message": (
-                f"the engine Python ({sys.executable}) can't import {e.name or e}"
-                f"{' (missing there: ' + ', '.join(missing) + ')' if missing else ''}: install the engine "
-                "requirements there (pip install -r requirements/engine.txt) or choose another Engine Python in the "
-                "preferences")})
-        except Exception as e:  # the worker reports and stays up; Blender decides what to do
-            traceback.print_exc()
-            emit({"event": "error", "kind": "internal", "message": f"{type(e).__name__}: {e}"})
-        finally:
-            cancel.clear()
+class _Renderers:
+    """The local renderer and one RayRenderer per cluster choice, each kept (with its models) between renders."""
+
+    def __init__(self, options: LoadOptions):
+        self.options = options
+        self.local = Renderer(options)
+        self.ray: dict = {}
+
+    def choose(self, ray: dict | None):
+        if ray is None:
+            return self.local
+        from .distributed import RayRenderer
+
+        key = (ray.get("address") or "", ray.get("workers"), bool(ray.get("shared")))
+        if key not in self.ray:
+            self.ray[key] = RayRenderer(self.options, key[0] or None, key[1], key[2])
+        return self.ray[key]
+
+
+def _render(cmd: dict, renderers: _Renderers, emit: Emit, cancel: threading.Event) -> None:
+    """One render command; a failure becomes an error event and the worker waits for the next command."""
+    try:
+        plan = plan_mod.load(cmd["plan"])
+        frames = cmd.get("frames")
+        renderers.choose(cmd.get("ray")).render(plan, tuple(frames) if frames else None, emit, cancel)
+    except Exception as e:  # the worker reports and stays up; Blender decides what to do
+        emit(_error(e, cmd))
+    finally:
+        cancel.clear()
+
+
+def _error(e: Exception, cmd: dict) -> events.Error:
+    if isinstance(e, plan_mod.PlanError):
+        return events.error("plan", f"{cmd['plan']}: {e}")
+    if isinstance(e, ModelError):
+        return events.error("model", str(e))
+    if isinstance(e, _DistributedError):
+        return events.error("cluster", str(e))
+    if isinstance(e, ImportError):  # the chosen interpreter lacks the engine's libraries
+        from .environment import missing_packages
+
+        missing = missing_packages()
+        return events.error("environment", (
+            f"the engine Python ({sys.executable}) can't import {e.name or e}"
+            f"{' (missing there: ' + ', '.join(missing) + ')' if missing else ''}: install the engine "
+            "requirements there (pip install -r requirements/engine.txt) or choose another Engine Python in the "
+            "preferences"))
+    traceback.print_exc()
+    return events.error("internal", f"{type(e).__name__}: {e}")

@@ -1,0 +1,285 @@
+"""The engine's events: one record per kind, the one place they are built, and how each reads for a person.
+
+A render reports what it does as events, plain dicts that in-process callers read directly (Renderer.render's `emit`)
+and that the worker writes as JSON lines on its stdout (worker.py). Each kind is a TypedDict below, built by its
+constructor here, never as a literal at the emit site; `describe(event)` is the one text for a person, so the
+Blender status bar, the Blender CLI and the engine CLI all say the same thing.
+
+Kinds, in the order a render sends them (keys in [brackets] only sometimes):
+  ready          pid                                  the worker is up (worker.py)
+  start          frames, todo                         the range's frames, those not current on disk
+  workers        count, address, resources, per_worker   a Ray render, once the cluster is known (distributed.py)
+  loading        model [worker]                       a model (pipeline, ControlNet, decoder, adapter, upscaler)
+  progress       frames, step, steps, done, total [pass="upscale"] [worker]   one denoising step of a batch
+  frame          frame, path, skipped, done, total [worker]   a frame on disk (skipped: it was current already)
+  upscale_start  frames, todo, missing, upscale_dir   the upscaling pass (upscale.py): frames with a current main
+                                                      frame, those to upscale, those left out (no main frame)
+  upscaled       frame, path, skipped, done, total    an upscaled frame on disk
+  finished       rendered, skipped, cancelled, output_dir [retried] [upscaled, upscale_skipped, upscale_missing,
+                 upscale_dir]; the upscaling pass alone (`python -m engine upscale`): pass="upscale", upscaled,
+                 upscale_skipped, upscale_missing, upscale_dir, cancelled, output_dir
+  error          kind, message                        the command failed; the worker waits for the next one
+  exit           code, message                        Blender's side: the worker process ended (message: its last
+                                                      words on stderr); engine_link/worker_client.py
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal, TypedDict, Union
+
+# -- the records ------------------------------------------------------------------------------------------------
+
+
+class Ready(TypedDict):
+    event: Literal["ready"]
+    pid: int
+
+
+class Start(TypedDict):
+    event: Literal["start"]
+    frames: list[int]
+    todo: list[int]
+
+
+class _Loading(TypedDict):
+    event: Literal["loading"]
+    model: str
+
+
+class Loading(_Loading, total=False):
+    worker: str  # a Ray worker, "host:pid"
+
+
+class Workers(TypedDict):
+    event: Literal["workers"]
+    count: int
+    address: str  # "local" for a cluster started here
+    resources: dict[str, float]  # the cluster's CPU and GPU
+    per_worker: dict[str, float]  # what each worker takes: num_cpus, num_gpus
+
+
+class _Progress(TypedDict):
+    event: Literal["progress"]
+    frames: list[int]
+    step: int
+    steps: int
+    done: int  # frames finished before this batch
+    total: int
+
+
+# "pass" is a Python keyword, so these keys are declared the functional way.
+_PassAndWorker = TypedDict("_PassAndWorker", {"pass": Literal["upscale"], "worker": str}, total=False)
+
+
+class Progress(_Progress, _PassAndWorker):
+    """A denoising step; with pass="upscale" a step of the upscaling pass."""
+
+
+class _Frame(TypedDict):
+    event: Literal["frame"]
+    frame: int
+    path: str
+    skipped: bool
+    done: int
+    total: int
+
+
+class Frame(_Frame, total=False):
+    worker: str
+
+
+class UpscaleStart(TypedDict):
+    event: Literal["upscale_start"]
+    frames: list[int]
+    todo: list[int]
+    missing: list[int]
+    upscale_dir: str
+
+
+class Upscaled(TypedDict):
+    event: Literal["upscaled"]
+    frame: int
+    path: str
+    skipped: bool
+    done: int
+    total: int
+
+
+class _Finished(TypedDict):
+    event: Literal["finished"]
+    rendered: int
+    skipped: int  # frames that were current already
+    cancelled: bool
+    output_dir: str
+
+
+class Finished(_Finished, total=False):
+    retried: int  # a Ray render: units handed to another worker after theirs died
+    upscaled: int  # with settings.upscale: the upscaling pass's counts and folder
+    upscale_skipped: int
+    upscale_missing: int
+    upscale_dir: str
+
+
+UpscaleFinished = TypedDict("UpscaleFinished", {
+    "event": Literal["finished"], "pass": Literal["upscale"], "upscaled": int, "upscale_skipped": int,
+    "upscale_missing": int, "upscale_dir": str, "cancelled": bool, "output_dir": str})
+
+ErrorKind = Literal["plan", "model", "cluster", "environment", "protocol", "internal"]
+
+
+class Error(TypedDict):
+    event: Literal["error"]
+    kind: ErrorKind
+    message: str
+
+
+class Exit(TypedDict):
+    event: Literal["exit"]
+    code: int
+    message: str  # the worker's last lines on stderr, or ""
+
+
+Event = Union[Ready, Start, Loading, Workers, Progress, Frame, UpscaleStart, Upscaled, Finished, UpscaleFinished,
+              Error, Exit]
+Emit = Callable[[Event], None]
+
+KINDS: dict[str, type] = {"ready": Ready, "start": Start, "loading": Loading, "workers": Workers,
+                          "progress": Progress, "frame": Frame, "upscale_start": UpscaleStart, "upscaled": Upscaled,
+                          "finished": Finished, "error": Error, "exit": Exit}
+
+
+def schema(event: dict) -> type:
+    """The record an event must match: its kind's (the upscaling pass alone ends with UpscaleFinished)."""
+    if event["event"] == "finished" and event.get("pass") == "upscale":
+        return UpscaleFinished
+    return KINDS[event["event"]]
+
+
+# -- building them ----------------------------------------------------------------------------------------------
+
+
+def ready(pid: int) -> Ready:
+    return {"event": "ready", "pid": pid}
+
+
+def start(frames: list[int], todo: list[int]) -> Start:
+    return {"event": "start", "frames": frames, "todo": todo}
+
+
+def loading(model: str) -> Loading:
+    return {"event": "loading", "model": model}
+
+
+def workers(count: int, address: str, resources: dict[str, float], per_worker: dict[str, float]) -> Workers:
+    return {"event": "workers", "count": count, "address": address, "resources": resources, "per_worker": per_worker}
+
+
+def progress(frames: list[int], step: int, steps: int, done: int, total: int, upscale: bool = False) -> Progress:
+    event: Progress = {"event": "progress", "frames": frames, "step": step, "steps": steps, "done": done,
+                       "total": total}
+    if upscale:
+        event["pass"] = "upscale"
+    return event
+
+
+def frame(frame: int, path: str, skipped: bool, done: int, total: int) -> Frame:
+    return {"event": "frame", "frame": frame, "path": path, "skipped": skipped, "done": done, "total": total}
+
+
+def upscale_start(frames: list[int], todo: list[int], missing: list[int], upscale_dir: str) -> UpscaleStart:
+    return {"event": "upscale_start", "frames": frames, "todo": todo, "missing": missing, "upscale_dir": upscale_dir}
+
+
+def upscaled(frame: int, path: str, skipped: bool, done: int, total: int) -> Upscaled:
+    return {"event": "upscaled", "frame": frame, "path": path, "skipped": skipped, "done": done, "total": total}
+
+
+def finished(rendered: int, skipped: int, cancelled: bool, output_dir: str) -> Finished:
+    """A render's summary; a Ray render adds "retried", an upscaling pass its counts (see Finished)."""
+    return {"event": "finished", "rendered": rendered, "skipped": skipped, "cancelled": cancelled,
+            "output_dir": output_dir}
+
+
+def upscale_finished(upscaled: int, upscale_skipped: int, upscale_missing: int, upscale_dir: str, cancelled: bool,
+                     output_dir: str) -> UpscaleFinished:
+    return {"event": "finished", "pass": "upscale", "upscaled": upscaled, "upscale_skipped": upscale_skipped,
+            "upscale_missing": upscale_missing, "upscale_dir": upscale_dir, "cancelled": cancelled,
+            "output_dir": output_dir}
+
+
+def error(kind: ErrorKind, message: str) -> Error:
+    return {"event": "error", "kind": kind, "message": message}
+
+
+def exited(code: int, message: str) -> Exit:
+    return {"event": "exit", "code": code, "message": message}
+
+
+def on_worker(event: Event, worker: str) -> Event:
+    """The event as a Ray worker's: the same with "worker" (its "host:pid") added."""
+    return {**event, "worker": worker}  # type: ignore[return-value]
+
+
+# -- saying them ------------------------------------------------------------------------------------------------
+
+
+def describe(event: Event) -> str:
+    """The event for a person, one line (an exit with last words: more); "" for one that tells a person nothing
+    (a frame or upscaled frame that was current already, a kind it doesn't know)."""
+    say = _SAY.get(event.get("event"))
+    return say(event) if say else ""
+
+
+def _frames(frames: list[int]) -> str:
+    first, last = frames[0], frames[-1]
+    return f"frame {first}" if first == last else f"frames {first}-{last}"
+
+
+def _progress(e: Progress) -> str:
+    what = "upscaled" if e.get("pass") == "upscale" else "done"
+    return f"{e['done']}/{e['total']} {what}, {_frames(e['frames'])}: step {e['step']}/{e['steps']}"
+
+
+def _workers(e: Workers) -> str:
+    each = [f"{e['per_worker'][key]:g} {name}{'' if e['per_worker'][key] == 1 else 's'}"
+            for key, name in (("num_gpus", "GPU"), ("num_cpus", "CPU")) if e["per_worker"].get(key)]
+    return f"Ray cluster {e['address']}: {e['count']} workers" + (f", {' and '.join(each)} each" if each else "")
+
+
+def _upscale_start(e: UpscaleStart) -> str:
+    missing = e["missing"]
+    return f"Upscaling {len(e['todo'])} of {len(e['frames'])} frames" + (
+        f"; {len(missing)} frames skipped: no current main frame on disk (render them first)" if missing else "")
+
+
+def _finished(e: Finished | UpscaleFinished) -> str:
+    head = "Cancelled" if e["cancelled"] else "Done"
+    if e.get("pass") == "upscale":
+        missing = e["upscale_missing"]
+        return f"{head}: {e['upscaled']} upscaled, {e['upscale_skipped']} up to date" + (
+            f", {missing} without a current main frame" if missing else "")
+    return f"{head}: {e['rendered']} rendered, {e['skipped']} up to date" + (
+        f", {e['upscaled']} upscaled" if e.get("upscaled") else "")
+
+
+def _exit(e: Exit) -> str:
+    words = e.get("message") or ""
+    return f"The engine worker stopped (exit code {e['code']}); finished frames are kept." + (
+        f"\n{words}" if words else "")
+
+
+_SAY: dict[str, Callable[..., str]] = {
+    "ready": lambda e: f"Engine worker ready (pid {e['pid']})",
+    "start": lambda e: f"{len(e['todo'])} of {len(e['frames'])} frames to render",
+    "loading": lambda e: f"Loading {e['model']}" + (f" on {e['worker']}" if "worker" in e else ""),
+    "workers": _workers,
+    "progress": _progress,
+    "frame": lambda e: "" if e["skipped"] else f"[{e['done']}/{e['total']}] frame {e['frame']} -> {e['path']}",
+    "upscale_start": _upscale_start,
+    "upscaled": lambda e: "" if e["skipped"] else
+    f"[{e['done']}/{e['total']}] upscaled frame {e['frame']} -> {e['path']}",
+    "finished": _finished,
+    "error": lambda e: e["message"],
+    "exit": _exit,
+}
