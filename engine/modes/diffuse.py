@@ -154,103 +154,193 @@ def diffuse_later(job: Job, records: list[dict], inits: list[np.ndarray] | None,
                   keep: list[np.ndarray] | None = None, defer: bool = True) -> Callable[[], list[np.ndarray]]:
     """diffuse() up to the denoised latents; the returned function decodes them (and pastes masked frames back), so
     a caller can run it on a thread while the next batch denoises (see modes/overlap.py).
+
+    In the stages of a diffusers pipeline: check_inputs (masks, depth, ControlNet images, the task), prepare_inputs
+    (the pipeline call's arguments), denoise (the call, with the step callback), decode (the returned function).
+    A batch with less than one step to run is its inits; one that a single call can't take goes frame by frame.
     """
-    settings = job.settings
-    first = records[0]
-    steps, strength = first["steps"], float(first.get("strength", 0.6))
-    frames = [r["frame"] for r in records]
+    steps, strength = records[0]["steps"], float(records[0].get("strength", 0.6))
     if inits is not None and steps_run(steps, strength) < 1:
-        # Less than one step of the schedule left to run: the frame is its init (diffusers would refuse).
-        job.on_step(frames, steps, steps)
-        if keep is not None and any(r.get("mask") for r in records):  # still only the mask may change
-            size = (settings["width"], settings["height"])
-            kept = [masks.paste_back(i, k, masks.read_mask(r["mask"], size, settings.get("mask_blur", 4), r["frame"]))
-                    if r.get("mask") else np.array(i, copy=True) for r, i, k in zip(records, inits, keep)]
-        else:
-            kept = [np.array(i, copy=True) for i in inits]
-        return lambda: kept
+        return _unchanged(job, records, inits, keep)
+    if _one_at_a_time(job, records):
+        return _singles(job, records, inits, coherence_reference, keep, defer)
+    batch = check_inputs(job, records, inits, keep)
+    pipe = derive(job.pipe, batch.task, job.controlnets or None)
+    defer = defer and not overlap.needs_upcast(pipe)
+    call, weights = prepare_inputs(job, pipe, batch, defer)
+    result = denoise(job, pipe, batch, call, weights, coherence_reference)
+    return lambda: decode(pipe, batch, result.images, defer)
+
+
+@dataclass
+class Batch:
+    """One pipeline call's frames and their checked inputs (see check_inputs)."""
+
+    records: list[dict]
+    inits: list[np.ndarray] | None  # None: text-to-image
+    keep: list[np.ndarray] | None  # what masked frames keep outside the mask (None: their inits)
+    task: str  # "txt2img", "img2img" or "inpaint"
+    grey: bool  # an inpainting or depth model without an init: a grey image re-diffused whole
+    soft: list[np.ndarray] | None  # feathered masks (0-1), when frames are inpainted from an init
+    depth: torch.Tensor | None  # a depth-to-image model's conditioning
+    controls: list[list] | None  # per ControlNet unit, each frame's conditioning image
+
+    @property
+    def frames(self) -> list[int]:
+        return [r["frame"] for r in self.records]
+
+    @property
+    def steps(self) -> int:
+        return self.records[0]["steps"]
+
+    @property
+    def strength(self) -> float:
+        return float(self.records[0].get("strength", 0.6))
+
+
+def _unchanged(job: Job, records: list[dict], inits: list[np.ndarray],
+               keep: list[np.ndarray] | None) -> Callable[[], list[np.ndarray]]:
+    """Less than one step of the schedule left to run: each frame is its init (diffusers would refuse)."""
+    settings, steps = job.settings, records[0]["steps"]
+    job.on_step([r["frame"] for r in records], steps, steps)
+    if keep is not None and any(r.get("mask") for r in records):  # still only the mask may change
+        size = (settings["width"], settings["height"])
+        kept = [masks.paste_back(i, k, masks.read_mask(r["mask"], size, settings.get("mask_blur", 4), r["frame"]))
+                if r.get("mask") else np.array(i, copy=True) for r, i, k in zip(records, inits, keep)]
+    else:
+        kept = [np.array(i, copy=True) for i in inits]
+    return lambda: kept
+
+
+def _one_at_a_time(job: Job, records: list[dict]) -> bool:
+    """diffusers' Multi-ControlNet takes one conditioning image per unit, not a batch, and a frame without a mask is
+    image-to-image, not inpainting: such batches go one frame per call."""
     masked = [bool(r.get("mask")) for r in records]
-    if (len(job.controlnets) > 1 or any(masked) and not all(masked)) and len(records) > 1:
-        # diffusers' Multi-ControlNet takes one conditioning image per unit, not a batch, and a frame without a mask
-        # is image-to-image, not inpainting: one frame per call.
-        none = [None] * len(records)
-        singles = [diffuse_later(job, [r], None if inits is None else [i], None if coherence_reference is None else [c],
-                                 None if keep is None else [k], defer)
-                   for r, i, c, k in zip(records, inits or none, coherence_reference or none, keep or none)]
-        return lambda: [finish()[0] for finish in singles]
+    return (len(job.controlnets) > 1 or any(masked) and not all(masked)) and len(records) > 1
+
+
+def _singles(job: Job, records: list[dict], inits, coherence_reference, keep,
+             defer: bool) -> Callable[[], list[np.ndarray]]:
+    none = [None] * len(records)
+    singles = [diffuse_later(job, [r], None if inits is None else [i], None if coherence_reference is None else [c],
+                             None if keep is None else [k], defer)
+               for r, i, c, k in zip(records, inits or none, coherence_reference or none, keep or none)]
+    return lambda: [finish()[0] for finish in singles]
+
+
+def check_inputs(job: Job, records: list[dict], inits: list[np.ndarray] | None,
+                 keep: list[np.ndarray] | None) -> Batch:
+    """The batch's ControlNet images, masks and depth maps, read and checked, and the task they make: inpainting
+    (masked frames, or an inpainting model), image-to-image (an init, or a grey one) or text-to-image."""
+    settings = job.settings
     controls = control_images(job, records, inits or [None] * len(records))
     size = (settings["width"], settings["height"])
     kind = model_kind(job.pipe)
-    if any(masked) and inits is None:
+    masked = any(r.get("mask") for r in records)
+    if masked and inits is None:
         job.warn_once("a frame with no init image (the first of a feedback chain without an Init Image) can't be "
                       "inpainted: its mask is ignored")
     soft = None
-    if any(masked) and inits is not None:
+    if masked and inits is not None:
         soft = [masks.read_mask(r["mask"], size, settings.get("mask_blur", 4), r["frame"]) for r in records]
     depth = depth_maps(records, size) if kind == "sd-depth" else None
     if depth is not None and soft is not None:
-        raise ValueError(f"frame {frames[0]}: the model is a depth-to-image model, and depth-to-image and inpainting "
-                         "masks are not supported together (remove the mask, or use an ordinary or inpainting model)")
+        raise ValueError(f"frame {records[0]['frame']}: the model is a depth-to-image model, and depth-to-image and "
+                         "inpainting masks are not supported together (remove the mask, or use an ordinary or "
+                         "inpainting model)")
     inpaint = soft is not None or kind.endswith("-inpaint")
     # Inpainting and depth models start from an image; their text-to-image is a grey one re-diffused whole.
     grey = inits is None and (inpaint or depth is not None)
     task = "inpaint" if inpaint else "img2img" if inits is not None or grey else "txt2img"
-    pipe = derive(job.pipe, task, job.controlnets or None)
-    defer = defer and not overlap.needs_upcast(pipe)
-    conds = [job.prompts.frame(r["prompts"]) for r in records]
-    dtype = pipe.unet.dtype
-    kwargs, weights = pipeline_inputs(conds, pipe.device, dtype)
-    params = inspect.signature(type(pipe).__call__).parameters
+    return Batch(records, inits, keep, task, grey, soft, depth, controls)
+
+
+def prepare_inputs(job: Job, pipe, batch: Batch, defer: bool) -> tuple[dict, torch.Tensor | None]:
+    """The pipeline call's arguments (all but the step callback) and the composable prompts' part weights."""
+    first = batch.records[0]
+    conds = [job.prompts.frame(r["prompts"]) for r in batch.records]
+    kwargs, weights = pipeline_inputs(conds, pipe.device, pipe.unet.dtype)
     call = dict(
-        num_inference_steps=steps,
+        num_inference_steps=batch.steps,
         guidance_scale=float(first["guidance"]),
-        generator=[torch.Generator("cpu").manual_seed(r["seed"]) for r in records],
+        generator=[torch.Generator("cpu").manual_seed(r["seed"]) for r in batch.records],
         output_type="latent" if defer else "np",
         **kwargs,
     )
     rescale = float(first.get("guidance_rescale", 0.0))
-    if "guidance_rescale" in params:
+    if "guidance_rescale" in inspect.signature(type(pipe).__call__).parameters:
         call["guidance_rescale"] = rescale
     elif rescale:
         job.warn_once(f"{type(pipe).__name__} has no CFG rescale; the frames' guidance_rescale is ignored")
+    call.update(_image_inputs(pipe, batch, job.settings))
+    if batch.controls is not None:
+        call.update(_control_inputs(batch))
+    call.update(job.settings.get("pipeline_kwargs", {}))
+    return call, weights
+
+
+def _image_inputs(pipe, batch: Batch, settings: dict) -> dict:
+    """What the task starts from: seeded noise (text-to-image), the init images or a grey one with the strength, an
+    inpainting model's masks, a depth model's depth maps."""
+    records, dtype = batch.records, pipe.unet.dtype
+    size = (settings["width"], settings["height"])
     factor = pipe.vae_scale_factor
     # out_channels: the latents' channels (in_channels also counts an inpainting model's mask or a depth map)
     shape = (pipe.unet.config.out_channels, settings["height"] // factor, settings["width"] // factor)
-    if task == "txt2img":
-        call.update(width=settings["width"], height=settings["height"],
-                    latents=torch.stack([seeded_noise(r["seed"], shape) for r in records]).to(pipe.device, dtype))
+    out = {}
+    if batch.task == "txt2img":
+        out.update(width=size[0], height=size[1],
+                   latents=torch.stack([seeded_noise(r["seed"], shape) for r in records]).to(pipe.device, dtype))
     else:
-        sources = inits if not grey else [np.full((size[1], size[0], 3), 128, np.uint8)] * len(records)
-        call.update(image=[image_ops.to_pil(i) for i in sources], strength=1.0 if grey else strength)
-    if inpaint:
+        sources = batch.inits if not batch.grey else [np.full((size[1], size[0], 3), 128, np.uint8)] * len(records)
+        out.update(image=[image_ops.to_pil(i) for i in sources], strength=1.0 if batch.grey else batch.strength)
+    if batch.task == "inpaint":
         # An inpainting model's frame without a mask is repainted whole (its image-to-image).
-        areas = [masks.repaint_area(m) for m in soft] if soft else [np.full(size[::-1], 255, np.uint8)] * len(records)
-        call.update(width=size[0], height=size[1], mask_image=[image_ops.to_pil(a) for a in areas])
-        if grey:  # all noise at strength 1: the frame's own seeded noise, as in text-to-image
-            call["latents"] = torch.stack([seeded_noise(r["seed"], shape) for r in records]).to(pipe.device, dtype)
-    if depth is not None:
-        call["depth_map"] = depth.to(pipe.device, dtype)
+        areas = ([masks.repaint_area(m) for m in batch.soft] if batch.soft
+                 else [np.full(size[::-1], 255, np.uint8)] * len(records))
+        out.update(width=size[0], height=size[1], mask_image=[image_ops.to_pil(a) for a in areas])
+        if batch.grey:  # all noise at strength 1: the frame's own seeded noise, as in text-to-image
+            out["latents"] = torch.stack([seeded_noise(r["seed"], shape) for r in records]).to(pipe.device, dtype)
+    if batch.depth is not None:
+        out["depth_map"] = batch.depth.to(pipe.device, dtype)
         _flat_depth_safe(pipe)
-    if controls is not None:
-        key = "image" if task == "txt2img" else "control_image"
-        units = [r["control"] for r in records]
-        # One unit: a batch of images. Several: one image per unit (a single frame, see above).
-        call[key] = [images[0] for images in controls] if len(controls) > 1 else controls[0]
-        scales = [float(first["control"][u]["scale"]) for u in range(len(controls))]
-        starts = [float(first["control"][u].get("start", 0.0)) for u in range(len(controls))]
-        ends = [float(first["control"][u].get("end", 1.0)) for u in range(len(controls))]
-        if any(u != units[0] for u in units[1:]):
-            raise ValueError("frames batched together must share ControlNet scales")
-        if len(controls) == 1:
-            scales, starts, ends = scales[0], starts[0], ends[0]
-        call.update(controlnet_conditioning_scale=scales, control_guidance_start=starts, control_guidance_end=ends)
-    call.update(settings.get("pipeline_kwargs", {}))
+    return out
 
+
+def _control_inputs(batch: Batch) -> dict:
+    """The ControlNet units' images, scales and guidance windows. One unit: a batch of images. Several: one image per
+    unit (a single frame, see _one_at_a_time)."""
+    controls, first = batch.controls, batch.records[0]
+    key = "image" if batch.task == "txt2img" else "control_image"
+    units = [r["control"] for r in batch.records]
+    scales = [float(first["control"][u]["scale"]) for u in range(len(controls))]
+    starts = [float(first["control"][u].get("start", 0.0)) for u in range(len(controls))]
+    ends = [float(first["control"][u].get("end", 1.0)) for u in range(len(controls))]
+    if any(u != units[0] for u in units[1:]):
+        raise ValueError("frames batched together must share ControlNet scales")
+    if len(controls) == 1:
+        return {key: controls[0], "controlnet_conditioning_scale": scales[0], "control_guidance_start": starts[0],
+                "control_guidance_end": ends[0]}
+    return {key: [images[0] for images in controls], "controlnet_conditioning_scale": scales,
+            "control_guidance_start": starts, "control_guidance_end": ends}
+
+
+def denoise(job: Job, pipe, batch: Batch, call: dict, weights: torch.Tensor | None,
+            coherence_reference: list[np.ndarray] | None):
+    """The pipeline call: each step reports progress (and stops there on a cancel) and pulls the latents towards the
+    coherence reference."""
     reference = None
     if coherence_reference is not None:
-        reference = encode_latents(pipe, coherence_reference).to(dtype)
-    pull = _coherence_callback(job, records, reference)
-    total = steps_run(steps, strength) if inits is not None else steps
+        reference = encode_latents(pipe, coherence_reference).to(pipe.unet.dtype)
+    step_end = _step_callback(job, batch, _coherence_callback(job, batch.records, reference))
+    call.update(callback_on_step_end=step_end, callback_on_step_end_tensor_inputs=["latents"])
+    with torch.no_grad(), composed(pipe.unet, weights, 1 if weights is None else weights.shape[1]):
+        return pipe(**call)
+
+
+def _step_callback(job: Job, batch: Batch, pull):
+    frames = batch.frames
+    total = steps_run(batch.steps, batch.strength) if batch.inits is not None else batch.steps
 
     def step_end(_pipe, step, _timestep, tensors):
         job.on_step(frames, min(step + 1, total), total)  # may raise Cancelled: the loop stops within this step
@@ -258,20 +348,20 @@ def diffuse_later(job: Job, records: list[dict], inits: list[np.ndarray] | None,
             tensors["latents"] = pull(tensors["latents"], step)
         return tensors
 
-    call.update(callback_on_step_end=step_end, callback_on_step_end_tensor_inputs=["latents"])
-    with torch.no_grad(), composed(pipe.unet, weights, 1 if weights is None else weights.shape[1]):
-        result = pipe(**call)
+    return step_end
 
-    def finish() -> list[np.ndarray]:
-        if defer:
-            images = overlap.decode(pipe, result.images)
-        else:
-            images = [(np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8) for image in result.images]
-        if soft is not None:
-            images = [masks.paste_back(image, kept, m) for image, kept, m in zip(images, keep or inits, soft)]
-        return images
 
-    return finish
+def decode(pipe, batch: Batch, output, deferred: bool) -> list[np.ndarray]:
+    """The pipeline's output (latents when `deferred`, else 0-1 float images) -> RGB uint8 frames, masked frames
+    pasted back onto what they keep."""
+    if deferred:
+        images = overlap.decode(pipe, output)
+    else:
+        images = [(np.clip(image, 0.0, 1.0) * 255.0).round().astype(np.uint8) for image in output]
+    if batch.soft is not None:
+        images = [masks.paste_back(image, kept, m) for image, kept, m in zip(images, batch.keep or batch.inits,
+                                                                             batch.soft)]
+    return images
 
 
 DEPTH_HINT = "turn on Scene Depth so the bake renders Blender's depth pass"
