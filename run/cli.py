@@ -9,6 +9,7 @@ import sys
 import bpy
 
 from ..bake.scene import BakeError, write_plan
+from ..engine.events import describe
 from ..engine.plan import parse_frame_range
 from ..timeline import schedules
 from .generate import GenerateError, GenerateJob
@@ -40,23 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What the terminal shows of a render: the plan, loading, the cluster, each frame written; not every denoising step.
+_PRINTED = ("start", "loading", "workers", "frame", "upscale_start", "upscaled")
+
+
 def _print_event(event: dict) -> None:
-    kind = event.get("event")
-    if kind == "start":
-        print(f"keyframe_diffusion: {len(event['todo'])} of {len(event['frames'])} frames to render", flush=True)
-    elif kind == "loading":
-        where = f" on {event['worker']}" if "worker" in event else ""
-        print(f"keyframe_diffusion: loading {event['model']}{where}", flush=True)
-    elif kind == "workers":
-        print(f"keyframe_diffusion: Ray cluster {event['address']}: {event['count']} workers", flush=True)
-    elif kind == "frame" and not event["skipped"]:
-        print(f"keyframe_diffusion: [{event['done']}/{event['total']}] frame {event['frame']} -> {event['path']}",
-              flush=True)
-    elif kind == "upscale_start":
-        print(f"keyframe_diffusion: {len(event['todo'])} of {len(event['frames'])} frames to upscale", flush=True)
-    elif kind == "upscaled" and not event["skipped"]:
-        print(f"keyframe_diffusion: [{event['done']}/{event['total']}] upscaled frame {event['frame']} -> "
-              f"{event['path']}", flush=True)
+    said = describe(event) if event.get("event") in _PRINTED else ""
+    if said:
+        print(f"keyframe_diffusion: {said}", flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ from typing import Callable
 import bpy
 
 from ..bake.scene import BakeError, write_plan
+from ..engine.events import describe
 from ..engine_link import workers
 from ..engine_link.worker_client import WorkerClient, WorkerError
 from ..timeline import audio_keys
@@ -83,50 +84,35 @@ class GenerateJob:
         self.message = "Starting engine"
 
     def handle(self, event: dict) -> None:
+        """Follow one worker event: the status line says it as every printer does (engine.events.describe); frames
+        that land refresh their strip."""
         kind = event.get("event")
+        said = describe(event)
         if kind == "start":
             self.total = len(event["frames"])
-            self.message = f"{len(event['todo'])} of {self.total} frames to render"
-        elif kind == "loading":
-            self.message = f"Loading {event['model']}" + (f" on {event['worker']}" if "worker" in event else "")
-        elif kind == "workers":
-            self.message = f"Ray: {event['count']} workers on {event['address']}"
         elif kind == "progress":
             share = len(event["frames"]) * event["step"] / event["steps"]
             self.progress = (event["done"] + share) / max(1, event["total"])
-            first, last = event["frames"][0], event["frames"][-1]
-            frames = f"frame {first}" if first == last else f"frames {first}-{last}"
-            what = "upscaled" if event.get("pass") == "upscale" else "done"
-            self.message = f"{event['done']}/{event['total']} {what}, {frames}: step {event['step']}/{event['steps']}"
         elif kind == "upscale_start":
             self.progress = 0.0
-            self.message = f"Upscaling {len(event['todo'])} of {len(event['frames'])} frames"
-        elif kind == "upscaled":
+        elif kind in ("frame", "upscaled"):
             self.progress = event["done"] / max(1, event["total"])
             if not event["skipped"]:
-                self.upscaled.append(event["frame"])
-                strips.refresh_strip(self.scene, upscaled=True)
-        elif kind == "frame":
-            self.progress = event["done"] / max(1, event["total"])
-            if not event["skipped"]:
-                self.rendered.append(event["frame"])
-                strips.refresh_strip(self.scene)
+                upscaled = kind == "upscaled"
+                (self.upscaled if upscaled else self.rendered).append(event["frame"])
+                strips.refresh_strip(self.scene, upscaled=upscaled)
+            return  # the status keeps saying the step progress, not each file
         elif kind == "finished":
             self.finished = True
             self.cancelled = event["cancelled"]
-            self.message = f"{'Cancelled' if self.cancelled else 'Done'}: {event['rendered']} rendered, " \
-                           f"{event['skipped']} up to date" + (
-                               f", {event['upscaled']} upscaled" if event.get("upscaled") else "")
-        elif kind == "error":
+        elif kind in ("error", "exit"):
             self.finished = True
-            self.error = event["message"]
-        elif kind == "exit":
-            self.finished = True
-            workers.forget(self.worker)
-            words = event.get("message") or ""
-            self.error = f"The engine worker stopped (exit code {event['code']}); finished frames are kept." + (
-                f"\n{words}" if words else ""
-            )
+            self.error = said
+            if kind == "exit":
+                workers.forget(self.worker)
+            return
+        if said:
+            self.message = said
 
     def poll(self, timeout: float = 0.0, on_event: Callable[[dict], None] | None = None) -> bool:
         """Handle the events that have arrived; True once the job is over."""

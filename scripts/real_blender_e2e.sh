@@ -316,11 +316,11 @@ def setup():
             "INVOKE_DEFAULT", requirements=OUT + "/small_requirements.txt"))
     bpy.app.timers.register(watch, first_interval=0.05)
 def watch():
-    engine_env = importlib.import_module(PKG + ".operators.engine_env")
-    if engine_env.running() or engine_env.state["running"]:
+    session = importlib.import_module(PKG + ".engine_link.session")
+    if session.installing() or session.state.install["running"]:
         state["seen_running"] = True
-        state["progress"].append(round(engine_env.state["progress"], 3))
-        if not state["shot"] and engine_env.state["progress"] > 0:  # the X screen, as the user sees it now
+        state["progress"].append(round(session.state.install["progress"], 3))
+        if not state["shot"] and session.state.install["progress"] > 0:  # the X screen, as the user sees it now
             with bpy.context.temp_override(window=state["win"]):
                 bpy.ops.wm.redraw_timer(type="DRAW_WIN_SWAP", iterations=1)
             subprocess.run(["import", "-window", "root", OUT + "/venv_running.png"])
@@ -328,7 +328,7 @@ def watch():
         return 0.05
     prefs = bpy.context.preferences.addons[PKG].preferences
     result = {k: state[k] for k in ("invoke", "seen_running", "progress", "shot")}
-    result.update(python_path=prefs.python_path, message=engine_env.state["message"], error=engine_env.state["error"])
+    result.update(python_path=prefs.python_path, message=session.state.install["message"], error=session.state.install["error"])
     open(OUT + "/venv.log", "w").write(json.dumps(result) + "\n")
 bpy.app.timers.register(setup, first_interval=2.0)
 PY
