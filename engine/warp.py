@@ -29,7 +29,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-BORDERS = ("REPLICATE", "WRAP", "REFLECT")
+from . import vocabulary as vocab
+
+BORDERS = vocab.names(vocab.BORDERS)
 """Border modes for pixels that come from outside the source image:
 
 * ``REPLICATE`` -> ``cv2.BORDER_REPLICATE``: the edge pixel repeats (``aaa|abcd``).
