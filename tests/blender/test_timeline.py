@@ -3,7 +3,6 @@ evaluates it, prompt transition shapes, text strips, seeds, the camera, Deforum/
 and inspiration."""
 
 import json
-import math
 import os
 
 import numpy as np
