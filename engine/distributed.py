@@ -1,7 +1,8 @@
 """Render a plan over a Ray cluster: the frames of one plan spread over several machines' GPUs (or CPU slots).
 
-Ray does the distributing (placement, transport, failure detection); this module only decides what is a unit of
-work and keeps the output folder the single truth, as in a local run:
+Ray does the distributing (placement, transport, failure detection); this module only hands out units of work (the
+mode says what one is: Mode.units, see modes/__init__.py) and keeps the output folder the single truth, as in a local
+run:
 
 - independent modes (interpolate, video/scene input): a unit is one batch, the same batch the local renderer would
   form from the same frames, so every frame goes through the same pipeline call and comes out identical;
@@ -30,7 +31,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from . import events
+from . import events, modes
 from . import plan as plan_mod
 from .errors import ModelError
 from .frames import FrameStore
@@ -70,31 +71,10 @@ class Unit:
 
 
 def units(plan: dict, todo: list[dict], records: list[dict]) -> list[Unit]:
-    """The units of work for the frames in `todo` (of the render's `records`), in frame order."""
-    settings = plan["settings"]
-    mode = settings["mode"]
-    if mode == "FEEDBACK":
-        chosen = set(plan_mod.frames_of(records))
-        todo_frames = set(plan_mod.frames_of(todo))
-        out = []
-        for segment in plan_mod.chain_segments(plan["frames"]):
-            frames = plan_mod.frames_of(segment)
-            if not todo_frames.intersection(frames):
-                continue
-            inside = sorted(chosen.intersection(frames))
-            # The chain up to its last frame this render covers; frames before the range are links the renderer
-            # reads back (or renders when missing).
-            out.append(Unit([f for f in frames if f <= inside[-1]], (inside[0], inside[-1])))
-        return out
-    if mode == "CLIP":  # a clip is denoised whole on one worker; its frames already current travel as seeds
-        todo_frames = set(plan_mod.frames_of(todo))
-        return [Unit(plan_mod.frames_of(segment)) for segment in plan_mod.chain_segments(plan["frames"])
-                if todo_frames.intersection(plan_mod.frames_of(segment))]
-    if mode == "INTERPOLATE":
-        from .modes.interpolate import batches
-    else:
-        from .modes.video import batches
-    return [Unit(plan_mod.frames_of(batch)) for batch in batches(todo, settings["batch_size"])]
+    """The units of work for the frames in `todo` (of the render's `records`), in frame order: the mode's (see
+    modes.Mode.units)."""
+    mode = modes.get(plan["settings"]["mode"])
+    return [Unit(frames, frame_range) for frames, frame_range in mode.units(plan, todo, records)]
 
 
 def sub_plan(plan: dict, frames: list[int], output_dir: str) -> dict:

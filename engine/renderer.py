@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from . import events
+from . import events, modes
 from . import plan as plan_mod
 from .errors import Cancelled
 from .frames import FrameStore
@@ -95,7 +95,8 @@ class Renderer:
                                      "folder), so there is nothing to upscale")
         store = FrameStore(settings["output_dir"])
         work = plan_work(plan, frame_range, store)
-        # Only the chosen frames: plan_work adds a feedback chain's missing earlier frames and a clip's other frames.
+        # Only the chosen frames: plan_work adds the mode's other covered frames (a feedback chain's missing earlier
+        # frames, a clip's other frames).
         chosen = set(plan_mod.frames_of(plan_mod.select_frames(plan, frame_range)))
         records = [r for r in work.records if r["frame"] in chosen]
         result = self._upscale_pass(plan, records, work.hashes, store, emit, cancel or threading.Event())
@@ -130,17 +131,18 @@ class Renderer:
         return run_pass(load, settings, records, hashes, store, emit, cancel, self._upscale_kind(settings))
 
     def prepare(self, settings: dict, emit: Emit) -> tuple[object, list]:
-        """The base pipeline with the plan's precision, LoRAs, scheduler, decoder and speed switches, and its ControlNet
-        units, loaded once and reused."""
+        """The pipeline the plan's mode renders with and its ControlNet units, made from the base pipeline (loaded
+        once and reused) by the mode (modes.Mode.prepare)."""
         pipe = self.pipeline(settings["model"], settings["device"], emit, settings.get("precision", "auto"))
         check_model_use(pipe, settings)  # an inpainting or depth-to-image model where it can't work: say so first
+        return modes.get(settings["mode"]).prepare(self, pipe, settings, emit)
+
+    def image_pipeline(self, pipe, settings: dict, emit: Emit) -> tuple[object, list]:
+        """The base pipeline with the plan's LoRAs, scheduler, decoder and speed switches, and its ControlNet units:
+        what the image modes render with."""
         from . import clip_pipeline
 
-        clip_pipeline.leave(pipe, settings["mode"])
-        if settings["mode"] == "CLIP":  # the AnimateDiff or text-to-video pipeline, kept warm on the base
-            return clip_pipeline.prepare(pipe, settings, self.options,
-                                         lambda name: self.decoder(name, clip_pipeline.device_of(pipe),
-                                                                   pipe.unet.dtype, emit), emit), []
+        clip_pipeline.leave(pipe, settings["mode"])  # what a clip render left on the shared components goes
         uncompiled(pipe)  # LoRAs load into the model's own UNet
         set_scheduler(pipe, settings["scheduler"], settings.get("scheduler_kwargs"))
         name = settings.get("decoder", "").strip()
@@ -187,7 +189,8 @@ class Renderer:
             try:
                 # A cancel stops the mode at its next denoising step (on_step); frames it made before that (the
                 # rest of a batch, a batch decoded on a thread, a clip) still come out and are written.
-                for frame, image in self._frames(pipe, nets, settings, chain, todo, store, on_step):
+                context = modes.Context(pipe, settings, nets, chain, todo, store, on_step)
+                for frame, image in modes.get(settings["mode"]).render(context):
                     writer.put(frame, image) if writer else write(frame, image)
             except Cancelled:
                 cancelled = True
@@ -204,22 +207,6 @@ class Renderer:
             summary.update(result)
         emit(summary)
         return summary
-
-    @staticmethod
-    def _frames(pipe, nets, settings, chain, todo, store, on_step):
-        """The mode's frames, (frame, image) in frame order."""
-        from .modes import interpolate, video
-        from .modes.diffuse import Job
-
-        mode = settings["mode"]
-        if mode == "INTERPOLATE":
-            return interpolate.render(pipe, settings, todo, on_step)
-        if mode == "CLIP":
-            return _clips(pipe, settings, chain, todo, on_step)
-        job = Job(pipe, settings, on_step, nets)
-        if mode == "VIDEO":
-            return video.render(job, todo)
-        return _chains(job, chain, todo, store)
 
 
 class BackgroundWriter:
@@ -257,31 +244,6 @@ class BackgroundWriter:
             raise self._error
 
 
-def _chains(job, chain: list[dict], todo: list[dict], store: FrameStore):
-    """Feedback: each chain (first frame or restart to the next) that has frames to render, in frame order."""
-    from .modes import feedback
-
-    todo_frames = set(plan_mod.frames_of(todo))
-    for segment in plan_mod.chain_segments(chain):
-        if todo_frames.intersection(plan_mod.frames_of(segment)):
-            yield from feedback.render(job, segment, todo_frames, store)
-
-
-def _clips(pipe, settings: dict, chain: list[dict], todo: list[dict], on_step):
-    """Clip mode: each clip (first frame or restart to the next) that has frames to render is denoised whole; only
-    its frames in `todo` are yielded."""
-    from .modes import clip
-    from .prompts import PromptEncoder
-
-    todo_frames = set(plan_mod.frames_of(todo))
-    prompts = PromptEncoder(pipe)  # shared by the clips: each prompt text is encoded once
-    segments = [s for s in plan_mod.chain_segments(chain) if todo_frames.intersection(plan_mod.frames_of(s))]
-    for segment in segments:  # a bad clip fails before any clip is denoised
-        clip.check_inputs(pipe, settings, segment)
-    for segment in segments:
-        yield from clip.render(pipe, settings, segment, todo_frames, on_step, prompts)
-
-
 @dataclass
 class Work:
     """What a render of a plan (or a range of it) has to do, given the frames already on disk."""
@@ -305,35 +267,15 @@ class Work:
 def plan_work(plan: dict, frame_range: tuple[int, int] | None, store: FrameStore) -> Work:
     """The frames a render of `frame_range` (None: all) covers and which of them `store` lacks or has out of date."""
     settings = plan["settings"]
+    mode = modes.get(settings["mode"])
     records = plan_mod.select_frames(plan, frame_range)
     chain = sorted(plan["frames"], key=lambda r: r["frame"])
-    feedback, clip = settings["mode"] == "FEEDBACK", settings["mode"] == "CLIP"
-    # Feedback frames chain from their chain's first frame and a clip's frames are denoised together, so their hashes
-    # (and a resumed chain) need every frame.
-    hashes = plan_mod.frame_hashes(settings, chain if feedback or clip else records)
-    if feedback:
-        records = _with_chain_links(records, chain, store, hashes)
-    if clip:  # a clip is made whole: every frame of the clips the range touches
-        chosen = set(plan_mod.frames_of(records))
-        records = [r for segment in plan_mod.chain_segments(chain) if chosen.intersection(plan_mod.frames_of(segment))
-                   for r in segment]
+    # A linked mode's frames depend on the other frames of their chain (feedback) or clip, so their hashes need every
+    # frame, and the render covers the other frames the mode says (a chain's missing earlier frames, a whole clip).
+    hashes = plan_mod.frame_hashes(settings, chain if mode.linked else records)
+    records = mode.covered(records, chain, store, hashes)
     todo = [r for r in records if not store.is_current(r["frame"], hashes[r["frame"]])]
     return Work(chain, records, todo, hashes)
-
-
-def _with_chain_links(records: list[dict], chain: list[dict], store: FrameStore, hashes: dict) -> list[dict]:
-    """Feedback: the chosen frames plus the earlier frames of their chains that are missing on disk. A chain's
-    frames need every frame before them back to its start (a restart cuts the chain); missing ones are rendered and
-    kept too."""
-    chosen = set(plan_mod.frames_of(records))
-    needed = []
-    for segment in plan_mod.chain_segments(chain):
-        inside = chosen.intersection(plan_mod.frames_of(segment))
-        if inside:
-            first = min(inside)
-            needed += [r for r in segment if r["frame"] in inside
-                       or (r["frame"] < first and not store.is_current(r["frame"], hashes[r["frame"]]))]
-    return needed
 
 
 def to_image(image):

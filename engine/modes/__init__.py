@@ -1,4 +1,141 @@
-"""Generation modes. Each takes a loaded pipeline and plan records and yields (frame, image) pairs.
+"""Generation modes: one file per mode, each a `Mode` registered under its plan name (settings["mode"]).
 
-Later issues add feedback (img2img with motion), video/scene input and clip (AnimateDiff, text-to-video) here.
+The renderer (engine/renderer.py) and the distributed renderer (engine/distributed.py) never branch on the mode's
+name: they look it up with `get(settings["mode"])` and use only this interface:
+
+- `render(ctx)`: (frame, image) for every frame in ctx.todo, in frame order; an image is a PIL image or an RGB uint8
+  array. `ctx` is a `Context`: the prepared pipeline, the plan's settings, the loaded ControlNet units, the plan's
+  frames (`chain`), the frames to render (`todo`), the output folder (`store`, to read finished frames back) and the
+  step callback (`on_step(frames, step, steps)`: call it every denoising step; it raises Cancelled on a cancel).
+- `prepare(renderer, pipe, settings, emit) -> (pipe, controlnets)`: the pipeline to render with, made from the loaded
+  base `pipe`. Default: the image pipeline (renderer.image_pipeline: scheduler, decoder, LoRAs, speed switches,
+  ControlNet units).
+- `linked`: False (the default) when every frame is made on its own; True when a frame depends on the other frames of
+  its chain (a run of frames from the plan's first frame or a `restart` to the next): then frame hashes are taken over
+  the whole plan (plan.frame_hashes chains them) and `covered` says which other frames a render must include.
+- `covered(records, chain, store, hashes)`: the frames a render of `records` (a frame range's frames) takes on, in
+  frame order. Default: `records`.
+- `units(plan, todo, records)`: the distributed renderer's pieces of work, each `(frames, frame_range)`: a sub-plan of
+  those frames, rendered over `frame_range` (None: all of them) by one worker. Default: the mode's `batches` of
+  `todo`, so workers form the batches a local render would and the frames come out identical.
+
+Adding a mode:
+1. A new file here, engine/modes/<name>.py, with a subclass of `Mode` that sets `name` (the plan's mode
+   identifier), implements `render` and overrides the hooks it needs, decorated with `@register`. `get` imports every
+   module of this package the first time it is called, so nothing in the renderer or the distributed renderer
+   changes. (The other modules here, diffuse, overlap and stream, are shared stages the modes use and register
+   nothing.)
+2. The plan's side, which the Blender side imports and which therefore imports no mode: the identifier in
+   engine/vocabulary.py MODES (the plan accepts it and Blender's enum shows it), and the frame fields that decide its
+   pixels in plan._HASHED_FRAME (a frame's hash is what makes resume skip it). A check that a mode needs of its
+   frames (like video mode's init frames) goes in plan.validate.
 """
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from .. import plan as plan_mod
+
+if TYPE_CHECKING:
+    from ..frames import FrameStore
+    from .diffuse import Job
+
+StepCallback = Callable[[list[int], int, int], None]
+Frames = Iterator[tuple[int, object]]
+WorkUnit = tuple[list[int], "tuple[int, int] | None"]
+
+
+@dataclass
+class Context:
+    """What a mode renders from (see the module doc)."""
+
+    pipe: object
+    settings: dict
+    controlnets: list
+    chain: list[dict]  # every frame of the plan, in frame order
+    todo: list[dict]  # the frames to render, in frame order
+    store: FrameStore
+    on_step: StepCallback
+
+    @property
+    def todo_frames(self) -> set[int]:
+        return set(plan_mod.frames_of(self.todo))
+
+    def segments(self) -> list[list[dict]]:
+        """The chains (or clips) that hold a frame to render, in frame order."""
+        return touched(self.chain, self.todo_frames)
+
+    def job(self) -> Job:
+        """A diffuse.Job for the img2img stages (diffuse, stream) over this context."""
+        from .diffuse import Job
+
+        return Job(self.pipe, self.settings, self.on_step, self.controlnets)
+
+
+def touched(chain: list[dict], frames: set[int]) -> list[list[dict]]:
+    """The chains of `chain` (from its first frame or a restart to the next) that hold one of `frames`."""
+    return [s for s in plan_mod.chain_segments(chain) if frames.intersection(plan_mod.frames_of(s))]
+
+
+class Mode:
+    """A generation mode; see the module doc for the interface and the defaults."""
+
+    name: str = ""
+    linked: bool = False
+
+    def render(self, ctx: Context) -> Frames:
+        raise NotImplementedError(f"mode {self.name} has no render")
+
+    def prepare(self, renderer, pipe, settings: dict, emit) -> tuple[object, list]:
+        return renderer.image_pipeline(pipe, settings, emit)
+
+    def covered(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict) -> list[dict]:
+        return records
+
+    def units(self, plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
+        return [(plan_mod.frames_of(batch), None) for batch in self.batches(todo, plan["settings"]["batch_size"])]
+
+    def batches(self, records: list[dict], batch_size: int) -> Iterator[list[dict]]:
+        """Runs of frames the mode renders in one call (default: consecutive frames, batch_size at a time)."""
+        for start in range(0, len(records), batch_size):
+            yield records[start:start + batch_size]
+
+
+_MODES: dict[str, Mode] = {}
+_loaded = False
+
+
+def register(cls: type[Mode]) -> type[Mode]:
+    """Class decorator: makes an instance of `cls` the mode for plans whose mode is `cls.name`."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} has no mode name")
+    if cls.name in _MODES and type(_MODES[cls.name]) is not cls:
+        raise TypeError(f"two modes are called {cls.name}: {type(_MODES[cls.name]).__name__} and {cls.__name__}")
+    _MODES[cls.name] = cls()
+    return cls
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        for info in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{info.name}")
+        _loaded = True
+
+
+def get(name: str) -> Mode:
+    """The registered mode called `name` (a plan's settings["mode"])."""
+    _load()
+    if name not in _MODES:
+        raise plan_mod.PlanError(f"settings: no engine mode '{name}' (the engine has: {', '.join(names())})")
+    return _MODES[name]
+
+
+def names() -> list[str]:
+    """Every registered mode's name."""
+    _load()
+    return sorted(_MODES)

@@ -28,16 +28,16 @@ a few frames, blended linearly) and have no context windows for UNet3D. Here:
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 
+from ..frames import FrameStore
 from ..latents import seeded_noise
-from ..plan import PlanError
+from ..plan import PlanError, frames_of
 from ..prompts import PromptEncoder, pipeline_inputs
-
-StepCallback = Callable[[list[int], int, int], None]
+from . import Context, Frames, Mode, StepCallback, WorkUnit, register, touched
 DECODE_CHUNK = 4  # frames per VAE call without slicing: memory stays bounded for long shots
 
 
@@ -198,11 +198,11 @@ def _decode(vae, latents: torch.Tensor) -> np.ndarray:
 
 
 def render(pipe, settings: dict, records: list[dict], todo_frames: set[int], on_step: StepCallback,
-           prompts: PromptEncoder | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Denoise one clip whole and yield (frame, RGB uint8 array) for its frames in `todo_frames`, in frame order."""
+           prompts: PromptEncoder) -> Iterator[tuple[int, np.ndarray]]:
+    """Denoise one clip whole and yield (frame, RGB uint8 array) for its frames in `todo_frames`, in frame order.
+    `prompts` is shared by a render's clips: each prompt text is encoded once."""
     records = sorted(records, key=lambda r: r["frame"])
     steps = check_inputs(pipe, settings, records)
-    prompts = prompts or PromptEncoder(pipe)
     with torch.no_grad():
         cond = Conditioning(pipe, prompts, records, pipe.unet.dtype)
         latents = prepare_latents(pipe, settings, records)
@@ -212,3 +212,39 @@ def render(pipe, settings: dict, records: list[dict], todo_frames: set[int], on_
         yield records[index]["frame"], image
     if pipe.__dict__.get("_kd_offloaded"):
         pipe.maybe_free_model_hooks()  # every model back on the CPU until the next clip
+
+
+@register
+class Clip(Mode):
+    """Clips denoised whole by a video model (its own pipeline, see engine.clip_pipeline): a render takes on every
+    frame of the clips it touches, and a distributed unit is one clip."""
+
+    name = "CLIP"
+    linked = True
+
+    def prepare(self, renderer, pipe, settings: dict, emit) -> tuple[object, list]:
+        """The AnimateDiff or text-to-video pipeline, kept warm on the base; no ControlNet units."""
+        from .. import clip_pipeline
+
+        def decoder(name: str):
+            return renderer.decoder(name, clip_pipeline.device_of(pipe), pipe.unet.dtype, emit)
+
+        return clip_pipeline.prepare(pipe, settings, renderer.options, decoder, emit), []
+
+    def render(self, ctx: Context) -> Frames:
+        """Each clip that has frames to render is denoised whole; only its frames in `todo` are yielded."""
+        todo = ctx.todo_frames
+        prompts = PromptEncoder(ctx.pipe)  # shared by the clips: each prompt text is encoded once
+        segments = ctx.segments()
+        for segment in segments:  # a bad clip fails before any clip is denoised
+            check_inputs(ctx.pipe, ctx.settings, segment)
+        for segment in segments:
+            yield from render(ctx.pipe, ctx.settings, segment, todo, ctx.on_step, prompts)
+
+    def covered(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict) -> list[dict]:
+        """A clip is made whole: every frame of the clips the range touches."""
+        return [r for segment in touched(chain, set(frames_of(records))) for r in segment]
+
+    def units(self, plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
+        """A clip is denoised whole on one worker; its frames already current travel as seeds."""
+        return [(frames_of(segment), None) for segment in touched(plan["frames"], set(frames_of(todo)))]

@@ -22,9 +22,7 @@ from ..composable import composed
 from ..latents import seeded_noise
 from ..models.derive import derive, model_kind
 from ..prompts import PromptEncoder, pipeline_inputs
-from . import overlap
-
-StepCallback = Callable[[list[int], int, int], None]
+from . import StepCallback, overlap
 
 
 @dataclass

@@ -7,16 +7,14 @@ each distinct prompt text (or composable part) is encoded once per run. Prompts 
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 
 from ..composable import composed
 from ..latents import blend, seeded_noise
 from ..prompts import FrameCondition, PromptEncoder, pipeline_inputs
-from . import overlap
-
-StepCallback = Callable[[list[int], int, int], None]
+from . import Context, Frames, Mode, StepCallback, overlap, register
 
 
 def latent_shape(pipe, width: int, height: int) -> tuple[int, int, int]:
@@ -101,3 +99,16 @@ def _denoised(pipe, settings: dict, records: list[dict], on_step: StepCallback, 
             )
         images = result.images
         yield frames, (lambda images=images: overlap.decode(pipe, images)) if later else (lambda images=images: images)
+
+
+@register
+class Interpolate(Mode):
+    """Independent frames, batched; a distributed unit is one batch."""
+
+    name = "INTERPOLATE"
+
+    def render(self, ctx: Context) -> Frames:
+        return render(ctx.pipe, ctx.settings, ctx.todo, ctx.on_step)
+
+    def batches(self, records: list[dict], batch_size: int) -> Iterator[list[dict]]:
+        return batches(records, batch_size)

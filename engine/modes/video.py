@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from .. import image_ops
-from . import overlap, stream
+from . import Context, Frames, Mode, overlap, register, stream
 from .diffuse import Job, diffuse, diffuse_later
 
 
@@ -79,3 +79,16 @@ def _streamed(job: Job, records: list[dict], size: tuple[int, int]) -> Iterator[
             yield from stream.render(job, run, lambda r: read_init(r["init"], size))
         else:
             yield from _batched(job, run, size)
+
+
+@register
+class Video(Mode):
+    """Independent frames, each from its own init frame; a distributed unit is one batch."""
+
+    name = "VIDEO"
+
+    def render(self, ctx: Context) -> Frames:
+        return render(ctx.job(), ctx.todo)
+
+    def batches(self, records: list[dict], batch_size: int) -> Iterator[list[dict]]:
+        return batches(records, batch_size)

@@ -359,3 +359,37 @@ def test_turbo_settings_guidance_zero_one_step(tmp_path, renderer):
     assert summary["rendered"] == 3
     steps = [(e["frames"], e["steps"]) for e in events if e["event"] == "progress"]
     assert ([2], 1) in steps  # img2img at strength 0.5 of 2 steps runs one step
+
+
+def test_every_plan_mode_has_one_registered_engine_mode():
+    from engine import modes
+
+    assert modes.names() == sorted(plan_mod.MODES)
+    for name in plan_mod.MODES:
+        mode = modes.get(name)
+        assert mode.name == name and isinstance(mode, modes.Mode)
+    assert [n for n in plan_mod.MODES if modes.get(n).linked] == ["FEEDBACK", "CLIP"]  # chains and clips
+    with pytest.raises(plan_mod.PlanError, match="no engine mode 'SLIDESHOW'"):
+        modes.get("SLIDESHOW")
+
+
+def test_a_registered_mode_is_what_the_renderer_runs(tmp_path, renderer, monkeypatch):
+    """The renderer only talks to the registry: a mode registered under a name renders that name's plans."""
+    from engine import modes
+
+    class Solid(modes.Mode):  # every frame one grey, no pipeline needed beyond the loaded one
+        name = "INTERPOLATE"
+
+        def render(self, ctx):
+            for r in ctx.todo:
+                ctx.on_step([r["frame"]], 1, 1)
+                yield r["frame"], np.full((SIZE, SIZE, 3), 7 * r["frame"], np.uint8)
+
+    with pytest.raises(TypeError, match="two modes are called INTERPOLATE"):
+        modes.register(Solid)
+    monkeypatch.setitem(modes._MODES, "INTERPOLATE", Solid())  # in place of the real one, for this test
+    plan = feedback_plan(tmp_path, frames=3)
+    plan["settings"]["mode"] = "INTERPOLATE"
+    summary, _ = render(plan, renderer=renderer)
+    assert summary["rendered"] == 3
+    assert all((frames_of(tmp_path, [f])[f] == 7 * f).all() for f in (1, 2, 3))
