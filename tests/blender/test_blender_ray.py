@@ -10,13 +10,17 @@ import sys
 import pytest
 from common import PACKAGE, ray_cluster, wait_for_free_cpus
 
+from engine.models.embedded import tiny_model_dir
+
 ray = pytest.importorskip("ray", reason="Ray is part of requirements/dev.txt")
 
 
 @pytest.fixture(scope="module")
 def idle_cluster():
     """A local Ray cluster of 2 CPUs for this module with every CPU free, so the worker process's Ray workers get
-    them."""
+    them. The embedded tiny model is built into the session's cache first, as the engine tests' renders did when this
+    test lived beside them: the two Ray workers would otherwise both build it at once."""
+    tiny_model_dir()  # 'embedded:tiny'
     with ray_cluster(2) as address:
         wait_for_free_cpus(2)
         yield address
