@@ -21,11 +21,10 @@ from . import events
 from .errors import ModelError
 from .models.decoders import use_decoder
 from .models.derive import base_pipeline, pipeline_kind
-from .models.kwargs import check_json_value
 from .models.locate import locate_component
 from .models.loras import apply_loras
 from .models.options import LoadOptions
-from .models.schedulers import scheduler_parameters, set_scheduler
+from .models.schedulers import checked_settings, set_scheduler
 from .models.speed import apply_speed, uncompiled
 
 # diffusers' AnimateDiff docs: DDIM with linear betas, no sample clipping, linspace timesteps (the motion modules were
@@ -140,13 +139,7 @@ def set_clip_scheduler(pipe, name: str, kwargs: dict | None) -> None:
         return
     from diffusers import DDIMScheduler
 
-    kwargs = dict(kwargs or {})
-    accepted = scheduler_parameters(DDIMScheduler)
-    for key, value in kwargs.items():
-        if key not in accepted:
-            raise ModelError(f"scheduler 'default' (AnimateDiff: DDIMScheduler) has no setting '{key}'; accepted: "
-                             f"{', '.join(sorted(accepted))}")
-        check_json_value(value, f"scheduler setting '{key}'", allow_objects=False)
+    kwargs = checked_settings("'default' (AnimateDiff: DDIMScheduler)", DDIMScheduler, kwargs)
     state = ("animatediff-default", json.dumps(kwargs, sort_keys=True))
     if pipe.__dict__.get("_kd_scheduler_state") == state and pipe.scheduler is pipe.__dict__.get("_kd_scheduler"):
         return

@@ -48,6 +48,18 @@ def scheduler_parameters(cls: type) -> list[str]:
     return [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
+def checked_settings(label: str, cls, kwargs: dict | None) -> dict:
+    """A copy of the plan's scheduler settings, refused (naming the accepted ones) where `cls` takes no such setting
+    or a value isn't plain JSON."""
+    kwargs = dict(kwargs or {})
+    accepted = scheduler_parameters(cls)
+    for key, value in kwargs.items():
+        if key not in accepted:
+            raise ModelError(f"scheduler {label} has no setting '{key}'; accepted: {', '.join(sorted(accepted))}")
+        check_json_value(value, f"scheduler setting '{key}'", allow_objects=False)
+    return kwargs
+
+
 def set_scheduler(pipe: DiffusionPipeline, name: str, kwargs: dict | None = None) -> None:
     """Switch the pipeline's scheduler by name, always derived from the model's own scheduler config, with optional
     settings (JSON scalars/lists, each a parameter of that scheduler class). Same name and settings: no rebuild."""
@@ -55,18 +67,12 @@ def set_scheduler(pipe: DiffusionPipeline, name: str, kwargs: dict | None = None
 
     if name not in SCHEDULERS:
         raise ModelError(f"unknown scheduler '{name}' (known: {', '.join(SCHEDULERS)})")
-    kwargs = dict(kwargs or {})
     if not hasattr(pipe, "_kd_default_scheduler"):
         pipe._kd_default_scheduler = pipe.scheduler
     default = pipe._kd_default_scheduler
     cls_name = SCHEDULERS[name]
     cls = type(default) if cls_name is None else getattr(diffusers, cls_name)
-    accepted = scheduler_parameters(cls)
-    for key, value in kwargs.items():
-        if key not in accepted:
-            raise ModelError(f"scheduler '{name}' ({cls.__name__}) has no setting '{key}'; accepted: "
-                             f"{', '.join(sorted(accepted))}")
-        check_json_value(value, f"scheduler setting '{key}'", allow_objects=False)
+    kwargs = checked_settings(f"'{name}' ({cls.__name__})", cls, kwargs)
     state = (name, json.dumps(kwargs, sort_keys=True))
     if getattr(pipe, "_kd_scheduler_state", None) == state and pipe.scheduler is getattr(pipe, "_kd_scheduler", None):
         return
