@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from common import ROOT, SESSION_TMP
+from common import ROOT, SESSION_TMP, download_wheels, small_requirements
 
 # Must be set before bpy is imported anywhere in this process.
 os.environ["BLENDER_USER_RESOURCES"] = os.path.join(SESSION_TMP, "blender-user")
@@ -52,3 +52,15 @@ def built_zip() -> str:
     path = done.stdout.strip().splitlines()[-1]
     assert path.endswith(".zip") and os.path.isfile(path)
     return path
+
+
+# The engine environment's installer (tests/engine) and its operator (tests/blender) install the same small set.
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory) -> str:
+    return download_wheels(str(tmp_path_factory.mktemp("wheels")))
+
+
+@pytest.fixture
+def requirements(tmp_path) -> str:
+    """numexpr and numpy, one of them through a `-r` include, among comments."""
+    return small_requirements(tmp_path)

@@ -10,20 +10,9 @@ import shutil
 import sys
 
 import pytest
-from common import PACKAGE, download_wheels, small_requirements
+from common import PACKAGE
 
 from engine_link.venv_installer import VenvInstaller, venv_python, venv_ready
-
-
-@pytest.fixture(scope="module")
-def wheels(tmp_path_factory) -> str:
-    return download_wheels(str(tmp_path_factory.mktemp("wheels")))
-
-
-@pytest.fixture
-def requirements(tmp_path) -> str:
-    """numexpr and numpy, one of them through a `-r` include, among comments."""
-    return small_requirements(tmp_path)
 
 
 def test_create_engine_environment_operator(extension, tmp_path, wheels, requirements):

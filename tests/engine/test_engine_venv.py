@@ -11,20 +11,8 @@ import sys
 import time
 
 import pytest
-from common import download_wheels, small_requirements
 
 from engine_link.venv_installer import MARKER, VenvInstaller, requirement_pins, venv_python, venv_ready
-
-
-@pytest.fixture(scope="module")
-def wheels(tmp_path_factory) -> str:
-    return download_wheels(str(tmp_path_factory.mktemp("wheels")))
-
-
-@pytest.fixture
-def requirements(tmp_path) -> str:
-    """numexpr and numpy, one of them through a `-r` include, among comments."""
-    return small_requirements(tmp_path)
 
 
 def _collect(installer: VenvInstaller, timeout: float = 120) -> list[dict]:
