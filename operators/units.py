@@ -15,21 +15,26 @@ COLLECTIONS = {"CONTROLNET": ("controlnets", "active_controlnet"), "LORA": ("lor
 class _CollectionEdit:
     bl_options = {"REGISTER", "UNDO"}
 
+    kind: EnumProperty(items=KINDS)
+
+    def collection(self, context) -> tuple:
+        """(scene settings, the kind's collection, the name of its active-index property)."""
+        settings = context.scene.keyframe_diffusion
+        name, active = COLLECTIONS[self.kind]
+        return settings, getattr(settings, name), active
+
 
 class KD_OT_collection_add(_CollectionEdit, bpy.types.Operator):
     bl_idname = "keyframe_diffusion.item_add"
     bl_label = "Add"
     bl_description = "Add a ControlNet unit, a LoRA or a motion LoRA"
 
-    kind: EnumProperty(items=KINDS)
-
     def execute(self, context):
-        settings = context.scene.keyframe_diffusion
-        collection, active = COLLECTIONS[self.kind]
-        item = getattr(settings, collection).add()
+        settings, items, active = self.collection(context)
+        item = items.add()
         if self.kind == "CONTROLNET":
-            item.name = f"Unit {len(settings.controlnets)}"
-        setattr(settings, active, len(getattr(settings, collection)) - 1)
+            item.name = f"Unit {len(items)}"
+        setattr(settings, active, len(items) - 1)
         return {"FINISHED"}
 
 
@@ -38,12 +43,8 @@ class KD_OT_collection_remove(_CollectionEdit, bpy.types.Operator):
     bl_label = "Remove"
     bl_description = "Remove the active ControlNet unit, LoRA or motion LoRA"
 
-    kind: EnumProperty(items=KINDS)
-
     def execute(self, context):
-        settings = context.scene.keyframe_diffusion
-        collection, active = COLLECTIONS[self.kind]
-        items = getattr(settings, collection)
+        settings, items, active = self.collection(context)
         index = getattr(settings, active)
         if not 0 <= index < len(items):
             self.report({"WARNING"}, "Nothing selected to remove")
