@@ -32,9 +32,17 @@ def shapes_model_dir() -> str:
 
 def tiny_model_dir() -> str:
     """The random-weight tiny model, built into the cache on first use."""
+    folder = os.path.join(cache_dir(), "models", "tiny-sd")
+    if os.path.isfile(os.path.join(folder, "model_index.json")):
+        return folder
+    from filelock import FileLock
+
     from ..tiny_model import make_tiny_model
 
-    folder = os.path.join(cache_dir(), "models", "tiny-sd")
-    if not os.path.isfile(os.path.join(folder, "model_index.json")):
-        make_tiny_model(folder)
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    # Several processes (Ray workers, a CLI render beside Blender's worker) may ask at once: one builds, the others
+    # wait and then find it, so nobody swaps the folder out from under a process that is loading it.
+    with FileLock(folder + ".lock"):
+        if not os.path.isfile(os.path.join(folder, "model_index.json")):
+            make_tiny_model(folder)
     return folder
