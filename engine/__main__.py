@@ -12,7 +12,7 @@ import threading
 
 from . import plan as plan_mod
 from .events import describe
-from .errors import ModelError
+from .errors import ModelError, OutputFolderError
 from .models.options import LoadOptions
 
 
@@ -49,12 +49,25 @@ def add_render(sub) -> None:
     p.add_argument("--ray-shared", action="store_true",
                    help="workers write frames into the output folder themselves (it must be shared storage at the "
                         "same path on every machine); default: frames are streamed back and written here")
+    _output_flags(p)
     _model_flags(p)
     p.set_defaults(func=cmd_render)
 
 
+def _output_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", metavar="DIR",
+                   help="write the frames into DIR instead of the plan's output folder (the upscaled ones below it)")
+    p.add_argument("--trust-output", action="store_true",
+                   help="let the plan write where it says even outside the folder holding it (by default a plan "
+                        "writes only into the folder it was baked for)")
+
+
+def _load_plan(args) -> dict:
+    return plan_mod.load(args.plan, output=args.output, trust_output=args.trust_output)
+
+
 def cmd_render(args) -> int:
-    plan = plan_mod.load(args.plan)
+    plan = _load_plan(args)
     frame_range = plan_mod.parse_frame_range(args.frames) if args.frames else None
     if args.ray is not None:
         from .distributed import RayRenderer
@@ -73,6 +86,7 @@ def add_upscale(sub) -> None:
     p = sub.add_parser("upscale", help="run only the upscaling pass (settings.upscale) over finished frames")
     p.add_argument("plan")
     p.add_argument("--frames", help="A-B: only these frames")
+    _output_flags(p)
     _model_flags(p)
     p.set_defaults(func=cmd_upscale)
 
@@ -81,7 +95,7 @@ def cmd_upscale(args) -> int:
     """Only the upscaling pass over the plan's finished frames (settings.upscale)."""
     from .renderer import Renderer
 
-    plan = plan_mod.load(args.plan)
+    plan = _load_plan(args)
     frame_range = plan_mod.parse_frame_range(args.frames) if args.frames else None
     renderer = Renderer(_load_options(args))
     return _run_cancellable(lambda cancel: renderer.upscale(plan, frame_range, _print_event, cancel))
@@ -317,6 +331,37 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """numpy's MemoryError, torch.OutOfMemoryError (a RuntimeError: CUDA, MPS) or torch's CPU allocator failing."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def error_line(e: BaseException) -> str | None:
+    """The one line a person reads for an error that ends a command; None for a bug, whose traceback is the report.
+    The engine's own errors (PlanError, ModelError, OutputFolderError, ...), bad values, files that can't be read or
+    written (a full disk, a missing input) and allocation failures are the user's to act on, not bugs."""
+    if _out_of_memory(e):
+        return (f"out of memory: {_one_line(e, 200) or type(e).__name__}. Render smaller frames or a smaller "
+                "batch_size, or turn on VAE slicing or tiling, or CPU offload")
+    if isinstance(e, OSError):
+        if e.strerror and e.filename:  # the system's words ("No space left on device") and the file
+            return f"{e.strerror}: {e.filename}" + (f" -> {e.filename2}" if e.filename2 else "")
+        return _one_line(e) or type(e).__name__
+    package = __package__ or "engine"
+    ours = type(e).__module__ == package or type(e).__module__.startswith(package + ".")
+    if ours or isinstance(e, (ValueError, ModelError, OutputFolderError, _distributed_error())):
+        return _one_line(e) or type(e).__name__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in _DELEGATED:
@@ -324,8 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (plan_mod.PlanError, ModelError, ValueError, _distributed_error()) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - sorted below: the user's errors as one line, bugs with their traceback
+        line = error_line(e)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
 
 

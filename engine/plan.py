@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from . import vocabulary as vocab
 
@@ -158,6 +158,190 @@ _CHOICES = {"precision": vocab.names(vocab.PRECISIONS), "motion_mode": MOTION_MO
             "depth_kind": ("planar", "radial"), "border": BORDERS, "color_coherence": COLOR_MODES}
 
 
+class Range(NamedTuple):
+    """Inclusive bounds of a number (open_low: the low bound itself is refused, e.g. a zoom of 0)."""
+
+    low: float
+    high: float
+    open_low: bool = False
+    open_high: bool = False
+
+    def holds(self, value: float) -> bool:
+        above = value > self.low if self.open_low else value >= self.low
+        below = value < self.high if self.open_high else value <= self.high
+        return above and below
+
+    def text(self) -> str:
+        if self.open_low or self.open_high:
+            return (f"{'above' if self.open_low else 'at least'} {_show(self.low)} and "
+                    f"{'below' if self.open_high else 'at most'} {_show(self.high)}")
+        return f"{_show(self.low)}..{_show(self.high)}"
+
+
+# Upper bounds. Past them a plan costs minutes or gigabytes before it fails, or renders black frames recorded as done;
+# every bound is at or above what the Blender side lets a user set (docs/architecture.md#limits). The frame size
+# limits can be raised with environment variables for a machine that really renders larger frames.
+MAX_FRAME = 1_048_574  # Blender's MAXFRAME: scene frames lie in -MAXFRAME..MAXFRAME
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes an unsigned 64-bit seed; numpy's default_rng too
+MAX_STEPS = 1000  # the training timesteps of every SD-family scheduler: more steps can't be distinct
+MAX_INDEX = 2**31 - 1  # a movie frame index (Blender's int range)
+MAX_PASS_INDEX = 32767  # Blender's object and material pass_index
+MAX_DEPTH = 64  # nesting of objects and lists anywhere in a plan (a baked plan nests 5 deep)
+FLT_MAX = 3.4028234663852886e38  # Blender's float properties' range (camera lens, shift, clip...)
+MAX_SIDE_ENV, MAX_PIXELS_ENV = "KD_MAX_SIDE", "KD_MAX_PIXELS"
+DEFAULT_MAX_SIDE = 8192
+DEFAULT_MAX_PIXELS = 8192 * 8192
+
+SETTINGS_RANGES = {
+    "batch_size": Range(1, 256), "fps": Range(0, 4e9, open_low=True),
+    "frame_start": Range(-MAX_FRAME, MAX_FRAME), "frame_end": Range(-MAX_FRAME, MAX_FRAME),
+    "cadence": Range(1, 1000), "plane_distance": Range(0, 1e6, open_low=True), "coherence_every": Range(1, MAX_STEPS),
+    "context_length": Range(2, 256), "context_overlap": Range(0, 255), "mask_blur": Range(0, 1024),
+}
+FRAME_RANGES = {
+    "frame": Range(-MAX_FRAME, MAX_FRAME), "seed": Range(0, MAX_SEED), "steps": Range(1, MAX_STEPS),
+    "guidance": Range(0, 100), "strength": Range(0, 1), "guidance_rescale": Range(0, 1),
+}
+PROMPT_RANGES = {"weight": Range(0, 1e6), "seed": Range(0, MAX_SEED)}
+LORA_RANGES = {"scale": Range(-100, 100)}
+UPSCALE_RANGES = {"steps": Range(1, MAX_STEPS), "guidance": Range(0, 100), "noise_level": Range(0, 350)}
+CONTROL_RANGES = {"index": Range(0, MAX_INDEX), "scale": Range(-100, 100), "start": Range(0, 1), "end": Range(0, 1)}
+INIT_RANGES = {"index": Range(0, MAX_INDEX)}
+MASK_RANGES = {"index": Range(0, MAX_INDEX)}
+_OFFSET = Range(-1e6, 1e6)  # pixels, scene units or degrees per frame
+MOTION_RANGES = {
+    "zoom": Range(0, 100, open_low=True), "angle": _OFFSET, "translation_x": _OFFSET, "translation_y": _OFFSET,
+    "translation_z": _OFFSET, "transform_center_x": Range(-1000, 1000), "transform_center_y": Range(-1000, 1000),
+    "rotation_3d_x": _OFFSET, "rotation_3d_y": _OFFSET, "rotation_3d_z": _OFFSET,
+    "fov": Range(0, 180, open_low=True, open_high=True),
+}
+IMAGE_RANGES = {"noise": Range(0, 100), "contrast": Range(0, 100), "color_coherence_amount": Range(0, 1),
+                "coherence_scale": Range(0, 1e6), "coherence_alpha": Range(0, 1)}
+# A baked Blender camera: Blender's own ranges (lens and sensor at least 1 mm there).
+CAMERA_RANGES = {"lens": Range(0, FLT_MAX, open_low=True), "sensor_width": Range(0, FLT_MAX, open_low=True),
+                 "sensor_height": Range(0, FLT_MAX, open_low=True), "shift_x": Range(-FLT_MAX, FLT_MAX),
+                 "shift_y": Range(-FLT_MAX, FLT_MAX), "clip_start": Range(0, FLT_MAX, open_low=True),
+                 "clip_end": Range(0, FLT_MAX, open_low=True)}
+
+
+def _show(value: Any) -> str:
+    """A value for a message: never a 5,000-digit number (str() of one raises ValueError)."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        if value.bit_length() > 128:
+            return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, _LongInteger):
+        return value.describe()
+    try:
+        return json.dumps(value)[:60]
+    except (TypeError, ValueError, RecursionError):
+        return type(value).__name__
+
+
+def _check_range(value: Any, limits: Range, where: str, name: str) -> None:
+    if not limits.holds(value):
+        raise PlanError(f"{where}: '{name}' {_show(value)} is out of range {limits.text()}")
+
+
+def _env_limit(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not 0 < int(text) < 2**62:
+        raise PlanError(f"the environment variable {name} must be a whole number above 0, got {text[:40]!r}")
+    return int(text)
+
+
+def max_side() -> int:
+    """The largest frame width or height a plan may ask for ($KD_MAX_SIDE, default 8192 pixels)."""
+    return _env_limit(MAX_SIDE_ENV, DEFAULT_MAX_SIDE)
+
+
+def max_pixels() -> int:
+    """The most pixels (width x height) a plan's frames may have ($KD_MAX_PIXELS, default 8192 x 8192)."""
+    return _env_limit(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
+
+
+def _check_size(settings: dict) -> None:
+    side = max_side()
+    for name in ("width", "height"):
+        value = settings[name]
+        if value < 8 or value % 8:
+            raise PlanError(f"settings: '{name}' must be a multiple of 8 and at least 8, got {_show(value)}")
+        if value > side:
+            raise PlanError(f"settings: '{name}' {_show(value)} is out of range 8..{side} (set the environment "
+                            f"variable {MAX_SIDE_ENV} to allow larger frames)")
+    pixels, limit = settings["width"] * settings["height"], max_pixels()
+    if pixels > limit:
+        raise PlanError(f"settings: {settings['width']}x{settings['height']} is {pixels} pixels, above the limit of "
+                        f"{limit} (set the environment variable {MAX_PIXELS_ENV} to allow larger frames)")
+
+
+_MAX_INT_DIGITS = 40  # beyond 64 bits either way; Python refuses int() of 4,301+ digits with a message naming nothing
+_TOO_LONG = 10**_MAX_INT_DIGITS
+
+
+class _LongInteger:
+    """A JSON integer too long for any field of a plan: load keeps it as this (instead of letting int() raise) so that
+    the check of every value can name its field."""
+
+    def __init__(self, digits: str) -> None:
+        self.length = len(digits.lstrip("-"))
+
+    def describe(self) -> str:
+        return f"an integer of {self.length} digits"
+
+
+def _parse_int(text: str) -> int | _LongInteger:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else _LongInteger(text)
+
+
+def _child(path: tuple[str, str], key: Any, value: Any) -> tuple[str, str]:
+    """The path of value under key: (head, rest), e.g. ("frames[3] (frame 4)", "prompts[0].weight")."""
+    head, rest = path
+    if not head:
+        return str(key), ""
+    if head == "frames" and not rest and isinstance(key, int):
+        frame = value.get("frame") if isinstance(value, dict) else None
+        label = f" (frame {_show(frame)})" if isinstance(frame, int) and not isinstance(frame, bool) else ""
+        return f"frames[{key}]{label}", ""
+    if isinstance(key, int):
+        return head, f"{rest}[{key}]" if rest else f"[{key}]"
+    return head, f"{rest}.{key}" if rest else str(key)
+
+
+def _value_error(path: tuple[str, str], problem: str) -> PlanError:
+    head, rest = path
+    rest = rest if len(rest) <= 80 else rest[:60] + "..."  # deep nesting: the field it starts in says enough
+    return PlanError(f"{head}: '{rest}' {problem}" if rest else f"{head or 'the plan'} {problem}")
+
+
+def _check_values(plan: dict) -> None:
+    """Every value anywhere in the plan, free-form options (scheduler_kwargs...) included: nested at most MAX_DEPTH
+    deep, numbers finite and within 64 bits, strings without NUL characters (a path with one fails deep inside an OS
+    call, after frames were rendered). Iterative: a deep plan must not overflow Python's stack here either."""
+    stack: list[tuple[Any, tuple[str, str], int]] = [(plan, ("", ""), 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, (dict, list, tuple)):
+            if depth >= MAX_DEPTH:
+                raise _value_error(path, f"nests objects and lists more than {MAX_DEPTH} levels deep")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((item, _child(path, key, item), depth + 1) for key, item in items)
+        elif isinstance(value, _LongInteger):
+            raise _value_error(path, f"is {value.describe()}: far too large for any number in a plan")
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _TOO_LONG:
+            raise _value_error(path, f"is {_show(value)}: far too large for any number in a plan")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise _value_error(path, f"must be a finite number, got {value}")
+        elif isinstance(value, str) and "\0" in value:
+            raise _value_error(path, "contains a NUL character (\\u0000)")
+
+
 def _type_name(types: tuple[type, ...]) -> str:
     names = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "an object",
              bool: "true or false"}
@@ -166,7 +350,7 @@ def _type_name(types: tuple[type, ...]) -> str:
     return " or ".join(names.get(t, "null") for t in types)
 
 
-def _check_fields(obj: Any, fields: dict, where: str) -> None:
+def _check_fields(obj: Any, fields: dict, where: str, ranges: dict[str, Range] | None = None) -> None:
     if not isinstance(obj, dict):
         raise PlanError(f"{where} must be an object, got {type(obj).__name__}")
     for name, (types, required) in fields.items():
@@ -176,9 +360,11 @@ def _check_fields(obj: Any, fields: dict, where: str) -> None:
             continue
         value = obj[name]
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            raise PlanError(f"{where}: field '{name}' must be {_type_name(types)}, got {json.dumps(value)[:60]}")
+            raise PlanError(f"{where}: field '{name}' must be {_type_name(types)}, got {_show(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise PlanError(f"{where}: field '{name}' must be finite, got {value}")
+        if ranges and name in ranges:
+            _check_range(value, ranges[name], where, name)
 
 
 def validate(plan: Any) -> dict:
@@ -189,9 +375,11 @@ def validate(plan: Any) -> dict:
         raise PlanError(f"not a Keyframe Diffusion plan: 'schema' must be '{SCHEMA}'")
     version = plan.get("version")
     if version != VERSION:
-        raise PlanError(f"unknown plan version {version!r}: this engine reads version {VERSION}; bake the plan again")
+        raise PlanError(f"unknown plan version {_show(version)}: this engine reads version {VERSION}; bake the plan "
+                        "again")
+    _check_values(plan)
     settings = plan.get("settings")
-    _check_fields(settings, SETTINGS_FIELDS, "settings")
+    _check_fields(settings, SETTINGS_FIELDS, "settings", SETTINGS_RANGES)
     settings = {**SETTINGS_DEFAULTS, **settings}
     if settings["mode"] not in MODES:
         raise PlanError(f"settings: unknown mode '{settings['mode']}' (known: {', '.join(MODES)})")
@@ -200,21 +388,12 @@ def validate(plan: Any) -> dict:
     for name, choices in _CHOICES.items():
         if settings[name] not in choices:
             raise PlanError(f"settings: '{name}' must be one of {', '.join(choices)}, got {settings[name]!r}")
-    for name in ("cadence", "coherence_every"):
-        if settings[name] < 1:
-            raise PlanError(f"settings: '{name}' must be at least 1, got {settings[name]}")
-    if settings["plane_distance"] <= 0:
-        raise PlanError(f"settings: 'plane_distance' must be above 0, got {settings['plane_distance']}")
     _check_units(settings)
     _check_clip(settings)
     _check_upscale(settings)
     for i, lora in enumerate(settings.get("loras", [])):
-        _check_fields(lora, {"path": ((str,), True), "scale": (_NUMBER, True)}, f"settings.loras[{i}]")
-    for side in ("width", "height"):
-        if settings[side] < 8 or settings[side] % 8:
-            raise PlanError(f"settings: '{side}' must be a multiple of 8 and at least 8, got {settings[side]}")
-    if settings["batch_size"] < 1:
-        raise PlanError("settings: 'batch_size' must be at least 1")
+        _check_fields(lora, {"path": ((str,), True), "scale": (_NUMBER, True)}, f"settings.loras[{i}]", LORA_RANGES)
+    _check_size(settings)
     if not settings["model"].strip():
         raise PlanError("settings: 'model' is empty; give a model folder or Hugging Face id")
     frames = plan.get("frames")
@@ -222,28 +401,33 @@ def validate(plan: Any) -> dict:
         raise PlanError("the plan has no 'frames' list (or it is empty)")
     seen: set[int] = set()
     for i, record in enumerate(frames):
-        where = f"frames[{i}]"
-        if isinstance(record, dict) and isinstance(record.get("frame"), int):
-            where += f" (frame {record['frame']})"
-        _check_fields(record, FRAME_FIELDS, where)
-        if record["frame"] in seen:
-            raise PlanError(f"{where}: frame {record['frame']} appears twice")
-        seen.add(record["frame"])
-        if record["steps"] < 1:
-            raise PlanError(f"{where}: 'steps' must be at least 1, got {record['steps']}")
-        for group in ("motion", "image"):
-            for key, value in record.get(group, {}).items():
-                if isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value):
-                    raise PlanError(f"{where}: '{group}.{key}' must be a finite number, got {json.dumps(value)[:60]}")
-        _check_frame_inputs(record, settings, where)
-        _check_mask(record, settings, where)
-        if not record["prompts"]:
-            raise PlanError(f"{where}: no prompt has weight above zero at this frame")
-        for j, prompt in enumerate(record["prompts"]):
-            _check_fields(prompt, PROMPT_FIELDS, f"{where} prompts[{j}]")
-            if prompt["weight"] < 0:
-                raise PlanError(f"{where} prompts[{j}]: 'weight' must not be negative")
+        _check_frame(record, i, settings, seen)
     return {**plan, "settings": settings}
+
+
+def _check_frame(record: Any, i: int, settings: dict, seen: set[int]) -> None:
+    """One per-frame record; `seen` collects the frame numbers so far (a frame may appear once)."""
+    where = f"frames[{i}]"
+    if isinstance(record, dict) and isinstance(record.get("frame"), int) and not isinstance(record["frame"], bool):
+        where += f" (frame {_show(record['frame'])})"
+    _check_fields(record, FRAME_FIELDS, where, FRAME_RANGES)
+    if record["frame"] in seen:
+        raise PlanError(f"{where}: frame {record['frame']} appears twice")
+    seen.add(record["frame"])
+    for group, ranges in (("motion", MOTION_RANGES), ("image", IMAGE_RANGES)):
+        for key, value in record.get(group, {}).items():
+            if isinstance(value, bool) or not isinstance(value, _NUMBER) or not math.isfinite(value):
+                raise PlanError(f"{where}: '{group}.{key}' must be a finite number, got {_show(value)}")
+            _check_range(value, ranges.get(key, _OFFSET), where, f"{group}.{key}")
+    if isinstance(record.get("camera"), dict):
+        _check_fields(record["camera"], {k: (_NUMBER, False) for k in CAMERA_RANGES}, f"{where} camera",
+                      CAMERA_RANGES)
+    _check_frame_inputs(record, settings, where)
+    _check_mask(record, settings, where)
+    if not record["prompts"]:
+        raise PlanError(f"{where}: no prompt has weight above zero at this frame")
+    for j, prompt in enumerate(record["prompts"]):
+        _check_fields(prompt, PROMPT_FIELDS, f"{where} prompts[{j}]", PROMPT_RANGES)
 
 
 _UNIT_FIELDS = {"model": ((str,), True), "preprocessor": ((str,), False), "name": ((str,), False)}
@@ -264,15 +448,12 @@ def _check_units(settings: dict) -> None:
 
 def _check_clip(settings: dict) -> None:
     for i, lora in enumerate(settings.get("motion_loras", [])):
-        _check_fields(lora, {"path": ((str,), True), "scale": (_NUMBER, True)}, f"settings.motion_loras[{i}]")
+        _check_fields(lora, {"path": ((str,), True), "scale": (_NUMBER, True)}, f"settings.motion_loras[{i}]",
+                      LORA_RANGES)
     length, overlap = settings["context_length"], settings["context_overlap"]
-    if length < 2:
-        raise PlanError(f"settings: 'context_length' must be at least 2 frames, got {length}")
     if not 0 <= overlap < length:
         raise PlanError(f"settings: 'context_overlap' must lie in 0-{length - 1} (below the context length), got "
                         f"{overlap}")
-    if settings["mask_blur"] < 0:
-        raise PlanError(f"settings: 'mask_blur' must not be negative, got {settings['mask_blur']}")
     if settings["mode"] != "CLIP" and (settings.get("motion_adapter", "").strip() or settings.get("motion_loras")):
         raise PlanError("settings: a motion adapter and motion LoRAs work in clip mode only "
                         f"(the mode is {settings['mode']})")
@@ -286,14 +467,10 @@ def _check_upscale(settings: dict) -> None:
     upscale = settings.get("upscale")
     if upscale is None:
         return
-    _check_fields(upscale, _UPSCALE_FIELDS, "settings.upscale")
+    _check_fields(upscale, _UPSCALE_FIELDS, "settings.upscale", UPSCALE_RANGES)
     if not upscale["model"].strip():
         raise PlanError("settings.upscale: 'model' is empty; give an upscaler folder or Hugging Face id "
                         "(stabilityai/stable-diffusion-x4-upscaler, stabilityai/sd-x2-latent-upscaler)")
-    if upscale.get("steps", 1) < 1:
-        raise PlanError(f"settings.upscale: 'steps' must be at least 1, got {upscale['steps']}")
-    if not 0 <= upscale.get("noise_level", 0) <= 350:
-        raise PlanError(f"settings.upscale: 'noise_level' must lie in 0-350, got {upscale['noise_level']}")
     if not upscale["output_dir"].strip():
         raise PlanError("settings.upscale: 'output_dir' is empty")
 
@@ -308,52 +485,97 @@ def _check_mask(record: dict, settings: dict, where: str) -> None:
         return
     if settings["mode"] not in ("FEEDBACK", "VIDEO"):
         raise PlanError(f"{where}: masks (inpainting) work in feedback and video modes, not {settings['mode']}")
-    _check_fields(mask, _MASK_FIELDS, f"{where} mask")
+    _check_fields(mask, _MASK_FIELDS, f"{where} mask", MASK_RANGES)
     for value in mask.get("select", []):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise PlanError(f"{where} mask: 'select' must list integer pass indices, got {json.dumps(value)[:60]}")
+            raise PlanError(f"{where} mask: 'select' must list integer pass indices, got {_show(value)}")
+        if not 0 <= value <= MAX_PASS_INDEX:
+            raise PlanError(f"{where} mask: 'select' pass index {_show(value)} is out of range 0..{MAX_PASS_INDEX}")
 
 
 def _check_frame_inputs(record: dict, settings: dict, where: str) -> None:
     """The per-frame inputs each mode needs: init frames for video, one control entry per ControlNet unit."""
-    strength = record.get("strength", FRAME_DEFAULTS["strength"])
-    if not 0.0 <= strength <= 1.0:
-        raise PlanError(f"{where}: 'strength' must lie in 0-1, got {strength}")
     if settings["mode"] == "VIDEO":
         init = record.get("init")
         if init is None:
             raise PlanError(f"{where}: video mode needs an 'init' image for every frame (no input strip covers it?)")
     if "init" in record:
-        _check_fields(record["init"], {"path": ((str,), True), "index": ((int,), False)}, f"{where} init")
+        _check_fields(record["init"], {"path": ((str,), True), "index": ((int,), False)}, f"{where} init",
+                      INIT_RANGES)
     units = settings.get("controlnets", [])
     control = record.get("control", [])
     if len(control) != len(units):
         raise PlanError(f"{where}: 'control' has {len(control)} entries but the settings have {len(units)} "
                         "ControlNet units")
     for j, entry in enumerate(control):
-        _check_fields(entry, _CONTROL_FIELDS, f"{where} control[{j}]")
+        _check_fields(entry, _CONTROL_FIELDS, f"{where} control[{j}]", CONTROL_RANGES)
         start, end = entry.get("start", 0.0), entry.get("end", 1.0)
         if not 0.0 <= start <= end <= 1.0:
             raise PlanError(f"{where} control[{j}]: need 0 <= start <= end <= 1, got {start}-{end}")
 
 
-def load(path: str | os.PathLike) -> dict:
-    """Read and validate a plan file. Relative output folders are taken relative to the plan file."""
+def _read_json(path: str | os.PathLike) -> Any:
+    """The JSON in a plan file; PlanError naming the file (and the line and column where there is one)."""
+    name = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            plan = json.load(f)
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
-        raise PlanError(f"plan file not found: {path}") from None
+        raise PlanError(f"plan file not found: {name}") from None
+    except IsADirectoryError:
+        raise PlanError(f"{name} is a folder, not a plan file: give the plan.json inside it") from None
+    except OSError as e:
+        raise PlanError(f"can't read the plan file {name}: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8-sig")  # a byte order mark (Windows editors write one) is not an error
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - data.rfind(b"\n", 0, e.start)
+        raise PlanError(f"{name} is not UTF-8 text: line {line}, column {column} (byte {e.start}): {e.reason}; save "
+                        "the plan as UTF-8") from None
+    try:
+        return json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as e:
-        raise PlanError(f"{path} is not valid JSON: line {e.lineno}, column {e.colno}: {e.msg}") from None
-    plan = validate(plan)
-    out = plan["settings"]["output_dir"]
-    if not os.path.isabs(out):
-        plan["settings"]["output_dir"] = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), out))
-    upscale = plan["settings"].get("upscale")
-    if upscale and not os.path.isabs(upscale["output_dir"]):  # the upscaled frames' folder follows the same rule
-        plan["settings"]["upscale"] = {**upscale, "output_dir": os.path.normpath(
-            os.path.join(os.path.dirname(os.path.abspath(path)), upscale["output_dir"]))}
+        raise PlanError(f"{name} is not valid JSON: line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        raise PlanError(f"{name} nests objects and lists too deeply to read (a plan nests at most {MAX_DEPTH} "
+                        "levels)") from None
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether path is folder or lies in it, links resolved (a link inside pointing out is outside)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    try:
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:  # different drives
+        return False
+
+
+def load(path: str | os.PathLike, output: str | os.PathLike | None = None, trust_output: bool = False) -> dict:
+    """Read and validate a plan file. Relative output folders are taken relative to the plan file.
+
+    The trust model (docs/architecture.md#trusting-a-plan): a plan reads the files it names, as a .blend does, but
+    writes only into the folder it was baked for, the one holding it (the bake writes output_dir/plan.json) or one
+    inside it. `output` puts the frames (and the upscaled frames, below them) in a folder the user chose instead;
+    `trust_output` lets the plan write where it says. Otherwise an output folder elsewhere is a PlanError."""
+    plan = validate(_read_json(path))
+    settings, folder = plan["settings"], os.path.dirname(os.path.abspath(path))
+    baked = os.path.normpath(os.path.join(folder, settings["output_dir"]))  # an absolute output_dir stays as is
+    settings["output_dir"] = os.path.abspath(output) if output is not None else baked
+    if settings.get("upscale"):
+        upscaled = os.path.normpath(os.path.join(folder, settings["upscale"]["output_dir"]))
+        if output is not None:  # the same place relative to the frames (the bake's: frames/upscaled)
+            upscaled = os.path.join(settings["output_dir"], os.path.relpath(upscaled, baked)
+                                    if _inside(upscaled, baked) else "upscaled")
+        settings["upscale"] = {**settings["upscale"], "output_dir": os.path.normpath(upscaled)}
+    if output is None and not trust_output:
+        upscaled = settings.get("upscale", {}).get("output_dir")
+        for where, out in (("output_dir", baked), ("upscale.output_dir", upscaled)):
+            if out is not None and not _inside(out, folder):
+                raise PlanError(
+                    f"{os.fspath(path)}: settings.{where} {out} lies outside the folder holding the plan ({folder}). "
+                    "A plan writes only into the folder it was baked for; to render it, choose the folder yourself "
+                    "(command line: --output DIR) or trust this plan's folders (--trust-output)")
     return plan
 
 
