@@ -250,7 +250,7 @@ def cmd_export(args) -> int:
     from .export import export
     from .frames import FrameStore
 
-    store = FrameStore(args.dir)
+    store = FrameStore(args.dir, writable=False)  # reads only: no lock, and it may be anyone's folder of frames
     frames = store.finished_frames()
     if args.frames:
         a, b = plan_mod.parse_frame_range(args.frames)

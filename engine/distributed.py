@@ -136,7 +136,8 @@ class FrameWorker:
 
             def run() -> None:
                 try:
-                    self.renderer.render(plan, frame_range, stream.put, cancel)
+                    # With shared storage the driver holds the output folder for the whole render.
+                    self.renderer.render(plan, frame_range, stream.put, cancel, hold_folder=scratch is not None)
                 except plan_mod.PlanError as e:
                     stream.put(events.error("plan", str(e)))
                 except ModelError as e:
@@ -257,12 +258,17 @@ class RayRenderer:
 
     def render(self, plan: dict, frame_range: tuple[int, int] | None, emit: Emit,
                cancel: threading.Event | None = None) -> dict:
-        cancel = cancel or threading.Event()
+        store = FrameStore(plan["settings"]["output_dir"])
+        with store.rendering():  # a second render into the folder is refused (workers on shared storage write in it)
+            return self._render(plan, frame_range, emit, cancel or threading.Event(), store)
+
+    def _render(self, plan: dict, frame_range: tuple[int, int] | None, emit: Emit, cancel: threading.Event,
+                store: FrameStore) -> dict:
         settings = plan["settings"]
-        store = FrameStore(settings["output_dir"])
         work = plan_work(plan, frame_range, store)
         total = len(work.records)
         done = work.announce(store, emit)
+        store.expect(len(work.todo))
         by_frame = {r["frame"]: r for r in work.chain}
         pending = deque(units(plan, work.todo, work.records))
         rendered, retried = 0, 0

@@ -125,7 +125,7 @@ UpscaleFinished = TypedDict("UpscaleFinished", {
     "event": Literal["finished"], "pass": Literal["upscale"], "upscaled": int, "upscale_skipped": int,
     "upscale_missing": int, "upscale_dir": str, "cancelled": bool, "output_dir": str})
 
-ErrorKind = Literal["plan", "model", "cluster", "environment", "protocol", "internal"]
+ErrorKind = Literal["plan", "model", "output", "cluster", "environment", "protocol", "internal"]
 
 
 class Error(TypedDict):

@@ -8,6 +8,7 @@ runs before "finished" (its events: see upscale.py) and "finished" gains "upscal
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import threading
@@ -16,7 +17,7 @@ from typing import Callable
 
 from . import events, modes
 from . import plan as plan_mod
-from .errors import Cancelled
+from .errors import Cancelled, DiskFullError
 from .frames import FrameStore
 from .models.controlnets import load_controlnet
 from .models.decoders import load_decoder, use_decoder
@@ -106,11 +107,12 @@ class Renderer:
 
     def _upscale_kind(self, settings: dict) -> str | None:
         """The plan's upscaler kind ('x4'/'x2'), found without loading it, or None when the plan has no pass."""
-        from .upscale import check_upscaler
+        from .upscale import check_upscale_folder, check_upscaler
 
         upscale = settings.get("upscale")
         if not upscale:
             return None
+        check_upscale_folder(settings)
         return check_upscaler(upscale["model"], LoadOptions(self.options.allow_download, self.options.allow_unsafe))
 
     def _upscale_pass(self, plan: dict, records: list[dict], hashes: dict, store: FrameStore, emit: Emit,
@@ -159,15 +161,27 @@ class Renderer:
         frame_range: tuple[int, int] | None,
         emit: Emit,
         cancel: threading.Event | None = None,
+        hold_folder: bool = True,
     ) -> dict:
-        cancel = cancel or threading.Event()
+        """Render the frames of `frame_range` (None: all) not current in the output folder, then the upscaling pass.
+
+        The render holds its output folder (FrameStore.rendering): a second render into it fails at once with a
+        FolderInUseError naming this one. `hold_folder=False` only where the caller holds it already (a Ray worker
+        writing into the driver's shared folder)."""
         settings = plan["settings"]
         self._upscale_kind(settings)  # a wrong upscaler fails here, before any frame is rendered
         store = FrameStore(settings["output_dir"])
+        with store.rendering() if hold_folder else contextlib.nullcontext():
+            return self._render(plan, frame_range, emit, cancel or threading.Event(), store)
+
+    def _render(self, plan: dict, frame_range: tuple[int, int] | None, emit: Emit, cancel: threading.Event,
+                store: FrameStore) -> dict:
+        settings = plan["settings"]
         work = plan_work(plan, frame_range, store)
         chain, records, todo, hashes = work.chain, work.records, work.todo, work.hashes
         total = len(records)
         done = work.announce(store, emit)
+        store.expect(len(todo))
         by_frame = {r["frame"]: r for r in chain}
         rendered = 0
         cancelled = False
@@ -195,9 +209,14 @@ class Renderer:
             except Cancelled:
                 cancelled = True
             finally:
+                failing = sys.exc_info()[0] is not None
                 if writer:  # frames already made are kept: the writes in the queue finish first
-                    writer.close(raise_error=sys.exc_info()[0] is None)
-                store.compact()
+                    writer.close(raise_error=not failing)
+                try:
+                    store.compact()
+                except DiskFullError:
+                    if not failing:  # else the error on its way says why (the journal keeps the records meanwhile)
+                        raise
         elif todo:
             cancelled = True
         summary = events.finished(rendered, total - len(todo), cancelled, store.folder)
@@ -288,6 +307,8 @@ def to_image(image):
 def frame_params(settings: dict, record: dict) -> dict:
     """What a frame was made from, for its PNG text chunk and the manifest."""
     params = {k: settings.get(k) for k in ("mode", "model", "width", "height", "scheduler")}
+    if settings.get("mode") == "INTERPOLATE":  # where the first noise comes from: the parameters line's "Seed"
+        params["latent_source"] = settings.get("latent_source")
     params.update({k: v for k, v in record.items() if k != "camera"})
     if record.get("camera"):
         params["camera"] = record["camera"].get("name")

@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import threading
 from typing import Any, Callable
 
 from . import events
-from .errors import Cancelled, ModelError
+from .errors import Cancelled, ModelError, OutputFolderError
 from .frames import FrameStore
 from .models.device import pick_device, pick_dtype
 from .models.locate import locate_pipeline
@@ -66,6 +67,16 @@ def check_upscaler(model: str, options: LoadOptions) -> str:
     rendered); returns its kind."""
     _, class_name = locate_pipeline(model, options)
     return upscaler_kind(model, class_name)
+
+
+def check_upscale_folder(settings: dict) -> None:
+    """The upscaled frames need a folder of their own: in the output folder they would replace the frames (and the
+    records) they are made from."""
+    folder = os.path.realpath(settings["upscale"]["output_dir"])
+    if folder == os.path.realpath(settings["output_dir"]):
+        raise OutputFolderError(f"settings.upscale: the upscaled frames' folder '{folder}' is the output folder itself, "
+                                "where they would replace the frames they are made from: choose another folder for "
+                                "them (the default is the output folder's 'upscaled' subfolder)")
 
 
 def load_upscaler(model: str, options: LoadOptions) -> Any:
@@ -151,7 +162,14 @@ def run_pass(
     upscaled from the same source and settings. `load()` gives the pipeline, called only when there is work.
     Returns {"upscaled", "upscale_skipped", "upscale_missing", "upscale_dir", "cancelled"}."""
     values = resolved(settings["upscale"], kind)
+    check_upscale_folder(settings)
     store = FrameStore(settings["upscale"]["output_dir"])
+    with store.rendering():  # the upscaled frames' folder is held like a render's (a second pass is refused)
+        return _run_pass(load, settings, records, hashes, main, emit, cancel, kind, values, store)
+
+
+def _run_pass(load: Callable[[], Any], settings: dict, records: list[dict], hashes: dict[int, str], main: FrameStore,
+              emit: Emit, cancel: threading.Event, kind: str, values: dict, store: FrameStore) -> dict:
     present = [r for r in records if main.is_current(r["frame"], hashes[r["frame"]])]
     have = {r["frame"] for r in present}
     missing = [r["frame"] for r in records if r["frame"] not in have]
@@ -164,6 +182,7 @@ def run_pass(
         if r["frame"] not in waiting:
             emit(events.upscaled(r["frame"], store.path(r["frame"]), True, done, total))
     upscaled, cancelled = 0, False
+    store.expect(len(todo))
     if todo and cancel.is_set():
         cancelled = True
     elif todo:

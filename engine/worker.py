@@ -6,7 +6,7 @@ Commands on stdin, one JSON object per line:
   {"cmd": "cancel"}          stops the render in progress within one denoising step
   {"cmd": "quit"}            (end of stdin means the same: a worker never outlives Blender)
 Events on stdout (records and texts: events.py): ready, the renderer's events, and error (kind: plan, model,
-cluster, environment, protocol or internal), after which the worker waits for the next command. Anything libraries
+output, cluster, environment, protocol or internal), after which the worker waits for the next command. Anything libraries
 print goes to stderr, never into the protocol.
 """
 
@@ -23,7 +23,7 @@ from typing import IO
 from . import events
 from . import plan as plan_mod
 from .distributed import DistributedError as _DistributedError
-from .errors import ModelError
+from .errors import ModelError, OutputFolderError
 from .models.options import LoadOptions
 from .renderer import Emit, Renderer
 
@@ -121,6 +121,8 @@ def _error(e: Exception, cmd: dict) -> events.Error:
         return events.error("plan", f"{cmd['plan']}: {e}")
     if isinstance(e, ModelError):
         return events.error("model", str(e))
+    if isinstance(e, OutputFolderError):  # another program's files there, another render in it, a full disk
+        return events.error("output", str(e))
     if isinstance(e, _DistributedError):
         return events.error("cluster", str(e))
     if isinstance(e, ImportError):  # the chosen interpreter lacks the engine's libraries

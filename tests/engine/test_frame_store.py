@@ -7,7 +7,7 @@ import os
 
 from PIL import Image
 
-from engine.frames import JOURNAL, MANIFEST, FrameStore
+from engine.frames import FORMAT, JOURNAL, MANIFEST, FrameStore
 
 
 def _png(value: int) -> bytes:
@@ -22,7 +22,8 @@ def test_a_write_appends_one_line_and_a_compaction_folds_it_into_the_manifest(tm
     store.write_png(2, _png(2), "h2")
     lines = (tmp_path / JOURNAL).read_bytes().splitlines()
     assert [json.loads(line)["frame"] for line in lines] == [1, 2]
-    assert not (tmp_path / MANIFEST).exists()
+    # The store claimed the folder when it opened it (a marked, empty manifest); frames go to the journal.
+    assert json.loads((tmp_path / MANIFEST).read_text()) == {"format": FORMAT, "version": 2, "frames": {}}
     # A store opened now (another process, a resumed render) sees both from the journal alone.
     other = FrameStore(str(tmp_path))
     assert other.is_current(1, "h1") and other.is_current(2, "h2") and not other.is_current(2, "h1")
