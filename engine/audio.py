@@ -46,6 +46,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -164,12 +165,55 @@ def _band(params: AnalysisParams) -> tuple[float, float]:
 
 # --- reading and analysis -----------------------------------------------------------------------------------------
 
-def _read(path: str) -> np.ndarray:
-    """Mono float32 samples at SR; AudioError for anything that can't be read."""
+# A sample rate outside this is a damaged header: resampling 1 Hz audio to SR would make 22,050 samples of each one.
+_RATES = (1000, 1_000_000)
+# Streaming writers (ffmpeg or sox into a pipe) can't go back to fill in the data size and leave a placeholder this
+# large; a size below it that the file doesn't hold is a cut-off file.
+_UNKNOWN_SIZE = 0x7FFF0000
+_BLOCK = 1 << 20  # samples per read, whatever the header claims: memory follows the data, never the header
+
+
+def _cut_short(header_log: str) -> str | None:
+    """What libsndfile's reading of a WAV/AIFF header says is missing ("data : 44100 (should be 56)"), or None."""
+    for m in re.finditer(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", header_log, re.M):
+        promised, present = int(m.group(2)), int(m.group(3))
+        if present < promised < _UNKNOWN_SIZE:
+            return f"its header promises {promised} bytes of audio but the file holds {present}"
+    return None
+
+
+def _read_soundfile(path: str) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and their rate through libsndfile. Its own errors propagate (the caller falls back to
+    librosa); a file it opens but that is cut short or has an impossible header is an AudioError."""
     import soundfile as sf
 
+    damaged = f"{path} is truncated or damaged: {{}}; export or copy the file again"
+    with sf.SoundFile(path) as f:
+        if not _RATES[0] <= f.samplerate <= _RATES[1]:
+            raise AudioError(damaged.format(f"its header gives a sample rate of {f.samplerate} Hz "
+                                            f"(audio files use {_RATES[0]}-{_RATES[1]} Hz)"))
+        missing = _cut_short(f.extra_info)
+        if missing:
+            raise AudioError(damaged.format(missing))
+        promised, parts = f.frames, []
+        while len(data := f.read(max(1, _BLOCK // f.channels), dtype="float32", always_2d=True)):
+            parts.append(data.mean(axis=1, dtype=np.float32))
+        rate = f.samplerate
+    got = sum(p.size for p in parts)
+    # Compressed formats declare their length (FLAC STREAMINFO, an MP3's Xing header; without one, an estimate from the
+    # file size that a tag or a varying bit rate can put a little off): a tenth of it missing is a cut-off file.
+    # 2**62 and above: a stream of unknown length.
+    if promised < 2**62 and got < promised - max(2304, promised // 10):
+        raise AudioError(damaged.format(f"its header promises {promised} samples but only {got} could be read"))
+    return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), rate
+
+
+def _read(path: str) -> np.ndarray:
+    """Mono float32 samples at SR; AudioError for anything that can't be read."""
     try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        y, sr = _read_soundfile(path)
+    except AudioError:
+        raise
     except Exception as e:  # noqa: BLE001 - any decoder failure is the user's file, not our bug
         reason = " ".join(str(e).split()) or type(e).__name__
         # soundfile lacks some containers (e.g. m4a); librosa can still decode them through audioread + ffmpeg.
@@ -180,18 +224,17 @@ def _read(path: str) -> np.ndarray:
                 warnings.simplefilter("ignore")
                 y, _ = librosa.load(path, sr=SR, mono=True)
         except Exception:  # noqa: BLE001
-            raise AudioError(f"can't read audio from {path}: {reason}; {READABLE}") from None
+            raise AudioError(f"can't read audio from {path}: {reason} (a truncated or damaged file, or a format "
+                             f"this engine can't decode); {READABLE}") from None
         y = np.asarray(y, dtype=np.float32)
     else:
-        if data.shape[0] == 0:
-            raise AudioError(f"can't read audio from {path}: the file holds no samples (zero length); {READABLE}")
-        y = data.mean(axis=1, dtype=np.float32)
-        if sr != SR:
+        if y.size and sr != SR:
             import librosa
 
             y = librosa.resample(y, orig_sr=sr, target_sr=SR)
-    if y.size == 0:
-        raise AudioError(f"can't read audio from {path}: the file holds no samples (zero length); {READABLE}")
+    if y.size == 0:  # libsndfile reads a cut-off Ogg Vorbis file as 0 samples
+        raise AudioError(f"can't read audio from {path}: no samples could be decoded from it (an empty recording, or "
+                         f"a truncated or damaged file); {READABLE}")
     return np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
 
 

@@ -395,3 +395,67 @@ def test_cli(files, capsys, tmp_path):
     assert audio.cli([files["tone"], "--fps", "24", "--part", "drums"]) == 2
     assert "full, percussive, harmonic" in capsys.readouterr().err
     assert audio.cli([files["tone"]]) == 2  # --fps is required (argparse's own message)
+
+
+# --- truncated and damaged files -------------------------------------------------------------------------------------
+
+def _cut(path, keep: int, name: str) -> str:
+    data = open(path, "rb").read()
+    out = os.path.join(os.path.dirname(path), name)
+    with open(out, "wb") as f:
+        f.write(data[:keep])
+    return out
+
+
+def test_a_truncated_wav_is_refused_not_read_as_silence(tmp_path):
+    """The adversarial run's reproducer: a 1 s 16-bit WAV (44,144 bytes) cut to its first 100 bytes used to give one
+    silent frame without a word."""
+    full = str(tmp_path / "tone.wav")
+    sf.write(full, tone(1.0), SR, subtype="PCM_16")
+    assert os.path.getsize(full) == 44144
+    cut = _cut(full, 100, "cut.wav")
+    with pytest.raises(AudioError, match=r"cut\.wav is truncated or damaged: its header promises 44100 bytes of audio "
+                                         r"but the file holds 56; export or copy the file again"):
+        audio.analyse(cut)
+    assert audio.cli([cut, "--fps", "24"]) == 2
+
+
+@pytest.mark.parametrize("fmt, subtype, fractions", [
+    ("wav", "FLOAT", [0.1, 0.5, 0.99]), ("aiff", "PCM_16", [0.1, 0.5, 0.99]), ("flac", "PCM_16", [0.1, 0.5, 0.9]),
+    ("ogg", "VORBIS", [0.1, 0.5, 0.9]),
+    # An MP3's length in its header may be an estimate: a tenth of it missing is what counts as cut short.
+    ("mp3", "MPEG_LAYER_III", [0.1, 0.5, 0.8]),
+])
+def test_files_cut_short_are_refused_in_every_format(tmp_path, fmt, subtype, fractions):
+    full = str(tmp_path / f"tone.{fmt}")
+    sf.write(full, tone(2.0), SR, subtype=subtype)
+    for fraction in fractions:
+        cut = _cut(full, int(os.path.getsize(full) * fraction), f"cut{fraction}.{fmt}")
+        message = rf"cut{fraction}\.{fmt}\b.*(truncated or damaged|a truncated or damaged file)"
+        with warnings.catch_warnings(), pytest.raises(AudioError, match=message):
+            warnings.simplefilter("ignore")
+            audio.analyse(cut)
+
+
+def test_streamed_wavs_with_a_placeholder_size_still_read(tmp_path):
+    """ffmpeg or sox writing into a pipe can't fill in the data size: 0xFFFFFFFF is not a truncation."""
+    full = str(tmp_path / "tone.wav")
+    sf.write(full, tone(1.0), SR, subtype="PCM_16")
+    data = bytearray(open(full, "rb").read())
+    at = data.index(b"data")
+    data[4:8] = data[at + 4:at + 8] = (0xFFFFFFFF).to_bytes(4, "little")
+    streamed = tmp_path / "streamed.wav"
+    streamed.write_bytes(bytes(data))
+    assert audio.analyse(str(streamed)).duration == pytest.approx(1.0)
+
+
+def test_an_impossible_sample_rate_is_refused(tmp_path):
+    """A header saying 1 Hz would make 22,050 samples of each one (minutes of resampling for a small file)."""
+    full = str(tmp_path / "tone.wav")
+    sf.write(full, tone(1.0), SR, subtype="PCM_16")
+    data = bytearray(open(full, "rb").read())
+    data[24:28] = (1).to_bytes(4, "little")  # the fmt chunk's sample rate
+    bad = tmp_path / "slow.wav"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(AudioError, match=r"slow\.wav is truncated or damaged: its header gives a sample rate of 1 Hz"):
+        audio.analyse(str(bad))
