@@ -317,11 +317,72 @@ def read_image(path: str, size: tuple[int, int] | None = None) -> np.ndarray:
     return np.ascontiguousarray(resize(_as_rgb(rgb), size))
 
 
+_OPENEXR_PIN = "OpenEXR==3.5.3"
+# Channel sets of an EXR image in the order they are returned; a file with none of them must hold one channel (or
+# one of these single ones: depth, value, luminance).
+_EXR_VECTORS = (("R", "G", "B"), ("X", "Y", "Z"))
+_EXR_SINGLES = ("Z", "V", "Y", "R", "X")
+
+
+def _is_exr(path: str) -> bool:
+    return path.lower().endswith(".exr")
+
+
+def read_exr_channels(path: str) -> dict[str, np.ndarray] | None:
+    """Every channel of an OpenEXR file (its first part) by its full name (``R``, ``X``, ``ViewLayer.Normal.X``...)
+    as float32 HxW, through the OpenEXR package. OpenCV reads only channels called R, G, B, A or Y, so it reads
+    Blender's Normal pass (A, X, Y, Z) as luminance and alpha. None when the OpenEXR package is not installed (an
+    engine environment made before it was required; the engine check names it). Raises ``ValueError`` naming the
+    file when it can't be read."""
+    try:
+        import OpenEXR
+    except ImportError:
+        return None
+    try:
+        with OpenEXR.File(path, separate_channels=True) as exr:
+            channels = {name: np.asarray(channel.pixels, dtype=np.float32) for name, channel in exr.channels().items()}
+    except (RuntimeError, ValueError, TypeError, OSError) as exc:
+        raise ValueError(f"cannot read OpenEXR file {path}: {exc}") from exc
+    shapes = {values.shape for values in channels.values()}
+    if not channels or len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ValueError(f"OpenEXR file {path} has no image channels of one size (channels: "
+                         f"{', '.join(f'{n} {v.shape}' for n, v in channels.items()) or 'none'})")
+    return channels
+
+
+def _read_exr(path: str) -> np.ndarray | None:
+    """An EXR's pixels by channel name: HxWx3 (R, G, B or X, Y, Z) with A appended when present, or HxW for a single
+    channel. Layer prefixes ("ViewLayer.Normal.X") are dropped; a file with two layers of one name is refused."""
+    channels = read_exr_channels(path)
+    if channels is None:
+        return None
+    short: dict[str, np.ndarray] = {}
+    for name, values in channels.items():
+        key = name.rsplit(".", 1)[-1]
+        if key in short:
+            raise ValueError(f"OpenEXR file {path} holds several layers ({', '.join(sorted(channels))}): write one "
+                             "pass a file")
+        short[key] = values
+    for names in _EXR_VECTORS:
+        if all(n in short for n in names):
+            order = [*names, "A"] if "A" in short else list(names)
+            return np.stack([short[n] for n in order], axis=2)
+    if len(short) == 1:
+        return next(iter(short.values()))
+    for name in _EXR_SINGLES:
+        if name in short:
+            return short[name]
+    raise ValueError(f"OpenEXR file {path} has no colour (R, G, B), vector (X, Y, Z) or depth (Z) channels: "
+                     f"{', '.join(sorted(channels))}")
+
+
 def read_float_image(path: str) -> np.ndarray:
     """Read a data image (e.g. a Normal pass) with its values as stored: float32 HxW or HxWxC, channels in RGB(A) order.
 
-    ``.npy`` files are loaded as they are; other files go through OpenCV (OpenEXR, float TIFF, or integer formats,
-    whose raw values are returned as float, unscaled). No colour transform, no alpha compositing. Raises
+    ``.npy`` files are loaded as they are; OpenEXR files are read by channel name (:func:`read_exr_channels`: R, G, B
+    or X, Y, Z, then A; Blender writes a vector pass such as Normal as A, X, Y, Z); other files go through OpenCV
+    (float TIFF, or integer formats, whose raw values are returned as float, unscaled). No colour transform, no alpha
+    compositing. Raises
     ``FileNotFoundError`` / ``ValueError`` naming the path.
     """
     path = os.fspath(path)
@@ -333,11 +394,17 @@ def read_float_image(path: str) -> np.ndarray:
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot read array file {path}: {exc}") from exc
     else:
-        values = _decode(path, cv2.IMREAD_UNCHANGED)
-        if values.ndim == 3 and values.shape[2] == 3:
-            values = cv2.cvtColor(values, cv2.COLOR_BGR2RGB)
-        elif values.ndim == 3 and values.shape[2] == 4:
-            values = cv2.cvtColor(values, cv2.COLOR_BGRA2RGBA)
+        values = _read_exr(path) if _is_exr(path) else None
+        if values is None:
+            values = _decode(path, cv2.IMREAD_UNCHANGED)
+            if values.ndim == 3 and values.shape[2] == 3:
+                values = cv2.cvtColor(values, cv2.COLOR_BGR2RGB)
+            elif values.ndim == 3 and values.shape[2] == 4:
+                values = cv2.cvtColor(values, cv2.COLOR_BGRA2RGBA)
+            elif _is_exr(path) and values.ndim == 3 and values.shape[2] == 2:
+                # OpenCV knows only R, G, B, A and Y: an X, Y, Z (vector) EXR comes out as luminance and alpha.
+                raise ValueError(f"{path}: OpenCV can't read this EXR's channels; install the OpenEXR package "
+                                 f"(pip install {_OPENEXR_PIN}, listed in requirements/engine.txt)")
     values = np.asarray(values)
     if values.ndim not in (2, 3) or values.size == 0 or values.dtype.kind not in "fiu":
         raise ValueError(f"{path} does not hold a numeric image (shape {values.shape}, {values.dtype})")
@@ -442,10 +509,10 @@ def read_video_frame(path: str, index: int, size: tuple[int, int] | None = None)
 def read_depth(path: str) -> np.ndarray:
     """Read a depth map as float32 HxW in scene units (larger = farther).
 
-    ``.npy``: a 2-D array (or HxWx1 / HxWxC, first channel) as saved by :func:`write_depth`. Other files go through
-    OpenCV with their values kept as they are: OpenEXR (e.g. Blender's Z pass saved as a single-layer EXR; when it
-    has several channels the first of R, G, B is used, i.e. R) or a 16-bit PNG/TIFF (raw integer values, not
-    rescaled). OpenCV does not read multilayer EXR channel names such as ``ViewLayer.Depth.Z``.
+    ``.npy``: a 2-D array (or HxWx1 / HxWxC, first channel) as saved by :func:`write_depth`. OpenEXR: read by
+    channel name (:func:`read_exr_channels`; R of R, G, B, else X, else the one channel such as Z or V, layer prefixes
+    like ``ViewLayer.Depth.Z`` allowed). Other files go through OpenCV with their values kept as they are (a 16-bit
+    PNG/TIFF: raw integer values, not rescaled).
 
     Raises ``FileNotFoundError`` when the file is missing and ``ValueError`` naming it when it cannot be read or is
     not a 2-D map.
@@ -459,9 +526,11 @@ def read_depth(path: str) -> np.ndarray:
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot read depth file {path}: {exc}") from exc
     else:
-        depth = _decode(path, cv2.IMREAD_UNCHANGED)
-        if depth.ndim == 3 and depth.shape[2] >= 3:
-            depth = depth[:, :, 2]  # OpenCV's BGR(A) order: channel 2 is R
+        depth = _read_exr(path) if _is_exr(path) else None
+        if depth is None:
+            depth = _decode(path, cv2.IMREAD_UNCHANGED)
+            if depth.ndim == 3 and depth.shape[2] >= 3:
+                depth = depth[:, :, 2]  # OpenCV's BGR(A) order: channel 2 is R
     depth = np.asarray(depth)
     if depth.ndim == 3:
         depth = depth[:, :, 0]

@@ -310,7 +310,8 @@ def _control_inputs(batch: Batch) -> dict:
     unit (a single frame, see _one_at_a_time)."""
     controls, first = batch.controls, batch.records[0]
     key = "image" if batch.task == "txt2img" else "control_image"
-    units = [r["control"] for r in batch.records]
+    # Each frame has its own image (a pass or strip frame per frame); what they must share is scale and window.
+    units = [[{k: c.get(k) for k in ("scale", "start", "end")} for c in r["control"]] for r in batch.records]
     scales = [float(first["control"][u]["scale"]) for u in range(len(controls))]
     starts = [float(first["control"][u].get("start", 0.0)) for u in range(len(controls))]
     ends = [float(first["control"][u].get("end", 1.0)) for u in range(len(controls))]

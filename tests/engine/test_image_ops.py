@@ -386,6 +386,56 @@ def test_read_float_image_keeps_values_in_rgb_order(tmp_path):
         ops.read_float_image(str(tmp_path / "absent.exr"))
 
 
+def _write_exr(path, channels: dict) -> str:
+    """An EXR with exactly these channels (name -> float32 HxW), as Blender's File Output node writes them."""
+    import OpenEXR
+
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {k: np.asarray(v, np.float32) for k, v in channels.items()}) as f:
+        f.write(str(path))
+    return str(path)
+
+
+def test_blenders_normal_pass_exr_is_read_by_channel_name(tmp_path):
+    # Blender's File Output node writes the Normal pass as channels A, X, Y, Z: OpenCV knows R, G, B, A and Y only
+    # and read it as (H, W, 2), luminance and alpha, so every normal ControlNet failed.
+    x, y, z = np.full((3, 4), -0.6), np.full((3, 4), 0.0), np.full((3, 4), 0.8)
+    path = _write_exr(tmp_path / "normal.exr", {"A": np.ones((3, 4)), "X": x, "Y": y, "Z": z})
+    values = ops.read_float_image(path)
+    assert values.shape == (3, 4, 4)  # X, Y, Z, then A
+    np.testing.assert_allclose(values[0, 0], [-0.6, 0.0, 0.8, 1.0], atol=1e-6)
+    control = ops.normal_to_control(values[..., :3])
+    np.testing.assert_array_equal(control[0, 0], [204, 128, 230])  # red = left: -x
+
+
+def test_exr_layers_and_single_channels_by_name(tmp_path):
+    depth = _write_exr(tmp_path / "layered.exr", {"ViewLayer.Depth.Z": DEPTH})
+    np.testing.assert_array_equal(ops.read_depth(depth), DEPTH)
+    rgba = _write_exr(tmp_path / "rgba.exr", {"R": DEPTH, "G": DEPTH * 0, "B": DEPTH * 0 + 5, "A": DEPTH * 0 + 1})
+    np.testing.assert_array_equal(ops.read_depth(rgba), DEPTH)
+    assert ops.read_float_image(rgba).shape == DEPTH.shape + (4,)
+    two = _write_exr(tmp_path / "two.exr", {"Normal.X": DEPTH, "Vector.X": DEPTH})
+    with pytest.raises(ValueError, match="two.exr.*several layers"):
+        ops.read_float_image(two)
+    odd = _write_exr(tmp_path / "odd.exr", {"U": DEPTH, "W": DEPTH})
+    with pytest.raises(ValueError, match="odd.exr.*U, W"):
+        ops.read_depth(odd)
+    broken = tmp_path / "broken.exr"
+    broken.write_bytes(b"v/1\x01 not an exr")
+    with pytest.raises(ValueError, match="broken.exr"):
+        ops.read_float_image(str(broken))
+
+
+def test_without_the_openexr_package_vector_exrs_are_a_clear_error(tmp_path, monkeypatch):
+    xyz = _write_exr(tmp_path / "xyz.exr", {"A": DEPTH, "X": DEPTH, "Y": DEPTH, "Z": DEPTH})
+    rgb = _write_exr(tmp_path / "rgb.exr", {"R": DEPTH, "G": DEPTH, "B": DEPTH})
+    monkeypatch.setitem(__import__("sys").modules, "OpenEXR", None)  # an engine environment made before the pin
+    assert ops.read_exr_channels(xyz) is None
+    with pytest.raises(ValueError, match=r"xyz.exr.*pip install OpenEXR=="):
+        ops.read_float_image(xyz)
+    np.testing.assert_array_equal(ops.read_depth(rgb), DEPTH)  # OpenCV still reads R, G, B
+
+
 def test_to_pil():
     image = ops.to_pil(REDDISH)
     assert image.mode == "RGB" and image.size == (64, 48)
