@@ -34,6 +34,10 @@ What maps where:
   with a warning, ``seed_behavior``, ``seed_iter_n``, ``scheduler``, ``motion_mode``, ``border``,
   ``color_coherence``, ``cadence``, ``negative_prompt``); see ``SAMPLER_MAP`` and the functions below for the value
   tables. A value with no counterpart is left out with a warning.
+- ``animation_mode`` picks the generation mode (``values["mode"]``): ``2D`` and ``3D`` the feedback mode with that
+  ``motion_mode``, ``Video Input`` the video mode (its ``video_init_path`` in ``video_path``, for the Blender side
+  to make the input strip), ``Interpolation`` the Interpolate mode, and ``None`` (independent stills) the Interpolate
+  mode too, with a note. An unknown one leaves the mode as it was, with a warning.
 - ``scene``: ``fps`` and ``frame_count`` (``max_frames``).
 - ``prompts``: ``(frame, positive, negative)`` sorted by frame, combined the way Deforum combines them: the prompt's
   text is split at its first ``--neg``, the global positive prompt is put in front of its positive part and the
@@ -47,7 +51,7 @@ What maps where:
   warning.
 
 ``write_settings`` goes the other way, to a dict with the A1111 extension's key names that ``parse_settings`` maps
-back to the same values and schedules.
+back to the same values and schedules (and the same mode: clip mode, which Deforum lacks, is noted, not written).
 """
 
 from __future__ import annotations
@@ -129,13 +133,14 @@ MOTION_MODES = vocab.names(vocab.MOTION_MODES)
 BORDERS = vocab.names(vocab.BORDERS)
 COLOR_COHERENCE = vocab.names(vocab.COLOR_MODES)
 
+# Deforum's animation_mode -> (our generation mode, motion_mode or None); "video input" also takes video_init_path.
+_ANIMATION_MODES = {"2d": ("FEEDBACK", "2D"), "3d": ("FEEDBACK", "3D"), "video input": ("VIDEO", None),
+                    "interpolation": ("INTERPOLATE", None), "none": ("INTERPOLATE", None)}
+# Our generation mode -> Deforum's animation_mode (feedback: its motion_mode, 2D or 3D; clip mode has none).
+_DEFORUM_MODES = {"INTERPOLATE": "Interpolation", "VIDEO": "Video Input"}
 _MODE_NOTES = {
-    "none": "Deforum's animation_mode 'None' renders independent stills, not an animation; motion_mode is unchanged "
-            "(the Interpolate mode is the closest)",
-    "interpolation": "Deforum's animation_mode 'Interpolation' blends prompt embeddings between the keys: that is "
-                     "the Interpolate mode here; motion_mode is unchanged",
-    "video input": "Deforum's animation_mode 'Video Input' runs img2img over a video's frames: use the video mode "
-                   "with that video here; motion_mode is unchanged",
+    "none": "Deforum's animation_mode 'None' renders independent stills: imported as the Interpolate mode, where "
+            "prompt keys change at their frames (a hard cut) and nothing moves",
 }
 
 # Switches that, when on, ask for something nothing here does: (key, what it is).
@@ -177,7 +182,8 @@ class DeforumSettings:
     ignored: list[str] = field(default_factory=list)  # file keys with no counterpart, sorted
     warnings: list[str] = field(default_factory=list)
     raw_prompts: dict[str, str] = field(default_factory=dict)  # the file's prompt dict as it was
-    animation_mode: str | None = None  # Deforum's raw animation_mode, to pick a generation mode
+    animation_mode: str | None = None  # Deforum's raw animation_mode (values["mode"] is what it means here)
+    video_path: str | None = None  # Video Input's video_init_path, as written in the file
 
 
 # ---------------------------------------------------------------------------------------------------------- reading
@@ -381,14 +387,7 @@ def _read_choices(get: _Reader, out: DeforumSettings) -> None:
         if note:
             out.warnings.append(note)
 
-    mode = get.text("animation_mode")
-    if mode is not None:
-        out.animation_mode = mode
-        if mode.strip().upper() in MOTION_MODES:
-            out.values["motion_mode"] = mode.strip().upper()
-        else:
-            out.warnings.append(_MODE_NOTES.get(mode.strip().lower(),
-                                                f"animation_mode {mode!r} is unknown; motion_mode unchanged"))
+    _read_mode(get, out)
 
     border = get.text("border")
     if border is not None:
@@ -414,6 +413,33 @@ def _read_choices(get: _Reader, out: DeforumSettings) -> None:
         if cadence < 1:
             out.warnings.append(f"diffusion_cadence {cadence} is below 1; using 1")
         out.values["cadence"] = max(1, cadence)
+
+
+def _read_mode(get: _Reader, out: DeforumSettings) -> None:
+    """animation_mode -> our mode (and motion_mode): 2D/3D feedback, Video Input the video mode (with
+    video_init_path), Interpolation and None the Interpolate mode. Anything else leaves the mode as it was."""
+    mode = get.text("animation_mode")
+    if mode is None:
+        return
+    out.animation_mode = mode
+    key = mode.strip().lower()
+    if key not in _ANIMATION_MODES:
+        out.warnings.append(f"animation_mode {mode!r} is unknown (known: 2D, 3D, Video Input, Interpolation, None); "
+                            "the mode is unchanged")
+        return
+    out.values["mode"], motion = _ANIMATION_MODES[key]
+    if motion is not None:
+        out.values["motion_mode"] = motion
+    if key in _MODE_NOTES:
+        out.warnings.append(_MODE_NOTES[key])
+    if key == "video input":
+        video = get.text("video_init_path")
+        if video and video.strip():
+            out.video_path = video.strip()
+            out.ignored = [k for k in out.ignored if k != "video_init_path"]
+        else:
+            out.warnings.append("animation_mode 'Video Input' without a video_init_path: choose the input strip "
+                                "(Input Strip) of the video mode")
 
 
 def _is_on(value: object) -> bool:
@@ -533,7 +559,8 @@ def _read_prompts(get: _Reader, out: DeforumSettings, max_frames: int | None) ->
 _CONSTANT_INT = re.compile(r"^\s*0\s*:\s*\(\s*(-?\d+)\s*\)\s*$")
 
 
-def write_settings(values: dict, schedules: dict[str, str], scene: dict, prompts: dict[str, str]) -> dict:
+def write_settings(values: dict, schedules: dict[str, str], scene: dict, prompts: dict[str, str],
+                   notes: list[str] | None = None) -> dict:
     """Our settings as a Deforum settings dict with the A1111 extension's key names (JSON-serialisable).
 
     ``values`` and ``scene`` use the same names as ``DeforumSettings``; ``schedules`` holds raw Deforum keyframe
@@ -542,13 +569,18 @@ def write_settings(values: dict, schedules: dict[str, str], scene: dict, prompts
     ``values["negative_prompt"]`` to every prompt's negative part. The scheduler ``default`` has no Deforum name and
     is left out. Deforum takes a schedule for the seed only with ``seed_behavior: schedule``; for any other
     behaviour the seed schedule must be the constant ``"0: (N)"`` (the first frame's seed), else DeforumError.
-    Unknown names or values raise DeforumError.
+    ``values["mode"]`` (our generation mode) picks animation_mode (see :func:`_write_mode`; without it, motion_mode
+    does); what Deforum has no counterpart for is appended to ``notes``. Unknown names or values raise DeforumError.
     """
     out: dict[str, object] = {}
+    values = dict(values)
+    mode, video = values.pop("mode", None), values.pop("video_init_path", None)
     for name in values:
         if name not in _VALUE_WRITERS:
             raise DeforumError(f"write_settings: unknown setting {name!r} (known: {', '.join(_VALUE_WRITERS)})")
         _VALUE_WRITERS[name](out, values[name])
+    if mode is not None:
+        _write_mode(out, mode, values.get("motion_mode"), video, notes if notes is not None else [])
     for name, value in scene.items():
         if name == "fps":
             out["fps"] = _num(float(value))
@@ -583,6 +615,28 @@ def write_settings(values: dict, schedules: dict[str, str], scene: dict, prompts
     out.setdefault("negative_prompts", "")
     out.setdefault("animation_prompts_negative", "")
     return out
+
+
+def _write_mode(out: dict, mode: object, motion: object, video: object, notes: list[str]) -> None:
+    """Our generation mode as animation_mode: feedback is its motion mode (2D or 3D), video mode "Video Input" with the
+    input movie as video_init_path, Interpolate "Interpolation"; clip mode has no Deforum counterpart and is left
+    out (noted)."""
+    _choice("mode", vocab.names(vocab.MODES), mode)
+    if mode == "FEEDBACK":
+        out["animation_mode"] = _choice("motion_mode", MOTION_MODES, motion)
+        return
+    if mode not in _DEFORUM_MODES:
+        out.pop("animation_mode", None)
+        notes.append(f"the {str(mode).title()} mode has no Deforum animation_mode: animation_mode not exported "
+                     "(Deforum then animates in 2D)")
+        return
+    out["animation_mode"] = _DEFORUM_MODES[mode]
+    if mode == "VIDEO":
+        if isinstance(video, str) and video.strip():
+            out["video_init_path"] = video
+        else:
+            notes.append("the video mode's input is not a movie strip: video_init_path not exported (Deforum's Video "
+                         "Input reads a video file)")
 
 
 def _write_seed(out: dict, text: str, behavior: object) -> None:

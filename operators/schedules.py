@@ -157,10 +157,11 @@ class KD_OT_deforum_export(bpy.types.Operator, ExportHelper):
 
     def execute(self, context):
         try:
-            schedules.write_settings_file(context.scene, self.filepath)
+            notes = schedules.write_settings_file(context.scene, self.filepath)
         except OSError as e:
             self.report({"ERROR"}, f"Can't write {self.filepath}: {e.strerror}")
             return {"CANCELLED"}
+        _report_lines(self, {"WARNING"}, [f"Not exported: {note}" for note in notes])
         self.report({"INFO"}, f"Wrote {self.filepath}")
         return {"FINISHED"}
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
+import bpy
 import numpy as np
 
 from ..engine import deforum, schedule
 from ..engine_link.worker_client import WorkerError
 from ..engine_link.workers import make_client
+from ..settings import compat
 from ..settings.properties import ANIMATABLE
 from . import fcurves
 from .prompt_keys import replace_prompts
@@ -24,7 +27,7 @@ from .prompt_keys import replace_prompts
 SPECS = {spec.prop: spec for spec in deforum.SCHEDULES}
 FCURVE_SEEDS = 2**23  # seeds an F-curve (32-bit float, rounded half up by Blender) reproduces exactly
 # Plain (not per-frame) settings that Deforum settings files carry.
-VALUE_PROPS = ("width", "height", "seed_behavior", "seed_iter_n", "scheduler", "motion_mode", "border",
+VALUE_PROPS = ("width", "height", "seed_behavior", "seed_iter_n", "scheduler", "mode", "motion_mode", "border",
                "color_coherence", "cadence", "negative_prompt")
 
 
@@ -200,6 +203,8 @@ def apply_settings_file(scene, path: str, prompt_transition: str = "CONSTANT") -
         setattr(settings, prop, value)
     for prop, (keys, interpolation, _warnings) in planned.items():
         _write_keys(scene, prop, keys, interpolation)
+    if data.video_path is not None:
+        warnings += _video_input(scene, data.video_path, path)
     if data.prompts:
         keys = [schedule.PromptKey(frame, text, negative) for frame, text, negative in data.prompts]
         warnings += import_prompts(scene, keys, prompt_transition)
@@ -207,20 +212,61 @@ def apply_settings_file(scene, path: str, prompt_transition: str = "CONSTANT") -
     return data.ignored, warnings
 
 
-def settings_dict(scene) -> dict:
-    """The scene as a Deforum settings dict (the export direction of apply_settings_file)."""
+def _video_input(scene, video: str, settings_path: str) -> list[str]:
+    """Deforum's Video Input video as the video mode's input strip: the movie strip of that file already in the
+    Sequencer, or a new one from the scene's first frame (Deforum frame t is video frame t) on a free channel. A
+    relative path is taken from the settings file's folder. Returns warnings."""
+    folder = os.path.dirname(os.path.abspath(settings_path))
+    path = os.path.normpath(os.path.join(folder, os.path.expanduser(video)))
+    strip = next((s for s in compat.all_strips(scene) if s.type == "MOVIE"
+                  and os.path.normpath(bpy.path.abspath(s.filepath, library=s.id_data.library)) == path), None)
+    if strip is None:
+        if not os.path.isfile(path):
+            return [f"video_init_path {video}: no such file here; add the video as a movie strip and choose it as "
+                    "the Input Strip"]
+        channel = 1 + max((s.channel for s in compat.all_strips(scene)), default=0)
+        try:
+            strip = compat.top_strips(scene).new_movie(name=os.path.basename(path), filepath=path,
+                                                       channel=min(channel, 128), frame_start=scene.frame_start)
+        except RuntimeError as e:
+            return [f"video_init_path {video}: Blender can't open it as a movie ({e}); convert it, add it as a "
+                    "movie strip and choose it as the Input Strip"]
+    settings = scene.keyframe_diffusion
+    settings.init_source, settings.init_strip = "STRIP", strip.name
+    return []
+
+
+def settings_dict(scene, notes: list[str] | None = None) -> dict:
+    """The scene as a Deforum settings dict (the export direction of apply_settings_file); what Deforum has no
+    counterpart for is appended to `notes`."""
     settings = scene.keyframe_diffusion
     props = [spec.prop for spec in deforum.SCHEDULES]
     values = {p: getattr(settings, p) for p in VALUE_PROPS}
+    values["video_init_path"] = _input_movie(scene)
     fps = scene.render.fps / scene.render.fps_base
     prompts = {}
     for item in sorted(settings.prompts, key=lambda p: p.frame):
         prompts[str(item.frame - scene.frame_start)] = item.text + (f" --neg {item.negative}" if item.negative else "")
     return deforum.write_settings(values, export_schedules(scene, props),
                                   {"fps": fps if not math.isclose(fps, round(fps)) else round(fps),
-                                   "frame_count": frame_count(scene)}, prompts)
+                                   "frame_count": frame_count(scene)}, prompts, notes)
 
 
-def write_settings_file(scene, path: str) -> None:
+def _input_movie(scene) -> str:
+    """The video mode's input movie file ('' when the input is not a movie strip): Deforum's video_init_path."""
+    settings = scene.keyframe_diffusion
+    if settings.mode != "VIDEO" or settings.init_source != "STRIP":
+        return ""
+    strip = next((s for s in compat.all_strips(scene) if s.name == settings.init_strip), None)
+    if strip is None or strip.type != "MOVIE":
+        return ""
+    return os.path.normpath(bpy.path.abspath(strip.filepath, library=strip.id_data.library))
+
+
+def write_settings_file(scene, path: str) -> list[str]:
+    """Write the scene as a Deforum settings file; returns what was not exported (Deforum has no counterpart)."""
+    notes: list[str] = []
+    data = settings_dict(scene, notes)
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(settings_dict(scene), f, indent=2)
+        json.dump(data, f, indent=2)
+    return notes

@@ -85,7 +85,7 @@ def test_a1111_file_maps_every_row(tmp_path):
     assert set(s.schedules) == {spec.prop for spec in SCHEDULES}
     assert s.values == {
         "width": 768, "height": 432, "seed_behavior": "LADDER", "seed_iter_n": 2, "scheduler": "dpm++",
-        "motion_mode": "2D", "border": "WRAP", "color_coherence": "LAB", "cadence": 2,
+        "mode": "FEEDBACK", "motion_mode": "2D", "border": "WRAP", "color_coherence": "LAB", "cadence": 2,
         "negative_prompt": "blurry, lowres",
     }
     assert s.scene == {"frame_count": 90, "fps": 24.0}
@@ -122,7 +122,7 @@ def test_colab_file(tmp_path):
     assert "transform_center_x" not in s.schedules  # the Colab has no such key
     assert s.values == {
         "width": 512, "height": 512, "seed_behavior": "ITER", "seed_iter_n": 3, "scheduler": "euler_a",
-        "motion_mode": "3D", "border": "REPLICATE", "color_coherence": "HSV", "cadence": 3,
+        "mode": "FEEDBACK", "motion_mode": "3D", "border": "REPLICATE", "color_coherence": "HSV", "cadence": 3,
     }
     assert s.scene == {"frame_count": 20}
     assert s.prompts == [(0, "a lake at dawn", "mountain"), (10, "a portrait", "ugly hat")]
@@ -218,15 +218,55 @@ def test_border_mapping(given, expected):
 
 
 @pytest.mark.parametrize(
-    "given, expected, note",
-    [("2D", "2D", None), ("3D", "3D", None), ("None", None, "independent stills"),
-     ("Interpolation", None, "the Interpolate mode here"), ("Video Input", None, "use the video mode")],
+    "given, mode, motion, note",
+    [("2D", "FEEDBACK", "2D", None), ("3D", "FEEDBACK", "3D", None), (" 3d ", "FEEDBACK", "3D", None),
+     ("None", "INTERPOLATE", None, "independent stills: imported as the Interpolate mode"),
+     ("Interpolation", "INTERPOLATE", None, None),
+     ("Video Input", "VIDEO", None, "without a video_init_path: choose the input strip"),
+     ("Warp", None, None, "animation_mode 'Warp' is unknown")],
 )
-def test_animation_mode_mapping(given, expected, note):
+def test_animation_mode_picks_the_generation_mode(given, mode, motion, note):
+    # A "2D" file used to leave the scene on Interpolate, where its motion does nothing.
     s = parse_settings({"animation_mode": given})
-    assert s.values.get("motion_mode") == expected
+    assert s.values.get("mode") == mode and s.values.get("motion_mode") == motion
     assert s.animation_mode == given
     assert (note is None and not s.warnings) or any(note in w for w in s.warnings)
+
+
+def test_video_input_takes_the_video_path():
+    s = parse_settings({"animation_mode": "Video Input", "video_init_path": " /videos/walk.mp4 "})
+    assert s.values["mode"] == "VIDEO" and s.video_path == "/videos/walk.mp4" and not s.warnings
+    assert "video_init_path" not in s.ignored
+    s = parse_settings({"animation_mode": "2D", "video_init_path": "/videos/walk.mp4"})
+    assert s.video_path is None and "video_init_path" in s.ignored  # not a video input run: nothing reads it
+
+
+@pytest.mark.parametrize("mode, expected", [("FEEDBACK", "3D"), ("INTERPOLATE", "Interpolation"),
+                                            ("VIDEO", "Video Input")])
+def test_each_mode_exports_as_its_animation_mode_and_back(mode, expected):
+    # An Interpolate scene used to export as "2D", which Deforum animates.
+    values = {"mode": mode, "motion_mode": "3D", "video_init_path": "/videos/walk.mp4"}
+    notes: list[str] = []
+    data = write_settings(values, {}, {}, {}, notes)
+    assert data["animation_mode"] == expected and notes == []
+    assert data.get("video_init_path") == ("/videos/walk.mp4" if mode == "VIDEO" else None)
+    back = parse_settings(data)
+    assert back.values["mode"] == mode and not back.warnings
+    assert back.video_path == ("/videos/walk.mp4" if mode == "VIDEO" else None)
+
+
+def test_modes_deforum_lacks_are_noted_not_exported():
+    notes: list[str] = []
+    data = write_settings({"mode": "CLIP", "motion_mode": "2D"}, {}, {}, {}, notes)
+    assert "animation_mode" not in data
+    assert notes == ["the Clip mode has no Deforum animation_mode: animation_mode not exported (Deforum then animates "
+                     "in 2D)"]
+    notes.clear()
+    data = write_settings({"mode": "VIDEO", "video_init_path": ""}, {}, {}, {}, notes)
+    assert data["animation_mode"] == "Video Input" and "video_init_path" not in data
+    assert len(notes) == 1 and "video_init_path not exported" in notes[0]
+    with pytest.raises(DeforumError, match="mode must be one of"):
+        write_settings({"mode": "SLIDESHOW"}, {}, {}, {})
 
 
 def test_size_rounds_to_multiple_of_8_with_a_warning():
@@ -334,7 +374,7 @@ def test_numbers_as_text_are_accepted():
 def round_trip_inputs():
     values = {
         "width": 640, "height": 384, "seed_behavior": "ITER", "seed_iter_n": 2, "scheduler": "euler_a",
-        "motion_mode": "3D", "border": "REFLECT", "color_coherence": "NONE", "cadence": 3,
+        "mode": "FEEDBACK", "motion_mode": "3D", "border": "REFLECT", "color_coherence": "NONE", "cadence": 3,
         "negative_prompt": "blurry",
     }
     schedules = {spec.prop: f"0: ({i}), 10: ({i}.5)" for i, spec in enumerate(SCHEDULES)}
