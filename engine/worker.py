@@ -2,8 +2,10 @@
 
 Commands on stdin, one JSON object per line:
   {"cmd": "render", "plan": PATH, "frames": [A, B] | null, "ray": null | {"address": str, "workers": int | null,
-   "shared": bool}}     (with "ray": the frames are spread over a Ray cluster, see distributed.py)
-  {"cmd": "cancel"}          stops the render in progress within one denoising step
+   "shared": bool}, "id": str | int (optional)}     (with "ray": the frames are spread over a Ray cluster)
+  {"cmd": "cancel", "id": ... (optional)}   stops, within one denoising step, the render with that id, or without an
+                             id every render sent before it (running or queued); a cancel that finds none (the worker
+                             idle, the render already over) does nothing: it never reaches a later render
   {"cmd": "quit"}            (end of stdin means the same: a worker never outlives Blender)
 Events on stdout (records and texts: events.py): ready, the renderer's events, and error (kind: plan, model,
 output, cluster, environment, protocol or internal), after which the worker waits for the next command. Anything libraries
@@ -41,17 +43,48 @@ def serve(options: LoadOptions, stdin: IO[str] | None = None, out: IO[str] | Non
     stdin = stdin or sys.stdin
     emit = _emitter(out or _protocol_stream())
     commands: queue.Queue = queue.Queue()
-    cancel = threading.Event()
+    live = _LiveRenders()
     renderers = _Renderers(options)
     emit(events.ready(os.getpid()))  # always the first line; commands wait in the pipe until the reader starts
-    threading.Thread(target=_read_commands, args=(stdin, commands, cancel, emit), daemon=True,
+    threading.Thread(target=_read_commands, args=(stdin, commands, live, emit), daemon=True,
                      name="kd-commands").start()
-    while (cmd := commands.get()).get("cmd") != "quit":
+    while (item := commands.get())[0].get("cmd") != "quit":
+        cmd, cancel = item
         if cmd.get("cmd") == "render":
-            _render(cmd, renderers, emit, cancel)
+            try:
+                _render(cmd, renderers, emit, cancel)
+            finally:
+                live.remove(cancel)
         else:
             emit(events.error("protocol", f"unknown command {cmd.get('cmd')!r}"))
     return 0
+
+
+class _LiveRenders:
+    """The renders sent and not yet over (queued or running), each with its own cancel event. A cancel sets only
+    these, so one that arrives while the worker is idle, or just after a render ended, is dropped instead of stopping
+    the next render; the reader registers a render before queueing it, so a cancel sent after it always finds it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._renders: list[tuple[object, threading.Event]] = []
+
+    def add(self, render_id: object) -> threading.Event:
+        cancel = threading.Event()
+        with self._lock:
+            self._renders.append((render_id, cancel))
+        return cancel
+
+    def remove(self, cancel: threading.Event) -> None:
+        with self._lock:
+            self._renders = [(i, c) for i, c in self._renders if c is not cancel]
+
+    def cancel(self, render_id: object = None) -> None:
+        """Cancel the render with this id (None: every live one)."""
+        with self._lock:
+            for i, c in self._renders:
+                if render_id is None or i == render_id:
+                    c.set()
 
 
 def _emitter(out: IO[str]) -> Emit:
@@ -66,8 +99,9 @@ def _emitter(out: IO[str]) -> Emit:
     return emit
 
 
-def _read_commands(stdin: IO[str], commands: queue.Queue, cancel: threading.Event, emit: Emit) -> None:
-    """The command reader (a thread): a cancel takes effect at once, other commands queue; end of stdin quits."""
+def _read_commands(stdin: IO[str], commands: queue.Queue, live: _LiveRenders, emit: Emit) -> None:
+    """The command reader (a thread): a cancel takes effect at once, other commands queue (a render with its own
+    cancel event); end of stdin cancels everything and quits."""
     for line in stdin:
         line = line.strip()
         if not line:
@@ -77,12 +111,18 @@ def _read_commands(stdin: IO[str], commands: queue.Queue, cancel: threading.Even
         except json.JSONDecodeError:
             emit(events.error("protocol", f"not a JSON command: {line[:80]}"))
             continue
-        if cmd.get("cmd") == "cancel":
-            cancel.set()
+        if not isinstance(cmd, dict):
+            emit(events.error("protocol", f"a command is a JSON object, got: {line[:80]}"))
+        elif not isinstance(cmd.get("id"), (str, int, type(None))) or isinstance(cmd.get("id"), bool):
+            emit(events.error("protocol", f"a command's \"id\" is a string or an integer, got: {line[:80]}"))
+        elif cmd.get("cmd") == "cancel":
+            live.cancel(cmd.get("id"))
+        elif cmd.get("cmd") == "render":
+            commands.put((cmd, live.add(cmd.get("id"))))
         else:
-            commands.put(cmd)
-    cancel.set()
-    commands.put({"cmd": "quit"})
+            commands.put((cmd, None))
+    live.cancel()
+    commands.put(({"cmd": "quit"}, None))
 
 
 class _Renderers:
@@ -112,8 +152,6 @@ def _render(cmd: dict, renderers: _Renderers, emit: Emit, cancel: threading.Even
         renderers.choose(cmd.get("ray")).render(plan, tuple(frames) if frames else None, emit, cancel)
     except Exception as e:  # the worker reports and stays up; Blender decides what to do
         emit(_error(e, cmd))
-    finally:
-        cancel.clear()
 
 
 def _error(e: Exception, cmd: dict) -> events.Error:

@@ -7,13 +7,16 @@ The worker can crash, hang or be killed: Blender only ever sees an "exit" event,
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import os
 import queue
+import re
+import signal
 import subprocess
 import sys
 import threading
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 class WorkerError(RuntimeError):
@@ -40,7 +43,11 @@ class WorkerClient:
         self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
         self._events: queue.Queue = queue.Queue()
-        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        # Enough for a whole traceback after the libraries' warnings and progress bars (last_words picks from it).
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=300)
+        self._stderr_reader: threading.Thread | None = None
+        self._render_ids = itertools.count(1)
+        self.render_id: int | None = None  # the id of the last render sent (what cancel() names)
 
     @property
     def key(self) -> tuple:
@@ -71,15 +78,23 @@ class WorkerClient:
         except (OSError, subprocess.TimeoutExpired) as e:
             raise WorkerError(f"engine command {args[0]} failed: {e}") from e
         if done.returncode != 0:
-            raise WorkerError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else
-                              f"engine command {args[0]} exited with {done.returncode}")
+            # Its last line that isn't a library's warning (the CLI's "error: ..." or the exception), and how it
+            # ended when a signal ended it.
+            words = _without_noise(done.stderr.splitlines())[-1:]
+            if done.returncode < 0 or not words:
+                words.insert(0, f"engine command {args[0]} {exit_reason(done.returncode)}")
+            raise WorkerError(": ".join(words))
         return done.stdout.strip()
+
+    def worker_command(self) -> list[str]:
+        """The worker's command line."""
+        return [self.python, "-m", "engine", "worker", *self.flags]
 
     def start(self) -> None:
         env = self._env()
         try:
             self.process = subprocess.Popen(
-                [self.python, "-m", "engine", "worker", *self.flags],
+                self.worker_command(),
                 cwd=self.extension_dir,
                 env=env,
                 stdin=subprocess.PIPE,
@@ -92,8 +107,9 @@ class WorkerClient:
             )
         except OSError as e:
             raise WorkerError(f"can't start the engine with '{self.python}': {e}") from e
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True, name="kd-worker-err")
+        self._stderr_reader.start()
         threading.Thread(target=self._read_stdout, daemon=True, name="kd-worker-out").start()
-        threading.Thread(target=self._read_stderr, daemon=True, name="kd-worker-err").start()
 
     def _read_stdout(self) -> None:
         proc = self.process
@@ -106,15 +122,18 @@ class WorkerClient:
             except json.JSONDecodeError:
                 self._stderr_tail.append(line)
         code = proc.wait()
-        self._events.put({"event": "exit", "code": code, "message": self.last_words()})
+        # stdout can close before the last of stderr (the traceback) is read: wait for the rest of it.
+        self._stderr_reader.join(5)
+        self._events.put({"event": "exit", "code": code, "message": self.last_words(code)})
 
     def _read_stderr(self) -> None:
         for line in self.process.stderr:
-            self._stderr_tail.append(line.rstrip())
+            self._stderr_tail.append(line.rstrip()[:_LINE_LIMIT])
 
-    def last_words(self) -> str:
-        lines = [l for l in self._stderr_tail if l.strip()]
-        return "\n".join(lines[-8:])
+    def last_words(self, code: int | None = None) -> str:
+        """What explains the worker's end: how it ended (`code`), then its traceback or its last lines on stderr,
+        without the libraries' warnings and progress bars."""
+        return last_words(self._stderr_tail, code)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -128,14 +147,22 @@ class WorkerClient:
         except (BrokenPipeError, OSError) as e:
             raise WorkerError(f"the engine worker stopped: {self.last_words() or e}") from e
 
-    def render(self, plan_path: str, frames: tuple[int, int] | None = None, ray: dict | None = None) -> None:
-        """Start rendering a plan; `ray` ({"address", "workers", "shared"}) spreads it over a Ray cluster."""
-        self.send({"cmd": "render", "plan": plan_path, "frames": list(frames) if frames else None, "ray": ray})
+    def render(self, plan_path: str, frames: tuple[int, int] | None = None, ray: dict | None = None) -> int:
+        """Start rendering a plan; `ray` ({"address", "workers", "shared"}) spreads it over a Ray cluster. Returns
+        the render's id (what cancel names)."""
+        render_id = next(self._render_ids)
+        self.send({"cmd": "render", "plan": plan_path, "frames": list(frames) if frames else None, "ray": ray,
+                   "id": render_id})
+        self.render_id = render_id
+        return render_id
 
-    def cancel(self) -> None:
-        if self.alive():
+    def cancel(self, render_id: int | None = None) -> None:
+        """Cancel a render (default: the last one sent). The worker drops a cancel whose render is already over, so
+        an Esc just as a render finishes never stops the next one."""
+        render_id = self.render_id if render_id is None else render_id
+        if self.alive() and render_id is not None:
             try:
-                self.send({"cmd": "cancel"})
+                self.send({"cmd": "cancel", "id": render_id})
             except WorkerError:
                 pass
 
@@ -168,6 +195,51 @@ class WorkerClient:
                 proc.kill()
                 proc.wait()
         self.process = None
+
+
+_LINE_LIMIT = 2000  # characters kept of one stderr line
+# Lines that never explain an exit: Python warnings ("path.py:12: FutureWarning: ...", and the source line after
+# one), the transformers notices (torchvision missing, deprecations) and tqdm progress bars.
+_WARNING = re.compile(r"^\S.*:\d+: \w*Warning: ")
+_NOISE = re.compile(r"^\[transformers\] |requires torchvision|^\S[^|]*:\s*\d+%\|.*\|")
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def exit_reason(code: int | None) -> str:
+    """How a process ended, in words: killed by which signal (SIGKILL is most often the out-of-memory killer)."""
+    if code is None:
+        return ""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "an unknown signal"
+        hint = ": out of memory?" if -code == signal.SIGKILL else ""
+        return f"killed by signal {-code} ({name}{hint})"
+    return f"exited with code {code}"
+
+
+def _without_noise(lines: Iterable[str]) -> list[str]:
+    kept, after_warning = [], False
+    for line in lines:
+        # The source line warnings.warn shows under a warning is indented; a traceback's lines are too, but never
+        # follow a warning line directly.
+        if after_warning and line.startswith(" "):
+            after_warning = False
+            continue
+        after_warning = bool(_WARNING.match(line))
+        if line.strip() and not after_warning and not _NOISE.search(line):
+            kept.append(line)
+    return kept
+
+
+def last_words(stderr: Iterable[str], code: int | None = None, limit: int = 12) -> str:
+    """The lines of a process's stderr that explain its end: the last traceback (its last `limit` lines, ending with
+    the exception) or else its last 8 lines, without known noise; led by how it ended when `code` is given."""
+    lines = _without_noise(stderr)
+    starts = [i for i, line in enumerate(lines) if line.startswith(_TRACEBACK)]
+    words = lines[starts[-1]:][-limit:] if starts else lines[-8:]
+    return "\n".join(([exit_reason(code)] if code else []) + words)
 
 
 _versions: dict[tuple[str, float], str] = {}

@@ -82,6 +82,44 @@ def test_cancel_within_a_denoising_step(client, tmp_path):
     assert client.alive()
 
 
+def test_a_cancel_while_idle_never_reaches_the_next_render(client, tmp_path):
+    """Esc just after a render ended (or with nothing running) used to cancel the next render at once."""
+    wait_for(client, {"ready"})
+    client.send({"cmd": "cancel"})  # nothing is running: dropped
+    first = client.render(write_plan(tmp_path / "a.json", make_plan(str(tmp_path / "a"), frames=2)))
+    assert wait_for(client, {"finished", "error"})[-1]["rendered"] == 2
+    client.cancel()  # names the render just finished: dropped
+    assert client.render_id == first
+    client.render(write_plan(tmp_path / "b.json", make_plan(str(tmp_path / "b"), frames=3)))
+    events = wait_for(client, {"finished", "error"})
+    assert events[-1]["event"] == "finished" and not events[-1]["cancelled"] and events[-1]["rendered"] == 3
+    assert [e["frame"] for e in events if e["event"] == "frame"] == [1, 2, 3]
+
+
+def test_a_cancel_stops_only_the_render_it_names(client, tmp_path):
+    """Renders queue in order; a cancel with an id stops that one (even before it starts), one without an id every
+    render sent before it."""
+    first = client.render(write_plan(tmp_path / "a.json", make_plan(str(tmp_path / "a"), frames=3)))
+    second = client.render(write_plan(tmp_path / "b.json", make_plan(str(tmp_path / "b"), frames=3)))
+    client.cancel(second)  # arrives while the first renders: the first goes on, the second never starts
+    assert second != first and client.render_id == second
+    ends = [wait_for(client, {"finished", "error"})[-1] for _ in range(2)]
+    assert [(e["event"], e.get("cancelled"), e.get("rendered")) for e in ends] == [("finished", False, 3),
+                                                                          ("finished", True, 0)], ends
+    assert FrameStore(str(tmp_path / "b")).finished_frames() == []
+    long = make_plan(str(tmp_path / "c"), frames=3, steps=200, batch_size=1)
+    client.render(write_plan(tmp_path / "c.json", long))
+    client.render(write_plan(tmp_path / "d.json", make_plan(str(tmp_path / "d"), frames=2)))
+    wait_for(client, {"progress"})
+    client.send({"cmd": "cancel"})  # no id: the running render and the one queued behind it
+    ends = [wait_for(client, {"finished", "error"})[-1] for _ in range(2)]
+    assert [(e["event"], e["cancelled"]) for e in ends] == [("finished", True), ("finished", True)]
+    assert ends[1]["rendered"] == 0
+    client.send({"cmd": "cancel", "id": [1]})
+    assert "id" in wait_for(client, {"error"})[-1]["message"]
+    assert client.alive()
+
+
 def test_killed_worker_loses_only_the_frame_in_flight(tmp_path):
     out = str(tmp_path / "out")
     plan = write_plan(tmp_path / "plan.json", make_plan(out, frames=6, steps=20, batch_size=1))
@@ -92,6 +130,9 @@ def test_killed_worker_loses_only_the_frame_in_flight(tmp_path):
     os.kill(client.process.pid, signal.SIGKILL)
     events = wait_for(client, {"exit"})
     assert events[-1]["code"] == -signal.SIGKILL
+    # Its last words say how it ended, not the libraries' warnings (transformers' torchvision notice, progress bars).
+    assert events[-1]["message"].startswith("killed by signal 9 (SIGKILL: out of memory?)")
+    assert "torchvision" not in events[-1]["message"] and "%|" not in events[-1]["message"]
     finished = FrameStore(out).finished_frames()
     assert done[0] in finished and len(finished) < 6
     # A new worker resumes: it renders only what is missing.
@@ -194,3 +235,65 @@ def test_an_external_python_of_blenders_version_gets_the_bundled_wheels(tmp_path
     assert WorkerClient(ROOT, python=str(other), wheels_dir=str(wheels))._env()["PYTHONPATH"] == ROOT
     # No wheels installed (a source build): nothing is added.
     assert WorkerClient(ROOT, python=sys.executable, wheels_dir=str(tmp_path / "none"))._env()["PYTHONPATH"] == ROOT
+
+
+# A worker that warns like the engine's libraries, then dies of an exception nothing handles, then warns again while
+# the interpreter shuts down (progress bars, leaked-resource warnings).
+CRASHING_WORKER = r"""
+import atexit, json, sys, warnings
+print(json.dumps({"event": "ready", "pid": 0}), flush=True)
+print("[transformers] `CLIPImageProcessor` requires torchvision (not installed); falling back to "
+      "`CLIPImageProcessorPil` for backward compatibility.", file=sys.stderr)
+warnings.warn("`resume_download` is deprecated", FutureWarning)
+
+def shutdown_noise():
+    for i in range(6):
+        print(f"Loading weights: {i * 20}%|##        | {i}/5 [00:00<00:00, 9.72it/s]", file=sys.stderr)
+    warnings.warn("resource_tracker: There appear to be 1 leaked semaphore objects", UserWarning)
+
+atexit.register(shutdown_noise)
+
+def deep(n):
+    if n == 0:
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    deep(n - 1)
+
+sys.stdin.readline()
+deep(12)
+"""
+
+
+class CrashingClient(WorkerClient):
+    def worker_command(self):
+        return [sys.executable, "-c", CRASHING_WORKER]
+
+
+def test_a_crash_reports_the_exception_not_the_warnings(tmp_path):
+    client = CrashingClient(ROOT)
+    client.start()
+    try:
+        wait_for(client, {"ready"})
+        client.render(str(tmp_path / "plan.json"))
+        exit_event = wait_for(client, {"exit"}, timeout=30)[-1]
+    finally:
+        client.stop()
+    words = exit_event["message"].splitlines()
+    assert words[-1] == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert exit_event["code"] == 1 and words[0] == "exited with code 1"
+    assert words[1] == "Traceback (most recent call last):"
+    assert all("Warning" not in w and "torchvision" not in w and "%|" not in w for w in words), words
+    assert len(words) <= 13  # the traceback's last lines, not all of stderr
+
+
+def test_last_words_keep_what_explains_the_end():
+    from engine_link.worker_client import last_words
+
+    noise = ["[transformers] `SiglipImageProcessor` requires torchvision (not installed); falling back",
+             "/venv/diffusers/utils/deprecation.py:49: FutureWarning: `upcast_vae` is deprecated",
+             "  deprecate(\"upcast_vae\", \"1.0.0\", deprecation_message)",
+             "Loading pipeline components...:  60%|######    | 3/5 [00:00<00:00, 10.68it/s]"]
+    assert last_words(noise, -9) == "killed by signal 9 (SIGKILL: out of memory?)"
+    assert last_words(noise, -15) == "killed by signal 15 (SIGTERM)"
+    assert last_words(["loading", "Killed"] + noise, 137) == "exited with code 137\nloading\nKilled"
+    traceback = ["Traceback (most recent call last):", '  File "x.py", line 1, in <module>', "MemoryError"]
+    assert last_words(["old line"] + traceback + noise) == "\n".join(traceback)
