@@ -194,16 +194,17 @@ class FrameStore:
             lock.release()
 
     def _in_use(self) -> str:
+        # Who and what to do first, the command last: a one-line error display may cut the end.
         try:
             with open(os.path.join(self.folder, RENDER_NOTE), encoding="utf-8") as f:
                 note = json.load(f)
-            who = (f"process {int(note['pid'])} on {note['host']}, started {note['started']} by "
-                   f"`{note['command']}`")
+            who = f"process {int(note['pid'])} on {note['host']} since {note['started']}"
+            command = f" It was started by `{note['command']}`."
         except (OSError, ValueError, KeyError, TypeError):  # it has the lock but has not written its note yet
-            who = "a render that has just started"
-        return (f"output folder '{self.folder}' is being rendered into by {who}. Two renders into one folder would "
-                "each render every frame over the other's: wait for that render to finish (or cancel it), or choose "
-                "another output folder.")
+            who, command = "a render that has just started", ""
+        return (f"output folder '{self.folder}' is in use by another render, {who}: wait for it to finish (or cancel "
+                "it), or choose another output folder. Two renders into one folder would each render every frame "
+                f"over the other's.{command}")
 
     def is_current(self, frame: int, digest: str) -> bool:
         """True when the frame file exists whole and was made from these parameters."""
