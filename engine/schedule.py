@@ -39,9 +39,21 @@ and a message ``position N: what is wrong, near "excerpt"``. The decisions, case
 * an unknown name in an expression (``0:(sin(x))``): error naming the name, its position in the whole text, and the
   known names (``t``, ``max_f``, ``s``, ``True``, ``False`` and numexpr's functions).
 * any other numexpr failure (syntax, types, ``max(1,2)``: numexpr's ``max``/``min``/``sum``/``prod`` are reductions
-  of one argument): error at the key's value. A non-finite result (``1/0``, ``log(-1)``): error naming the frame.
+  of one argument): error at the key's value. A non-finite result (``1/0``, ``t % 0``, ``t // 0``, ``0/0``,
+  ``log(-1)``, ``sqrt(-1)``, ``s**s**s``), or an in-between of two keys that overflows float64: error naming the frame
+  and the expression.
+* parentheses nested more than ``MAX_NESTING`` (100) levels deep: error at the first '(' too deep. Python's parser,
+  which numexpr uses, stops at 200; the check keeps parsing linear however deep the text goes.
+* a frame beyond ``MAX_FRAME`` (1048574, Blender's last frame), with any number of digits, or a frame expression
+  beyond -1048574..1048574: error at the frame. ``max_frames`` lies within 1..1048575.
+* an expression longer than ``MAX_EXPRESSION`` (1000) characters: error (numexpr's compiler and safety check slow
+  down quadratically beyond that).
 
-Expressions are evaluated once per key, vectorised over the key's span with ``t`` an int64 array; a constant result
+Expressions are evaluated once per key, vectorised over the key's span, in float64: ``t``, ``max_f`` and ``s`` are
+float64 (exact for any frame and any seed up to 2**53). Deforum passes them as integers, and numexpr's int64
+arithmetic wraps around (``2**t`` at t = 64 is 0) and gives 0 for ``t % 0`` and ``t // 0``; here those become inf or
+nan and are refused, as ``1 % 0`` (folded by Python) always was. The one cost: bitwise operators (``&``, ``|``,
+``~``, ``<<``, ``>>``) work on comparisons only (``(t > 5) & (t < 9)``), not on numbers. A constant result
 is broadcast. Reductions would see the whole span instead of one frame, so an expression that uses one is evaluated
 frame by frame instead, as Deforum does.
 
@@ -73,6 +85,7 @@ numbers only; we accept expressions too); every value must lie in [0, 1].
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 import re
@@ -93,6 +106,16 @@ _CONSTANTS = ("True", "False")
 _REDUCTIONS = frozenset({"sum", "prod", "min", "max"})
 
 _NEG = "--neg"
+
+# Blender's frames lie within -MAX_FRAME..MAX_FRAME (its MAXFRAME); a schedule's frames within 0..MAX_FRAME.
+MAX_FRAME = 1048574
+# Parentheses deeper than this are refused: Python's parser (which numexpr uses) stops at 200 anyway, and no real
+# schedule comes near it.
+MAX_NESTING = 100
+# Longer expressions are refused before numexpr sees them: its safety check is a regex that backtracks
+# quadratically on long runs of digits after a '.' (4,000 digits: 1.7 s), and its compiler recurses once per
+# operator (a few hundred terms exhaust Python's stack anyway).
+MAX_EXPRESSION = 1000
 
 
 class ScheduleError(ValueError):
@@ -189,24 +212,44 @@ def _plain_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _partners(value: str) -> dict[int, int]:
+    """Each matched '(' index -> its ')' index, in one pass."""
+    stack: list[int] = []
+    out: dict[int, int] = {}
+    for i, c in enumerate(value):
+        if c == "(":
+            stack.append(i)
+        elif c == ")" and stack:
+            out[stack.pop()] = i
+    return out
+
+
 def _unwrap(value: str) -> str:
-    """value without parentheses or quotes around all of it: Deforum strips those before its number check."""
-    while len(value) >= 2:
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
+    """value without parentheses or quotes around all of it: Deforum strips those before its number check.
+
+    Linear in the length: the layers are peeled by index against one table of matching parentheses (rescanning
+    after each layer was quadratic in the depth).
+    """
+    lo, hi = 0, len(value)
+    partners: dict[int, int] | None = None
+    while True:
+        while lo < hi and value[lo].isspace():
+            lo += 1
+        while hi > lo and value[hi - 1].isspace():
+            hi -= 1
+        if hi - lo < 2:
+            break
+        first, last = value[lo], value[hi - 1]
+        if first == last and first in "\"'":
+            lo, hi = lo + 1, hi - 1
             continue
-        if len(value) >= 2 and value[0] == "(" and value[-1] == ")":
-            depth = 0
-            for i, c in enumerate(value):
-                depth += (c == "(") - (c == ")")
-                if depth == 0:
-                    break
-            if i == len(value) - 1:
-                value = value[1:-1]
+        if first == "(" and last == ")":
+            partners = _partners(value) if partners is None else partners
+            if partners.get(lo) == hi - 1:  # the '(' at lo closes at the very end: one layer around everything
+                lo, hi = lo + 1, hi - 1
                 continue
         break
-    return value.strip()
+    return value[lo:hi]
 
 
 # Number literals swallow glued letters (1e5, 0x10, 2t) so those letters are never mistaken for names; numexpr judges
@@ -220,7 +263,11 @@ def _names(expr: str) -> list[tuple[str, int]]:
 
 
 def _check_names(text: str, expr: str, offset: int, allowed: Sequence[str], what: str) -> set[str]:
-    """Every name in expr must be allowed or a numexpr function; returns the names used."""
+    """Every name in expr must be allowed or a numexpr function, and expr not over-long; returns the names used.
+    Every expression passes here before it is evaluated."""
+    if len(expr) > MAX_EXPRESSION:
+        raise _error(text, offset, f"{what} is {len(expr)} characters long; an expression may have at most "
+                                   f"{MAX_EXPRESSION}")
     found = _names(expr)
     if not found:
         return set()
@@ -229,7 +276,7 @@ def _check_names(text: str, expr: str, offset: int, allowed: Sequence[str], what
     for name, at in found:
         if name not in known:
             listing = ", ".join(allowed) + ", " + ", ".join(_CONSTANTS) + " and the functions " + ", ".join(functions)
-            raise _error(text, offset + at, f"unknown name {name!r} in {what}; known names: {listing}")
+            raise _error(text, offset + at, f"unknown name {_short(name)} in {what}; known names: {listing}")
     return {name for name, _ in found}
 
 
@@ -238,16 +285,17 @@ def _check_names(text: str, expr: str, offset: int, allowed: Sequence[str], what
 _MAX_CONSTANT_BITS = 4096
 
 
-def _int_bits(node: ast.AST) -> float | None:
-    """An upper bound on the bit length of a constant integer subexpression; None if it is not one."""
+def _int_bits(node: ast.AST, bits: dict[int, float | None]) -> float | None:
+    """An upper bound on the bit length of a constant integer subexpression; None if it is not one. Its children's
+    bounds are already in bits (by id), so a whole tree costs one pass, however deep."""
     if isinstance(node, ast.Constant):
         if isinstance(node.value, int) and not isinstance(node.value, bool):
             return float(max(1, abs(node.value).bit_length()))
         return None
     if isinstance(node, ast.UnaryOp):
-        return _int_bits(node.operand)
+        return bits.get(id(node.operand))
     if isinstance(node, ast.BinOp):
-        a, b = _int_bits(node.left), _int_bits(node.right)
+        a, b = bits.get(id(node.left)), bits.get(id(node.right))
         if a is None or b is None:
             return None
         op = node.op
@@ -265,15 +313,51 @@ def _int_bits(node: ast.AST) -> float | None:
     return None
 
 
+class _ConstantTooLarge(OverflowError):
+    pass
+
+
+@functools.lru_cache(maxsize=256)  # per-frame evaluation (reductions) checks one expression once per frame
 def _guard_constants(expr: str) -> None:
     try:
         tree = ast.parse(expr, mode="eval")  # parsing only; nothing is evaluated
-    except SyntaxError:
-        return  # numexpr reports it
-    for node in ast.walk(tree):
-        bits = _int_bits(node)
-        if bits is not None and bits > _MAX_CONSTANT_BITS:
-            raise OverflowError("an integer constant in it is far too large")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return  # numexpr compiles it the same way and reports it
+    bits: dict[int, float | None] = {}
+    for node in reversed(list(ast.walk(tree))):  # breadth-first, reversed: children before their parents
+        bits[id(node)] = _int_bits(node, bits)
+        if (bits[id(node)] or 0.0) > _MAX_CONSTANT_BITS:
+            raise _ConstantTooLarge("an integer constant in it is far too large")
+
+
+def _why(exc: Exception) -> str:
+    """What a numexpr failure means, for the message."""
+    if isinstance(exc, (RecursionError, MemoryError)):
+        return "it is too long or nested too deeply to evaluate"
+    if isinstance(exc, NotImplementedError) and "opcode" in str(exc):
+        return (f"{exc}: t, max_f and s are decimal numbers here (so that a huge value becomes inf, never a "
+                "wrapped-around one); bitwise operators (&, |, ~, <<, >>) work on comparisons only, such as "
+                "(t > 5) & (t < 9); write t % 2 for t & 1 and t * 4 for t << 2")
+    if isinstance(exc, _ConstantTooLarge):
+        return str(exc)
+    if isinstance(exc, OverflowError):
+        return "a whole number in it is too large for 64 bits; write it as a decimal, such as 2.0**70 or 1e20"
+    return f"{type(exc).__name__}: {exc}"
+
+
+_NON_FINITE = ("; it must be a finite number: look for a division by zero (also % 0 and // 0), the "
+               "log or square root of a negative number, or a result too large")
+
+
+def _seed(seed: int) -> float:
+    """s as numexpr sees it: float64, like t and max_f, so that s**s**s overflows to inf instead of wrapping."""
+    try:
+        value = int(seed)
+    except (TypeError, ValueError, OverflowError):
+        raise ScheduleError(f"the seed must be a whole number, got {seed!r}") from None
+    if abs(value) > 2**63:
+        raise ScheduleError(f"the seed {value} is too large; seeds are within -2**63..2**63")
+    return float(value)
 
 
 def _numexpr_evaluate(expr: str, local: dict[str, Any]) -> np.ndarray:
@@ -303,25 +387,56 @@ def _eval_scalar_expr(text: str, expr: str, offset: int, local: dict[str, Any], 
     except ScheduleError:
         raise
     except Exception as exc:  # numexpr raises SyntaxError, KeyError, TypeError, ZeroDivisionError, ...
-        raise _error(text, offset, f"cannot evaluate {what} {_short(expr)}: {type(exc).__name__}: {exc}") from None
+        raise _error(text, offset, f"cannot evaluate {what} {_short(expr)}: {_why(exc)}") from None
     real = _as_real(result)
     if real is None or real.size != 1:
         raise _error(text, offset, f"{what} {_short(expr)} is not a single real number")
     value = float(real.reshape(-1)[0])
     if not math.isfinite(value):
-        raise _error(text, offset, f"{what} {_short(expr)} is {value}")
+        raise _error(text, offset, f"{what} {_short(expr)} is {value}{_NON_FINITE}")
     return value
 
 
 def _check_max_frames(max_frames: int) -> None:
-    if isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 1:
-        raise ScheduleError(f"max_frames must be a whole number >= 1, got {max_frames!r}")
+    if (isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer))
+            or not 1 <= max_frames <= MAX_FRAME + 1):
+        raise ScheduleError(f"max_frames must be a whole number from 1 to {MAX_FRAME + 1} (Blender's frame range), "
+                            f"got {max_frames!r}")
+
+
+def _whole_frame(digits: str) -> int | None:
+    """The frame an ASCII digit string names, or None beyond MAX_FRAME. The length is judged before int(), which
+    raises a bare ValueError on 4,301+ digits (Python's int-string conversion limit)."""
+    significant = digits.lstrip("0")
+    if len(significant) > len(str(MAX_FRAME)):
+        return None
+    frame = int(significant or "0")
+    return frame if frame <= MAX_FRAME else None
+
+
+def _out_of_range(frame: str) -> str:
+    digits = f" (a number of {len(frame)} digits)" if len(frame) > 24 else ""
+    return (f"frame {_short(frame, 24)}{digits} is out of range: frames go from 0 to {MAX_FRAME}, Blender's last "
+            "frame")
+
+
+def _literal_frame(text: str, digits: str, position: int) -> int:
+    frame = _whole_frame(digits)
+    if frame is None:
+        raise _error(text, position, _out_of_range(digits))
+    return frame
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # Deforum keyframe strings: parsing
 
-_PLAIN_FRAME = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# The '.' is required before the fraction's digits: with it optional ([0-9]+\.?[0-9]*), fullmatch backtracks
+# quadratically on a long run of digits that ends in a letter (100,000 digits: minutes).
+_PLAIN_FRAME = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _too_deep(text: str, position: int) -> ScheduleError:
+    return _error(text, position, f"parentheses nested more than {MAX_NESTING} levels deep")
 
 
 def _match_paren(text: str, open_pos: int) -> int:
@@ -333,6 +448,8 @@ def _match_paren(text: str, open_pos: int) -> int:
         c = text[i]
         if c == "(":
             stack.append(i)
+            if len(stack) > MAX_NESTING:
+                raise _too_deep(text, i)
         elif c == ")":
             stack.pop()
             if not stack:
@@ -355,7 +472,7 @@ def _scan_frame(text: str, i: int) -> tuple[str, int, int, bool]:
             raise _error(text, i, f"quote {c} is never closed")
         after = _skip_ws(text, end + 1)
         if after >= n or text[after] != ":":
-            raise _error(text, after, f"expected ':' after frame {text[i:end + 1]}")
+            raise _error(text, after, f"expected ':' after frame {_short(text[i:end + 1])[1:-1]}")
         return text[i + 1:end], i + 1, after + 1, False
     if _is_digit(c):
         j = i
@@ -365,29 +482,31 @@ def _scan_frame(text: str, i: int) -> tuple[str, int, int, bool]:
         if k < n and text[k] == ":":
             return text[i:j], i, k + 1, True
         if k >= n or text[k] in "(),":
-            raise _error(text, k, f"expected ':' after frame {text[i:j]}")
+            raise _error(text, k, f"expected ':' after frame {_short(text[i:j])[1:-1]}")
         # otherwise a bare expression that starts with a number (1.5, 2*max_f): read it below
     j = i
     depth = 0
     while j < n and text[j] not in ":,":
         if text[j] == "(":
             depth += 1
+            if depth > MAX_NESTING:
+                raise _too_deep(text, j)
         elif text[j] == ")":
             depth -= 1
             if depth < 0:
                 raise _error(text, j, "unexpected ')'")
         j += 1
     if j >= n or text[j] == ",":
-        raise _error(text, j, f"expected ':' after frame {text[i:j].strip()!r}")
+        raise _error(text, j, f"expected ':' after frame {_short(text[i:j].strip())}")
     if depth:
-        raise _error(text, i, f"unbalanced parentheses in frame {text[i:j].strip()!r}")
+        raise _error(text, i, f"unbalanced parentheses in frame {_short(text[i:j].strip())}")
     return text[i:j], i, j + 1, False
 
 
 def _frame_value(text: str, raw: str, raw_pos: int, literal: bool,
                  max_frames: int | None, seed: int) -> tuple[int, str | None]:
     if literal:
-        return int(raw), None
+        return _literal_frame(text, raw, raw_pos), None
     lead = len(raw) - len(raw.lstrip())
     frame_text = raw.strip()
     pos = raw_pos + lead
@@ -395,13 +514,16 @@ def _frame_value(text: str, raw: str, raw_pos: int, literal: bool,
         raise _error(text, raw_pos, "expected a frame number")
     if _PLAIN_FRAME.fullmatch(frame_text):
         if frame_text.isascii() and frame_text.isdigit():
-            return int(frame_text), None
-        raise _error(text, pos, f"frame {frame_text!r} must be a whole number >= 0")
+            return _literal_frame(text, frame_text, pos), None
+        raise _error(text, pos, f"frame {_short(frame_text)} must be a whole number >= 0")
     _check_names(text, frame_text, pos, FRAME_NAMES, "frame expression")
     if max_frames is None:
         return -1, frame_text
-    value = _eval_scalar_expr(text, frame_text, pos, {"max_f": int(max_frames) - 1, "s": int(seed)},
+    value = _eval_scalar_expr(text, frame_text, pos, {"max_f": float(max_frames - 1), "s": _seed(seed)},
                               "frame expression")
+    if abs(value) > MAX_FRAME:
+        raise _error(text, pos, f"frame expression {_short(frame_text)} is {value:g}, beyond Blender's frame range "
+                                f"-{MAX_FRAME}..{MAX_FRAME}")
     return int(value), frame_text  # int() truncates towards zero, as Deforum's int(numexpr.evaluate(...))
 
 
@@ -424,7 +546,7 @@ def parse_keyframes(text: str, max_frames: int | None = None, seed: int = 0) -> 
         start = i
         raw, raw_pos, i, literal = _scan_frame(text, i)
         frame, frame_expr = _frame_value(text, raw, raw_pos, literal, max_frames, seed)
-        label = frame_expr if frame_expr is not None else str(frame)
+        label = _short(frame_expr)[1:-1] if frame_expr is not None else str(frame)
         i = _skip_ws(text, i)
         if i >= n or text[i] != "(":
             raise _error(text, i, f"expected '(' after '{label}:'")
@@ -462,7 +584,7 @@ def _resolve(text: str, keys: list[Key], max_frames: int) -> tuple[list[Key], li
     warns: list[str] = []
     by_frame: dict[int, Key] = {}
     for key in keys:
-        label = f"{key.frame_expr!r} = {key.frame}" if key.frame_expr is not None else str(key.frame)
+        label = f"{_short(key.frame_expr)} = {key.frame}" if key.frame_expr is not None else str(key.frame)
         if key.frame < 0:
             warns.append(f"position {key.position}: key at frame {label} is before frame 0; ignored")
             continue
@@ -488,17 +610,19 @@ def _eval_span(text: str, key: Key, start: int, end: int, max_frames: int, seed:
     """The expression of key at frames start..end-1, as finite float64."""
     expr = _clean(key.value)
     used = {name for name, _ in _names(expr)}
+    # Every name is float64: numexpr's int64 arithmetic wraps around silently (2**t, s**s**s) and gives 0 for t % 0
+    # and t // 0, where float64 overflows to inf and gives nan, both refused below. Frames and seeds are exact in it.
     local: dict[str, Any] = {}
     if "max_f" in used:
-        local["max_f"] = int(max_frames) - 1
+        local["max_f"] = float(max_frames - 1)
     if "s" in used:
-        local["s"] = int(seed)
-    frames = np.arange(start, end, dtype=np.int64)
+        local["s"] = _seed(seed)
+    frames = np.arange(start, end, dtype=np.float64)
     try:
         if used & _REDUCTIONS:
             out = np.empty(end - start, dtype=np.float64)
             for idx, frame in enumerate(frames):
-                local["t"] = int(frame)
+                local["t"] = float(frame)
                 real = _as_real(_numexpr_evaluate(expr, local))
                 if real is None or real.size != 1:
                     raise _error(text, key.value_position, f"the value of frame {key.frame} is not a real number")
@@ -515,15 +639,17 @@ def _eval_span(text: str, key: Key, start: int, end: int, max_frames: int, seed:
             out = real
     except ScheduleError:
         raise
-    except ZeroDivisionError:
-        raise _error(text, key.value_position, f"the value at frame {start} divides by zero") from None
+    except ZeroDivisionError:  # numexpr folds constants (1 % 0) with Python numbers
+        raise _error(text, key.value_position,
+                     f"the value at frame {start} divides by zero ({_short(key.value)})") from None
     except Exception as exc:  # numexpr's own errors: syntax, types, reductions, ...
         raise _error(text, key.value_position,
-                     f"cannot evaluate {_short(key.value)} (frame {key.frame}): {type(exc).__name__}: {exc}") from None
+                     f"cannot evaluate {_short(key.value)} (frame {key.frame}): {_why(exc)}") from None
     bad = np.flatnonzero(~np.isfinite(out))
     if bad.size:
         frame = start + int(bad[0])
-        raise _error(text, key.value_position, f"the value at frame {frame} is {out[bad[0]]} ({_short(key.value)})")
+        raise _error(text, key.value_position,
+                     f"the value at frame {frame} is {out[bad[0]]} ({_short(key.value)}){_NON_FINITE}")
     return out
 
 
@@ -542,8 +668,23 @@ def _compute(text: str, max_frames: int, seed: int) -> tuple[np.ndarray, list[Ke
     known = np.flatnonzero(~np.isnan(values))
     if known.size < max_frames:
         # hold before the first and after the last known value; linear between (pandas' "linear", both directions)
-        values = np.interp(np.arange(max_frames), known, values[known])
+        with np.errstate(all="ignore"):
+            values = np.interp(np.arange(max_frames), known, values[known])
+        _check_in_betweens(text, values, resolved, known)
     return values, resolved, ends, warns
+
+
+def _check_in_betweens(text: str, values: np.ndarray, resolved: list[Key], known: np.ndarray) -> None:
+    """In-betweens of finite keys overflow when the keys are near float64's limit with opposite signs."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if not bad.size:
+        return
+    frame = int(bad[0])
+    before, after = int(known[known < frame][-1]), int(known[known > frame][0])
+    key = next(k for k in resolved if k.frame > frame)
+    raise _error(text, key.position, f"the in-between at frame {frame} is {values[frame]}: the values at frames "
+                                     f"{before} ({values[before]:g}) and {after} ({values[after]:g}) are too far apart "
+                                     "to interpolate; a schedule value must be a finite number")
 
 
 def evaluate(text: str, max_frames: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
@@ -665,23 +806,39 @@ def prompt_frame(key: Any, max_frames: int | None) -> int:
     if isinstance(key, bool):
         raise ScheduleError(f"frame key {key!r} must be a whole number >= 0")
     if isinstance(key, (int, np.integer)):
+        shown = str(key) if int(key).bit_length() <= 64 else f"of {int(key).bit_length()} bits"  # str() has a limit
         if key < 0:
-            raise ScheduleError(f"frame key {key!r} must be a whole number >= 0")
+            raise ScheduleError(f"frame key {shown} must be a whole number >= 0")
+        if key > MAX_FRAME:
+            raise ScheduleError(f"prompt key: frame {shown} is out of range: frames go from 0 to {MAX_FRAME}, "
+                                "Blender's last frame")
         return int(key)
     if not isinstance(key, str):
         raise ScheduleError(f"frame key {key!r} must be a whole number >= 0")
     text = key.strip()
     if text.isascii() and text.isdigit():
-        return int(text)
+        frame = _whole_frame(text)
+        if frame is None:
+            raise ScheduleError(f"prompt key: {_out_of_range(text)}")
+        return frame
     if not text or _PLAIN_FRAME.fullmatch(text):
-        raise ScheduleError(f"frame key {key!r} must be a whole number >= 0")
+        raise ScheduleError(f"frame key {_short(key)} must be a whole number >= 0")
     _check_names(key, text, key.find(text), PROMPT_FRAME_NAMES, "the frame key")
     if max_frames is None:
-        raise ScheduleError(f"frame key {key!r} is an expression; it needs the frame count (max_frames)")
-    frame = int(_eval_scalar_expr(key, text, key.find(text), {"max_f": int(max_frames)}, "frame key"))
+        raise ScheduleError(f"frame key {_short(key)} is an expression; it needs the frame count (max_frames)")
+    value = _eval_scalar_expr(key, text, key.find(text), {"max_f": float(max_frames)}, "frame key")
+    if abs(value) > MAX_FRAME:
+        raise ScheduleError(f"frame key {_short(key)} is {value:g}, beyond Blender's frame range "
+                            f"-{MAX_FRAME}..{MAX_FRAME}", key, key.find(text))
+    frame = int(value)
     if frame < 0:
-        raise ScheduleError(f"frame key {key!r} is {frame} with {max_frames} frames; frames start at 0")
+        raise ScheduleError(f"frame key {_short(key)} is {frame} with {max_frames} frames; frames start at 0")
     return frame
+
+
+def _json_int(digits: str) -> int | float:
+    # int() refuses 4,301+ digits with a bare ValueError; such a number is no prompt, and is refused as one below
+    return int(digits) if len(digits) <= 4000 else float(digits)
 
 
 def parse_deforum_prompts(source: str | Mapping[str, Any], max_frames: int | None = None) -> list[PromptKey]:
@@ -693,7 +850,7 @@ def parse_deforum_prompts(source: str | Mapping[str, Any], max_frames: int | Non
         _check_max_frames(max_frames)
     if isinstance(source, str):
         try:
-            data = json.loads(source)
+            data = json.loads(source, parse_int=_json_int)
         except json.JSONDecodeError as exc:
             raise ScheduleError(f"line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}",
                                 source, exc.pos) from None
@@ -711,7 +868,7 @@ def parse_deforum_prompts(source: str | Mapping[str, Any], max_frames: int | Non
     for key, prompt in data.items():
         frame = prompt_frame(key, max_frames)
         if not isinstance(prompt, str):
-            raise ScheduleError(f"the prompt for frame {key!r} must be text, got {type(prompt).__name__}")
+            raise ScheduleError(f"the prompt for frame {_short(str(key))} must be text, got {type(prompt).__name__}")
         positive, negative = split_negative(prompt)
         by_frame[frame] = PromptKey(frame, positive, negative)  # later wins, as in Deforum's series
     return [by_frame[f] for f in sorted(by_frame)]
@@ -746,7 +903,10 @@ def parse_giffusion_prompts(text: str) -> list[PromptKey]:
                 at = offset + len(body) - len(body.lstrip())
                 raise ScheduleError(f"line {number} (position {at}): expected 'FRAME: prompt', such as "
                                     f"'0: a corgi', near \"{_excerpt(text, at)}\"", text, at)
-            frame = int(match.group(1))
+            frame = _whole_frame(match.group(1))
+            if frame is None:
+                at = offset + match.start(1)
+                raise ScheduleError(f"line {number} (position {at}): {_out_of_range(match.group(1))}", text, at)
             by_frame[frame] = PromptKey(frame, match.group(2).strip(), "")
         offset += len(line)
     if not by_frame:
@@ -773,7 +933,7 @@ def parse_frequencies(text: str) -> list[float]:
             raise _error(text, at, "expected a frequency (a number) here")
         value = _plain_number(stripped)
         if value is None:
-            raise _error(text, at, f"frequency {stripped!r} is not a finite number")
+            raise _error(text, at, f"frequency {_short(stripped)} is not a finite number")
         out.append(value)
         offset += len(item) + 1
     return out

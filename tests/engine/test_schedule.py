@@ -4,6 +4,7 @@ simplification, every error case, prompt schedules, Giffusion transitions, and f
 from __future__ import annotations
 
 import itertools
+import time
 import json
 import re
 
@@ -477,3 +478,178 @@ def test_fuzz_frequencies(text):
     assert freqs and all(np.isfinite(freqs))
     mix = S.giffusion_sine(7, freqs)
     assert mix.shape == (7,) and np.all((mix >= 0) & (mix <= 1))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# issue 22: nesting, frame ranges, division by zero, overflow
+
+
+def _refused(text, max_frames=10, seed=0, **kw):
+    """The ScheduleError evaluate raises for text, checked to name a position inside it, and the seconds it took."""
+    start = time.perf_counter()
+    with pytest.raises(ScheduleError) as info:
+        S.evaluate(text, max_frames, seed, **kw)
+    elapsed = time.perf_counter() - start
+    err = info.value
+    assert err.position is not None and 0 <= err.position <= len(text) and err.text == text
+    assert str(err).startswith(f"position {err.position}: ")
+    return err, elapsed
+
+
+@pytest.mark.parametrize("depth", [10_000, 100_000])
+@pytest.mark.parametrize("make,position", [
+    (lambda d: "0:(" + "(" * d + "1" + ")" * d + ")", 3 + S.MAX_NESTING - 1),  # a value (read as a plain number)
+    (lambda d: "0:(" + "(" * d + "t" + ")" * d + ")", 3 + S.MAX_NESTING - 1),  # an expression
+    (lambda d: "0:(" + "(" * d, 3 + S.MAX_NESTING - 1),  # never closed
+    (lambda d: "(" * d + "max_f" + ")" * d + ":(1)", S.MAX_NESTING),  # a frame expression
+    (lambda d: "0:(1), 5:(sin(" + "(" * d + "t" + ")" * d + "))", 14 + S.MAX_NESTING - 2),
+])
+def test_deep_nesting_is_refused_at_once(depth, make, position):
+    # 10,000 levels took 12 s (the value's parentheses were peeled one rescan at a time), blocking Blender's UI
+    err, elapsed = _refused(make(depth))
+    assert err.position == position and f"nested more than {S.MAX_NESTING} levels" in str(err)
+    assert elapsed < 1.0
+
+
+def test_nesting_up_to_the_limit_is_read():
+    inner = S.MAX_NESTING - 1  # the key's own parentheses are the first level
+    values, _ = S.evaluate("0:(" + "(" * inner + "2.5" + ")" * inner + ")", 3)
+    np.testing.assert_array_equal(values, 2.5)
+    assert S.parse_keyframes("0:(" + "(" * inner + "2.5" + ")" * inner + ")")[0].number == 2.5
+    with pytest.raises(ScheduleError, match="nested more than"):
+        S.parse_keyframes("0:(" + "(" * (inner + 1) + "2.5" + ")" * (inner + 1) + ")")
+
+
+def test_unwrap_is_linear():
+    # the layers of a value such as ((((1)))) are peeled against one table of matches, not by rescanning each layer
+    # (10,000 layers: about 20 s before)
+    start = time.perf_counter()
+    assert S._unwrap("(" * 10_000 + " '1.5' " + ")" * 10_000) == "1.5"
+    assert S._unwrap("((1)+(2))") == "(1)+(2)" and S._unwrap("(1)+(2)") == "(1)+(2)"
+    assert time.perf_counter() - start < 1.0
+
+
+def test_long_digit_runs_are_read_in_linear_time():
+    # a frame of digits glued to a letter sent the frame regex into quadratic backtracking (100,000 digits: minutes)
+    err, elapsed = _refused("1" * 100_000 + "x:(1)")
+    assert err.position == 0 and elapsed < 1.0
+    assert S._PLAIN_FRAME.fullmatch("12.5e3") and S._PLAIN_FRAME.fullmatch("7.") and not S._PLAIN_FRAME.fullmatch(".")
+
+
+@pytest.mark.parametrize("text,position", [
+    ("1" * 5000 + ":(1)", 0),  # 4,301+ digits: int() raised a bare ValueError without a position
+    ("0:(1), " + "9" * 4301 + ":(2)", 7),
+    ("0:(1), 1048575:(2)", 7),
+    ("0:(1),\n  99999999999999999999:(2)", 9),
+    ('0:(1), "' + "9" * 5000 + '":(2)', 8),
+])
+def test_frames_beyond_blenders_range_are_refused(text, position):
+    err, _ = _refused(text)
+    assert err.position == position and "out of range" in str(err) and "1048574" in str(err)
+    assert len(str(err)) < 300  # the digits are cut in the message
+
+
+def test_frame_range_edges():
+    _, warns = S.evaluate("0:(1), 1048574:(2)", 10)
+    assert any("beyond the last frame" in w for w in warns)
+    assert [k.frame for k in S.parse_keyframes("0000:(1), 007:(2)")] == [0, 7]
+    assert [k.frame for k in S.parse_keyframes("0" * 5000 + "3:(1)")] == [3]  # leading zeros are no magnitude
+    err, _ = _refused('0:(1), "max_f*1e9":(2)')
+    assert err.position == 8 and "beyond Blender's frame range" in str(err)
+    err, _ = _refused('0:(1), "-max_f*1e9":(2)')
+    assert "beyond Blender's frame range" in str(err)
+    np.testing.assert_array_equal(S.evaluate("0:(1)", S.MAX_FRAME + 1)[0][-1:], [1.0])
+    for bad in (S.MAX_FRAME + 2, 10**12):
+        with pytest.raises(ScheduleError, match="1048575"):
+            S.evaluate("0:(1)", bad)  # 10**12 frames tried to allocate 8 TB
+
+
+def test_prompt_frames_beyond_blenders_range_are_refused():
+    for source in ({"1" * 5000: "a"}, {10**5000: "a"}, {"1048575": "a"}, {1048575: "a"}):
+        with pytest.raises(ScheduleError, match="out of range"):
+            S.parse_deforum_prompts(source)
+    with pytest.raises(ScheduleError, match="beyond Blender's frame range"):
+        S.parse_deforum_prompts({"max_f*1e9": "a"}, max_frames=10)
+    with pytest.raises(ScheduleError, match="must be text"):
+        S.parse_deforum_prompts('{"0": ' + "1" * 5000 + "}")  # json's int() raised a bare ValueError
+    assert S.parse_deforum_prompts({"1048574": "a"})[0].frame == 1048574
+    with pytest.raises(ScheduleError) as info:
+        S.parse_giffusion_prompts("0: a\n" + "7" * 5000 + ": b\n")
+    assert info.value.position == 5 and "line 2" in str(info.value) and "out of range" in str(info.value)
+
+
+@pytest.mark.parametrize("expr", ["t % 0", "t // 0", "t / 0", "(t + 1) % 0", "(t + 1) // 0", "(t + 1) / 0",
+                                  "s % 0", "max_f // 0", "1 % 0", "1 // 0", "1 / 0", "t % (t - t)"])
+def test_division_by_zero_is_always_an_error(expr):
+    # t % 0 and t // 0 were a silent 0 (numexpr's integer arithmetic) while 1 % 0 was an error
+    err, _ = _refused(f"0:(1), 4:({expr})", seed=3)
+    message = str(err)
+    assert err.position == 10 and "frame 4" in message and repr(expr) in message
+    assert "divides by zero" in message or "division by zero" in message
+
+
+def test_frame_expression_division_by_zero():
+    for frame in ("max_f % 0", "max_f // 0", "s / 0"):
+        err, _ = _refused(f'0:(1), "{frame}":(2)', seed=5)
+        assert err.position == 8 and repr(frame) in str(err)
+
+
+@pytest.mark.parametrize("text,seed,frame,shown", [
+    ("0:(s**s**s)", 7, 0, "inf"),  # was -9223372036854775808, wrapped around in int64
+    ("0:(1), 3:(t**t**t)", 0, 5, "inf"),  # 4**4**4 wrapped; 5**5**5 is inf in float64
+    ("0:(exp(t * 100))", 0, 8, "inf"),
+    ("0:(1e308 * 10)", 0, 0, "inf"),
+    ("0:(t * 1e308 * 10)", 0, 1, "inf"),
+    ("0:(1), 2:(log(t - 5))", 0, 2, "nan"),
+    ("0:(sqrt(-1))", 0, 0, "nan"),
+    ("0:(sqrt(t - 2))", 0, 0, "nan"),
+    ("0:(arccosh(t - 5))", 0, 0, "nan"),
+    ("0:(t / t)", 0, 0, "nan"),
+    ("0:(t ** -1)", 0, 0, "inf"),
+    ("0:(log(0))", 0, 0, "-inf"),
+])
+def test_every_non_finite_value_is_refused(text, seed, frame, shown):
+    err, _ = _refused(text, seed=seed)
+    expr = text.rsplit(":(", 1)[1][:-1]
+    assert f"the value at frame {frame} is {shown} ({expr!r})" in str(err)
+    assert err.position == text.rindex(expr)
+
+
+def test_big_values_are_exact_not_wrapped():
+    values, _ = S.evaluate("0:(2**t)", 1024)
+    assert values[63] == 2.0**63 and values[64] == 2.0**64 and values[1023] == 2.0**1023  # int64 gave 0 from 64 on
+    np.testing.assert_array_equal(S.evaluate("0:(s*s*s*s*s)", 2, seed=2**20)[0], 2.0**100)  # was 0
+    np.testing.assert_array_equal(S.evaluate("0:(s % 7), 1:(-s // 7)", 2, seed=-1)[0], [6, 0])  # Python's rounding
+    err, _ = _refused("0:(2**1024 * t)")  # a constant beyond 64 bits: said so, not a bare OverflowError
+    assert "too large for 64 bits" in str(err)
+
+
+def test_in_betweens_that_overflow_are_refused():
+    err, _ = _refused("0:(1.7e308), 10:(-1.7e308)", 11)
+    assert err.position == 13 and "the in-between at frame 1 is -inf" in str(err)
+    assert "frames 0 (1.7e+308) and 10 (-1.7e+308)" in str(err)
+    values, _ = S.evaluate("0:(1.7e308), 10:(1.6e308)", 11)  # same sign: fine
+    assert np.all(np.isfinite(values))
+
+
+def test_bitwise_operators_on_numbers_say_what_to_write():
+    err, _ = _refused("0:(t & 1)")
+    assert "bitwise operators" in str(err) and "t % 2" in str(err)
+    np.testing.assert_array_equal(S.evaluate("0:((t > 2) & (t < 5))", 7)[0], [0, 0, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(S.evaluate("0:(where(~(t > 2), 1, 0))", 4)[0], [1, 1, 1, 0])
+
+
+def test_over_long_and_over_deep_expressions():
+    err, elapsed = _refused("0:(" + "1." + "1" * 5000 + "x)")  # numexpr's safety regex is quadratic on this
+    assert err.position == 3 and f"at most {S.MAX_EXPRESSION}" in str(err) and elapsed < 1.0
+    err, _ = _refused("0:(" + "-" * 900 + "t)")  # Python's compiler recursion
+    assert "too long or nested too deeply" in str(err)
+    long_ok = "+".join(["t"] * 100)
+    np.testing.assert_array_equal(S.evaluate(f"0:({long_ok})", 3)[0], [0, 100, 200])
+
+
+def test_seed_must_fit():
+    with pytest.raises(ScheduleError, match="seed"):
+        S.evaluate("0:(s)", 2, seed=2**70)
+    with pytest.raises(ScheduleError, match="seed"):
+        S.evaluate("0:(s)", 2, seed="x")
