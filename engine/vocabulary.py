@@ -99,6 +99,13 @@ SCHEDULERS: tuple[Choice, ...] = (
     ("lcm", "LCM", "For LCM-distilled models"),
     ("tcd", "TCD", "For TCD-distilled models"),
 )
+# The Blender Scheduler menu: the names above and "other", a diffusers scheduler class named in a text field (the
+# bake writes that class name into the plan: the engine takes any class that fits the model, models/schedulers.py).
+SCHEDULER_OTHER = "other"
+SCHEDULER_MENU: tuple[Choice, ...] = SCHEDULERS + (
+    (SCHEDULER_OTHER, "Other (diffusers class)", "Any diffusers scheduler class that fits the model, named in "
+     "Scheduler Class (e.g. DEISMultistepScheduler)"),
+)
 
 # Audio analysis (engine/audio.py), shared by audio links and the audio operators.
 AUDIO_FEATURES: tuple[Choice, ...] = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from ..engine import vocabulary as vocab
 from ..operators.presets import KD_PT_presets
 from ..settings import compat
 
@@ -116,6 +117,8 @@ class KD_PT_settings(_Panel, bpy.types.Panel):
             col.prop(settings, "seed_iter_n")
         layout.prop(settings, "latent_source")
         layout.prop(settings, "scheduler")
+        if settings.scheduler == vocab.SCHEDULER_OTHER:
+            layout.prop(settings, "scheduler_class")
         layout.prop(settings, "batch_size")
         layout.prop(settings, "device")
         layout.prop(settings, "use_ray")

@@ -306,8 +306,15 @@ class KD_Settings(bpy.types.PropertyGroup):
     )
     scheduler: EnumProperty(
         name="Scheduler",
-        items=enum_items(vocab.SCHEDULERS),
+        items=enum_items(vocab.SCHEDULER_MENU),
         default="default",
+    )
+    scheduler_class: StringProperty(
+        name="Scheduler Class",
+        description="With Scheduler 'Other': a diffusers scheduler class name, e.g. DEISMultistepScheduler. Any class "
+        "diffusers exports that the model's own scheduler lists as compatible (its 'compatibles'; for Stable "
+        "Diffusion models diffusers' KarrasDiffusionSchedulers, and LCM and TCD); one that doesn't fit is refused "
+        "with the list of those that do",
     )
     negative_prompt: StringProperty(name="Negative Prompt", description="Used by prompt keys without their own")
     batch_size: IntProperty(name="Batch", description="Frames rendered together", default=4, min=1, max=64)

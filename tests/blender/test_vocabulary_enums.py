@@ -19,7 +19,7 @@ ENUMS = {
     ("KD_Settings", "border"): vocab.BORDERS,
     ("KD_Settings", "color_coherence"): vocab.COLOR_MODES,
     ("KD_Settings", "latent_source"): vocab.LATENT_SOURCES,
-    ("KD_Settings", "scheduler"): vocab.SCHEDULERS,
+    ("KD_Settings", "scheduler"): vocab.SCHEDULER_MENU,  # the engine's names and "other" (a class, below)
     ("KD_Settings", "precision"): vocab.PRECISIONS,
     ("KD_Settings", "device"): vocab.DEVICES,
     ("KD_Settings", "seed_behavior"): vocab.SEED_BEHAVIORS,
@@ -54,3 +54,20 @@ def test_the_plan_accepts_exactly_the_blender_choices(extension, tmp_path):
     known = ", ".join(i.identifier for i in mode.enum_items)
     with pytest.raises(plan.PlanError, match=f"unknown mode 'WARP' \\(known: {known}\\)"):
         plan.validate(make_plan(str(tmp_path), mode="WARP"))
+
+
+def test_the_scheduler_menu_or_any_diffusers_class_reaches_the_plan(extension, scene):
+    """The menu's names go into the plan as they are; "Other" puts the class named in Scheduler Class there, which
+    the engine takes when it fits the model (tests/engine/test_schedulers.py)."""
+    bpy.ops.keyframe_diffusion.prompt_add(text="a red circle", frame=1)
+    settings = scene.keyframe_diffusion
+    bake = extension.bake.scene.bake_scene
+    settings.scheduler = "euler_a"
+    settings.scheduler_class = "DEISMultistepScheduler"  # ignored unless Other is chosen
+    assert bake(scene, passes=False)["settings"]["scheduler"] == "euler_a"
+    settings.scheduler = vocab.SCHEDULER_OTHER
+    assert bake(scene, passes=False)["settings"]["scheduler"] == "DEISMultistepScheduler"
+    settings.scheduler_class = "  "
+    with pytest.raises(extension.bake.scene.BakeError, match="Scheduler Class is empty: name a diffusers scheduler "
+                                                            "class, e.g. DEISMultistepScheduler"):
+        bake(scene, passes=False)

@@ -37,6 +37,13 @@ def test_the_engine_lists_are_the_vocabulary(used, choices):
     assert tuple(used) == vocab.names(choices)
 
 
+def test_the_scheduler_menu_is_the_engine_names_and_other():
+    """Blender's Scheduler menu adds "other" (the bake writes the class named beside it instead); the engine, which
+    takes friendly names and diffusers class names, has no scheduler called "other"."""
+    assert vocab.SCHEDULER_MENU[:-1] == vocab.SCHEDULERS
+    assert vocab.names(vocab.SCHEDULER_MENU)[-1] == vocab.SCHEDULER_OTHER not in schedulers.SCHEDULERS
+
+
 def test_every_choice_is_acted_on():
     """The code behind each list knows every word in it: OpenCV borders, colour matching, image preprocessors."""
     for border in vocab.names(vocab.BORDERS):
