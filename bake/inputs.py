@@ -33,10 +33,10 @@ def find_input_strip(scene: bpy.types.Scene, name: str):
 
 def strip_frame(strip, frame: int) -> dict:
     """The plan's {"path", "index"?} for what `strip` shows at scene `frame`."""
-    if not strip.frame_final_start <= frame < strip.frame_final_end:
-        raise InputError(f"frame {frame}: strip '{strip.name}' covers frames {strip.frame_final_start}-"
-                         f"{strip.frame_final_end - 1} only; extend it or change the scene range")
-    offset = frame - int(strip.frame_start)
+    if not compat.strip_start(strip) <= frame < compat.strip_end(strip):
+        raise InputError(f"frame {frame}: strip '{strip.name}' covers frames {compat.strip_start(strip)}-"
+                         f"{compat.strip_end(strip) - 1} only; extend it or change the scene range")
+    offset = frame - int(compat.content_start(strip))
     if strip.type == "MOVIE":
         path = bpy.path.abspath(strip.filepath, library=strip.id_data.library)
         if not os.path.isfile(path):

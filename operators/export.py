@@ -42,8 +42,8 @@ def export_mp4_with_sound(scene, strip, filepath: str) -> str:
         render.use_sequencer = True
         render.filepath = filepath
         render.use_file_extension = False
-        scene.frame_start = strip.frame_final_start
-        scene.frame_end = strip.frame_final_end - 1
+        scene.frame_start = compat.strip_start(strip)
+        scene.frame_end = compat.strip_end(strip) - 1
         bpy.ops.render.render(animation=True, scene=scene.name)
     finally:
         for s in compat.all_strips(scene):
@@ -86,7 +86,7 @@ class KD_OT_export(bpy.types.Operator):
         else:
             if self.format == "MP4":
                 self.report({"WARNING"}, "This Blender has no FFmpeg: the MP4 is written without sound")
-            first, last = strip.frame_final_start, strip.frame_final_end - 1
+            first, last = compat.strip_start(strip), compat.strip_end(strip) - 1
             try:
                 make_client(context).run_command(
                     ["export", strip.directory, path, "--fps", str(fps), "--frames", f"{first}-{last}"])

@@ -1,9 +1,12 @@
-"""Every Blender-version difference the extension meets, in one place (4.2 LTS to 5.0).
+"""Every Blender-version difference the extension meets, in one place (4.2 LTS to 5.2).
 
 - Sequencer: `sequences` / `sequences_all` became `strips` / `strips_all` in 4.4; 5.0 has only `strips`.
 - Animation: `Action.fcurves` gave way to layered actions with channelbags in 4.4; 5.0 removed `Action.fcurves`.
 - `bpy_struct.keyframe_insert` takes keyword-only options from 4.5; keywords work on every version.
-- Path properties declare blend-relative support (`PATH_SUPPORTS_BLEND_RELATIVE`) in 5.0; 4.2 doesn't know it.
+- Path properties declare blend-relative support (`PATH_SUPPORTS_BLEND_RELATIVE`) from 4.5 (5.0 warns without it);
+  4.2 doesn't know it.
+- Strip timing: 5.2 deprecates `frame_start`, `frame_final_*` and `frame_offset_*` (removal in 6.0) for
+  `content_start`, `left_handle`, `right_handle`, `duration` and `*_handle_offset`.
 - Compositor: the tree moved to `scene.compositing_node_group` in 5.0; File Output nodes changed their items; the
   Mask node follows the scene size only when told before 5.0; image settings gained `media_type` in 5.0.
 - Builds: the 4.2 bpy wheel has no audio (audaspace).
@@ -39,6 +42,55 @@ def all_strips(scene: bpy.types.Scene):
     if editor is None:
         return []
     return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+
+
+# Strip timing: 5.2 name -> the name before it (deprecated in 5.2, removed in 6.0). The name is looked up on the
+# strip's own RNA, not guessed from the version, so a build with either set works and no deprecation warning fires.
+_TIMING = {"content_start": "frame_start", "left_handle": "frame_final_start", "right_handle": "frame_final_end",
+           "duration": "frame_final_duration", "left_handle_offset": "frame_offset_start",
+           "right_handle_offset": "frame_offset_end"}
+
+
+def _timing(strip, name: str) -> str:
+    return name if name in strip.bl_rna.properties else _TIMING[name]
+
+
+def strip_start(strip) -> int:
+    """The first frame the strip shows (its left handle, after trims)."""
+    return getattr(strip, _timing(strip, "left_handle"))
+
+
+def strip_end(strip) -> int:
+    """One past the last frame the strip shows (its right handle, after trims)."""
+    return getattr(strip, _timing(strip, "right_handle"))
+
+
+def strip_duration(strip) -> int:
+    """How many frames the strip shows (handle to handle)."""
+    return getattr(strip, _timing(strip, "duration"))
+
+
+def content_start(strip) -> float:
+    """The frame where the strip's content (its first element, the sound's time 0) sits, trims aside."""
+    return getattr(strip, _timing(strip, "content_start"))
+
+
+def set_content_start(strip, frame: float) -> None:
+    """Move the strip (content and handles together) so its content starts at `frame`."""
+    setattr(strip, _timing(strip, "content_start"), frame)
+
+
+def clear_trims(strip) -> None:
+    """Show the whole content (no frames hidden at either end)."""
+    setattr(strip, _timing(strip, "left_handle_offset"), 0)
+    setattr(strip, _timing(strip, "right_handle_offset"), 0)
+
+
+def set_handles(strip, start: int, end: int) -> None:
+    """Trim the strip to show frames start..end-1. Setting a handle is also what makes Blender refit the effect
+    strips that use this one as input (changing its elements or trims alone doesn't)."""
+    setattr(strip, _timing(strip, "left_handle"), start)
+    setattr(strip, _timing(strip, "right_handle"), end)
 
 
 def keyframe_insert(struct, prop: str, frame: float, index: int = -1) -> bool:
@@ -108,9 +160,11 @@ def restore_image_output(render, state: dict) -> None:
 
 
 def path_options() -> set[str]:
-    """Options for path properties that hold '//' (blend-relative) paths: 5.0 warns without this option; 4.2 fails to
-    register a property that names it. Versions between are not assumed to know it (without it: only the warning)."""
-    return {"PATH_SUPPORTS_BLEND_RELATIVE"} if bpy.app.version >= (5, 0, 0) else set()
+    """Options for path properties that hold '//' (blend-relative) paths: 4.5 and later warn without this option;
+    4.2 fails to register a property that names it. Detected, not assumed from the version: a Blender that knows the
+    option says so on every property (`is_path_supports_blend_relative`)."""
+    known = "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties
+    return {"PATH_SUPPORTS_BLEND_RELATIVE"} if known else set()
 
 
 def compositor_tree(scene):

@@ -89,12 +89,12 @@ def window(scene, link) -> tuple[str, int, int, int, str]:
         if strip.type != "SOUND":
             raise AudioError(f"strip '{link.strip}' is a {strip.type.lower()} strip, not a sound strip")
         path = strip_file(strip)
-        origin = round(strip.frame_start)
-        start = max(round(strip.frame_final_start), first_scene)
-        end = min(round(strip.frame_final_end), last_scene + 1)
+        origin = round(compat.content_start(strip))
+        start = max(round(compat.strip_start(strip)), first_scene)
+        end = min(round(compat.strip_end(strip)), last_scene + 1)
         if end <= start:
-            raise AudioError(f"sound strip '{strip.name}' (frames {round(strip.frame_final_start)}-"
-                             f"{round(strip.frame_final_end) - 1}) lies outside the scene's frames "
+            raise AudioError(f"sound strip '{strip.name}' (frames {round(compat.strip_start(strip))}-"
+                             f"{round(compat.strip_end(strip)) - 1}) lies outside the scene's frames "
                              f"{first_scene}-{last_scene}")
     else:
         if not link.filepath:

@@ -34,11 +34,11 @@ def spans(scene, first: int, count: int = 1) -> list[Span]:
     """The unmuted text strips on channels first..first+count-1, in time order; each gets a seed by that order."""
     strips = [s for s in compat.top_strips(scene)
               if first <= s.channel < first + count and s.type == "TEXT" and not s.mute]
-    strips.sort(key=lambda s: (s.frame_final_start, s.frame_final_end, s.name))
+    strips.sort(key=lambda s: (compat.strip_start(s), compat.strip_end(s), s.name))
     out = []
     for i, strip in enumerate(strips):
         positive, negative = split_negative(strip.text)
-        out.append(Span(strip.frame_final_start, strip.frame_final_end, positive, negative, i))
+        out.append(Span(compat.strip_start(strip), compat.strip_end(strip), positive, negative, i))
     return out
 
 
