@@ -57,6 +57,7 @@ class GenerateJob:
         self.cancelled = False
         self.error = ""
         self.message = ""
+        self.notice = ""  # said once with the final message (strips.show_as_generated)
         self.progress = 0.0
 
     def start(self, context=None) -> None:
@@ -72,7 +73,10 @@ class GenerateJob:
             raise GenerateError(f"Bake failed: {e}") from e
         self.folder = plan["settings"]["output_dir"]
         frames = [r["frame"] for r in plan["frames"]]
+        created = strips.find_strip(self.scene) is None
         strips.update_strip(self.scene, self.folder, frames)
+        if created:
+            self.notice = strips.show_as_generated(self.scene)
         if plan["settings"].get("upscale"):
             self.upscale_folder = plan["settings"]["upscale"]["output_dir"]
             strips.update_strip(self.scene, self.upscale_folder, frames, upscaled=True)
@@ -105,6 +109,7 @@ class GenerateJob:
         elif kind == "finished":
             self.finished = True
             self.cancelled = event["cancelled"]
+            said = ". ".join(text for text in (said, self.notice) if text)
         elif kind in ("error", "exit"):
             self.finished = True
             self.error = said

@@ -24,38 +24,67 @@ def upscaled_name(scene: bpy.types.Scene) -> str:
 
 
 def update_strip(scene: bpy.types.Scene, folder: str, frames: list[int], upscaled: bool = False):
-    """Create or rebuild the strip (or the upscaled strip) so its elements are the frame files of `frames`
-    (contiguous), in order.
+    """Create the strip (or the upscaled strip), or fit the existing one in place, so its elements are the frame files
+    of `frames` (contiguous), in order, each at its frame.
 
     Frames not rendered yet are elements whose files appear as they finish, so the strip has its final length at
-    once and fills in while the rest render.
+    once and fills in while the rest render. An existing strip is changed, never replaced, so what the user set on it
+    stays: channel, blend, opacity, modifiers, colour settings, effect strips that use it as input (see _refit for
+    trims).
     """
     if not frames:
         raise ValueError("no frames for the strip")
     settings = scene.keyframe_diffusion
-    strips = compat.top_strips(scene)
     name = upscaled_name(scene) if upscaled else settings.strip_name
-    channel = settings.strip_channel + (1 if upscaled else 0)
     first = frames[0]
-    frames = list(range(first, frames[-1] + 1))
-    names = [frame_filename(f) for f in frames]
-    old = find_strip(scene, name)
-    if old is not None:
-        same_folder = os.path.normpath(bpy.path.abspath(old.directory)) == os.path.normpath(folder)
-        if same_folder and old.frame_start == first and [e.filename for e in old.elements] == names:
-            return old  # already right: keep the user's trims, effects and placement
-        channel = old.channel
-        strips.remove(old)
-    strip = strips.new_image(
+    names = [frame_filename(f) for f in range(first, frames[-1] + 1)]
+    strip = find_strip(scene, name)
+    if strip is not None:
+        _refit(strip, folder, first, names)
+        return strip
+    strip = compat.top_strips(scene).new_image(
         name=name,
-        filepath=os.path.join(folder, frame_filename(first)),
-        channel=channel,
+        filepath=os.path.join(folder, names[0]),
+        channel=settings.strip_channel + (1 if upscaled else 0),
         frame_start=first,
         fit_method="FIT",
     )
-    for name in names[1:]:
-        strip.elements.append(name)
+    for filename in names[1:]:
+        strip.elements.append(filename)
+    # Generated frames are sRGB PNGs: said outright so a changed default colour space for 8-bit files can't shift them.
+    strip.colorspace_settings.name = "sRGB"
     return strip
+
+
+def _refit(strip, folder: str, first: int, names: list[str]) -> None:
+    """Point an existing strip at new frames: folder, elements, start and length change in place.
+
+    Trims: a trim stays at the scene frame where the user put it while that end of the range didn't move (and it still
+    leaves something to show); an end of the range that moved takes its handle with it, since the user asked for
+    those frames. A strip the user slid away from its frames goes back onto them."""
+    same_folder = os.path.normpath(bpy.path.abspath(strip.directory)) == os.path.normpath(folder)
+    old_first = round(compat.content_start(strip))
+    old_end = old_first + len(strip.elements)
+    if same_folder and old_first == first and [e.filename for e in strip.elements] == names:
+        return  # already right: nothing to change
+    left, right = compat.strip_start(strip), compat.strip_end(strip)
+    end = first + len(names)
+    compat.clear_trims(strip)  # no trim while the content changes length
+    if not same_folder:
+        strip.directory = os.path.join(folder, "")
+    elements = strip.elements
+    while len(elements) > len(names):
+        elements.pop(len(elements) - 1)
+    for element, filename in zip(elements, names):
+        element.filename = filename
+    for filename in names[len(elements):]:
+        elements.append(filename)
+    if old_first != first:
+        compat.set_content_start(strip, first)
+    left = left if old_first == first and first < left < end else first
+    right = right if old_end == end and left < right < end else end
+    compat.set_handles(strip, left, right)
+    strip.invalidate_cache("RAW")  # cached images belong to the old elements
 
 
 def refresh_strip(scene: bpy.types.Scene, upscaled: bool = False) -> None:
@@ -63,3 +92,50 @@ def refresh_strip(scene: bpy.types.Scene, upscaled: bool = False) -> None:
     strip = find_strip(scene, upscaled_name(scene) if upscaled else None)
     if strip is not None:
         strip.invalidate_cache("RAW")
+
+
+# Blender's factory view transforms (AgX from 4.0, Filmic before): they tone-map the Sequencer's output, so
+# (220, 30, 30) in a frame renders as about (201, 49, 26). Standard shows an sRGB frame as it is.
+FACTORY_VIEWS = ("AgX", "Filmic")
+# Scene ID property: the view transform show_as_generated replaced, so it never switches that scene again.
+VIEW_MARK = "keyframe_diffusion_replaced_view"
+
+
+def show_as_generated(scene: bpy.types.Scene) -> str:
+    """Called when Generate first makes our strip in a scene: have the Sequencer render the frames as generated.
+
+    The factory AgX/Filmic view, untouched, in a scene whose Sequencer holds only our strips and whose own render
+    isn't an engine input, becomes Standard (once per scene: a user who sets it back keeps their choice). Anywhere
+    else the scene's look is the user's and stays; the text says what differs. Returns the text for the user
+    ('' when there is nothing to say)."""
+    view = scene.view_settings
+    if view.view_transform == "Standard":
+        return ""
+    if VIEW_MARK in scene:
+        return ""  # switched once already; the user changed it back
+    was = view.view_transform
+    where = "Render Properties > Color Management > View Transform"
+    if _factory_look(view) and _sequencer_is_ours(scene) and not _renders_scene_as_input(scene.keyframe_diffusion):
+        scene[VIEW_MARK] = was
+        view.view_transform = "Standard"
+        return (f"View transform set to Standard (was {was}) so the Sequencer renders the frames with their generated "
+                f"colours; set it back in {where}")
+    return (f"The scene's view transform ({was}) changes the strip's colours in renders; for the frames as "
+            f"generated set {where} to Standard")
+
+
+def _factory_look(view) -> bool:
+    return (view.view_transform in FACTORY_VIEWS and view.look == "None" and view.exposure == 0
+            and view.gamma == 1 and not view.use_curve_mapping)
+
+
+def _sequencer_is_ours(scene: bpy.types.Scene) -> bool:
+    ours = {scene.keyframe_diffusion.strip_name, upscaled_name(scene)}
+    return all(strip.name in ours for strip in compat.all_strips(scene))
+
+
+def _renders_scene_as_input(settings) -> bool:
+    """Whether the engine reads Blender's render of the scene, which is saved through the view transform: switching
+    it would change those inputs and so every frame."""
+    return (settings.mode == "VIDEO" and settings.init_source == "SCENE") or any(
+        unit.enabled and unit.source == "RENDER" for unit in settings.controlnets)

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from blender_helpers import new_effect, strip_collection
 from engine import deforum, schedule, seeds
 
 bpy = pytest.importorskip("bpy")
@@ -111,11 +112,7 @@ def test_giffusion_sine_and_curve_write_their_schedule_as_keys(scene):
 
 
 def add_text_strip(scene, text, start, end, channel=3):
-    strips = scene.sequence_editor_create()
-    strips = strips.strips if hasattr(strips, "strips") else strips.sequences
-    # Blender 4.4 replaced new_effect's frame_end with length.
-    span = {"length": end - start} if bpy.app.version >= (4, 4, 0) else {"frame_end": end}
-    strip = strips.new_effect(name=text[:20], type="TEXT", channel=channel, frame_start=start, **span)
+    strip = new_effect(strip_collection(scene), text[:20], "TEXT", channel, start, end)
     strip.text = text
     return strip
 
