@@ -207,16 +207,17 @@ LORA_RANGES = {"scale": Range(-100, 100)}
 UPSCALE_RANGES = {"steps": Range(1, MAX_STEPS), "guidance": Range(0, 100), "noise_level": Range(0, 350)}
 CONTROL_RANGES = {"index": Range(0, MAX_INDEX), "scale": Range(-100, 100), "start": Range(0, 1), "end": Range(0, 1)}
 INIT_RANGES = {"index": Range(0, MAX_INDEX)}
-MASK_RANGES = {"index": Range(0, MAX_INDEX)}
+MASK_RANGES = {"index": Range(0, MAX_INDEX), "blur": Range(0, 1024)}
 _OFFSET = Range(-1e6, 1e6)  # pixels, scene units or degrees per frame
 MOTION_RANGES = {
     "zoom": Range(0, 100, open_low=True), "angle": _OFFSET, "translation_x": _OFFSET, "translation_y": _OFFSET,
     "translation_z": _OFFSET, "transform_center_x": Range(-1000, 1000), "transform_center_y": Range(-1000, 1000),
     "rotation_3d_x": _OFFSET, "rotation_3d_y": _OFFSET, "rotation_3d_z": _OFFSET,
-    "fov": Range(0, 180, open_low=True, open_high=True),
+    "fov": Range(0, 180, open_low=True, open_high=True), "plane_distance": Range(0, 1e6, open_low=True),
 }
 IMAGE_RANGES = {"noise": Range(0, 100), "contrast": Range(0, 100), "color_coherence_amount": Range(0, 1),
-                "coherence_scale": Range(0, 1e6), "coherence_alpha": Range(0, 1)}
+                "coherence_scale": Range(0, 1e6), "coherence_alpha": Range(0, 1),
+                "coherence_every": Range(1, MAX_STEPS)}
 # A baked Blender camera: Blender's own ranges (lens and sensor at least 1 mm there).
 CAMERA_RANGES = {"lens": Range(0, FLT_MAX, open_low=True), "sensor_width": Range(0, FLT_MAX, open_low=True),
                  "sensor_height": Range(0, FLT_MAX, open_low=True), "shift_x": Range(-FLT_MAX, FLT_MAX),
@@ -303,8 +304,8 @@ def _parse_int(text: str) -> int | _LongInteger:
 def _child(path: tuple[str, str], key: Any, value: Any) -> tuple[str, str]:
     """The path of value under key: (head, rest), e.g. ("frames[3] (frame 4)", "prompts[0].weight")."""
     head, rest = path
-    if not head:
-        return str(key), ""
+    if not head:  # the top level: the settings and the frames name their own parts; anything else is the plan's
+        return (str(key), "") if key in ("settings", "frames") else ("the plan", str(key))
     if head == "frames" and not rest and isinstance(key, int):
         frame = value.get("frame") if isinstance(value, dict) else None
         label = f" (frame {_show(frame)})" if isinstance(frame, int) and not isinstance(frame, bool) else ""
@@ -317,7 +318,7 @@ def _child(path: tuple[str, str], key: Any, value: Any) -> tuple[str, str]:
 def _value_error(path: tuple[str, str], problem: str) -> PlanError:
     head, rest = path
     rest = rest if len(rest) <= 80 else rest[:60] + "..."  # deep nesting: the field it starts in says enough
-    return PlanError(f"{head}: '{rest}' {problem}" if rest else f"{head or 'the plan'} {problem}")
+    return PlanError(f"{head}: '{rest}' {problem}" if rest else f"the plan: '{head}' {problem}")
 
 
 def _check_values(plan: dict) -> None:
@@ -476,7 +477,7 @@ def _check_upscale(settings: dict) -> None:
 
 
 _MASK_FIELDS = {"path": ((str,), True), "index": ((int,), False), "select": ((list,), False),
-                "invert": ((bool,), False)}
+                "invert": ((bool,), False), "blur": ((int,), False)}  # blur: this frame's mask_blur
 
 
 def _check_mask(record: dict, settings: dict, where: str) -> None:
@@ -616,6 +617,11 @@ def _file_stamp(path: str | None) -> list | None:
     return [path, st.st_size, st.st_mtime_ns]
 
 
+# Per-frame values that were settings-wide before (the settings keep the first frame's): where a frame's value is the
+# settings' it is hashed there only, so frames rendered before they were per-frame stay current.
+_WERE_SETTINGS = {("motion", "plane_distance"): "plane_distance", ("image", "coherence_every"): "coherence_every"}
+
+
 def _frame_data(settings: dict, record: dict) -> dict:
     data = {k: record.get(k, FRAME_DEFAULTS.get(k)) for k in _HASHED_FRAME[settings["mode"]]}
     if data.get("init"):
@@ -625,11 +631,16 @@ def _frame_data(settings: dict, record: dict) -> dict:
     if data.get("depth"):
         data["depth"] = _file_stamp(data["depth"])
     if data.get("mask"):
-        data["mask"] = {**data["mask"], "file": _file_stamp(data["mask"].get("path")), "blur": settings["mask_blur"]}
+        data["mask"] = {**data["mask"], "file": _file_stamp(data["mask"].get("path")),
+                        "blur": data["mask"].get("blur", settings["mask_blur"])}
     if data.get("mask") is None:
         data.pop("mask", None)  # frames hashed before masks existed keep their hash
     if settings["mode"] == "VIDEO" and data.get("depth") is None:
         data.pop("depth", None)  # likewise video frames before depth-to-image
+    for (group, key), name in _WERE_SETTINGS.items():
+        values = data.get(group)
+        if isinstance(values, dict) and key in values and values[key] == settings.get(name):
+            data[group] = {k: v for k, v in values.items() if k != key}
     return data
 
 
