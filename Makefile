@@ -2,11 +2,16 @@
 PYTHON ?= python3
 VENV := .venv
 VENV42 := .venv-bpy42
+VENV45 := .venv-bpy45
+VENV52 := .venv-bpy52
+# Python 3.13 for bpy 5.2: $(PYTHON313) if given, else pyenv's 3.13.0, else python3.13 on the PATH. Without one, setup
+# says so and goes on, and the 5.2 check is skipped with that reason.
+PYTHON313 ?= $(or $(shell prefix=$$(pyenv prefix 3.13.0 2>/dev/null) && echo $$prefix/bin/python3.13),$(shell command -v python3.13 2>/dev/null))
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-engine test-blender test-packaging bench bench-ray bench-speed bench-gpu build build-light build-full clean e2e-real-blender train-shapes
+.PHONY: setup no-python313 demo test test-engine test-blender test-packaging bench bench-ray bench-speed bench-gpu build build-light build-full clean e2e-real-blender train-shapes
 
-setup: $(VENV)/.ready $(VENV42)/.ready
+setup: $(VENV)/.ready $(VENV42)/.ready $(VENV45)/.ready $(if $(PYTHON313),$(VENV52)/.ready,no-python313)
 
 $(VENV)/.ready: requirements/engine.txt requirements/dev.txt requirements/ray.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +19,24 @@ $(VENV)/.ready: requirements/engine.txt requirements/dev.txt requirements/ray.tx
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	touch $@
 
-# bpy 4.2 LTS in its own venv: one Python can hold only one bpy.
+# bpy 4.2 LTS, 4.5 LTS and 5.2 LTS each in its own venv: one Python can hold only one bpy.
 $(VENV42)/.ready: requirements/bpy42.txt
 	$(PYTHON) -m venv $(VENV42)
 	$(VENV42)/bin/python -m pip install --quiet -r requirements/bpy42.txt
 	touch $@
+
+$(VENV45)/.ready: requirements/bpy45.txt
+	$(PYTHON) -m venv $(VENV45)
+	$(VENV45)/bin/python -m pip install --quiet -r requirements/bpy45.txt
+	touch $@
+
+$(VENV52)/.ready: requirements/bpy52.txt
+	$(PYTHON313) -m venv $(VENV52)
+	$(VENV52)/bin/python -m pip install --quiet -r requirements/bpy52.txt
+	touch $@
+
+no-python313:
+	@echo "setup: no Python 3.13 (PYTHON313, pyenv 3.13.0 or python3.13 on the PATH): the bpy 5.2 check will be skipped"
 
 demo: $(VENV)/.ready
 	$(PY) scripts/demo.py --output out/demo

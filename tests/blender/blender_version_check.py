@@ -1,16 +1,34 @@
-"""Run inside another bpy wheel (4.2 LTS): install the built zip, key prompts, bake, generate through a worker
-on an external engine Python (the preference), and print what came out as JSON on the last line.
+"""Run inside another bpy wheel (4.2 LTS, 4.5 LTS, 5.2 LTS): install the built zip, key prompts, bake, generate
+through a worker on an external engine Python (the preference), and print what came out as JSON on the last line.
 
     python tests/blender/blender_version_check.py ZIP ENGINE_PYTHON OUTPUT_DIR
+
+Every DeprecationWarning is recorded with where it came from (result["deprecations"]), so the test sees the day a
+Blender deprecates something the extension uses.
 """
 
 import json
 import os
 import sys
 import tempfile
+import warnings
+
+from blender_helpers import new_effect  # beside this script
 
 zip_path, engine_python, out = sys.argv[1:4]
 os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="kd-user-")
+deprecations = []
+
+
+def _record(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, DeprecationWarning):
+        deprecations.append(f"{filename}:{lineno}: {message}")
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+warnings.showwarning = _record
+warnings.simplefilter("always", DeprecationWarning)
 import bpy  # noqa: E402
 
 result = {"blender": bpy.app.version_string}
@@ -25,30 +43,70 @@ scene.frame_start, scene.frame_end = 1, 4
 bpy.ops.keyframe_diffusion.prompt_add(text="a red circle", frame=1)
 bpy.ops.keyframe_diffusion.prompt_add(text="a blue square", frame=4)
 settings = scene.keyframe_diffusion
+# '//' paths (relative to the .blend) take no "does not support blend relative" warning where Blender knows the option.
+settings.output_dir = "//frames/"
 settings.output_dir = out
 settings.steps = 2
 scene.frame_set(2)
 result["weights_at_2"] = [round(p.weight, 4) for p in settings.prompts]
 result["bake"] = sorted(bpy.ops.keyframe_diffusion.bake())
 result["generate"] = sorted(bpy.ops.keyframe_diffusion.generate())
+package_module = sys.modules[package]
+compat = package_module.settings.compat
 editor = scene.sequence_editor
 strips = editor.strips if hasattr(editor, "strips") else editor.sequences
 strip = strips["Keyframe Diffusion"]
-result["strip"] = {"start": strip.frame_final_start, "duration": strip.frame_final_duration,
-                   "files": [e.filename for e in strip.elements], "directory": bpy.path.abspath(strip.directory)}
+
+
+def strip_state(strip):
+    return {"start": compat.strip_start(strip), "duration": compat.strip_duration(strip),
+            "files": [e.filename for e in strip.elements], "directory": bpy.path.abspath(strip.directory)}
+
+
+result["strip"] = strip_state(strip)
+
+
+def pixels(path):
+    image = bpy.data.images.load(path, check_existing=False)
+    values = [round(v * 255) for v in image.pixels[:]]
+    bpy.data.images.remove(image)
+    return values
+
+
+# The Sequencer's final render shows frame 1 as generated (the first strip switched the factory AgX to Standard).
+result["view"] = [scene.view_settings.view_transform, scene.get(package_module.run.strips.VIEW_MARK)]
+scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 64, 100
+compat.set_image_output(scene.render.image_settings, "PNG")
+scene.render.filepath = os.path.join(out, "sequencer_render.png")
+scene.frame_set(1)
+bpy.ops.render.render(write_still=True)
+rendered, generated = pixels(scene.render.filepath), pixels(os.path.join(out, "frame_000001.png"))
+result["render_difference"] = max(abs(a - b) for i, (a, b) in enumerate(zip(rendered, generated)) if i % 4 != 3)
+
+# Generating after the range changed updates our strip in place: an effect on it and its blend settings stay.
+blur = new_effect(strips, "Blur", "GAUSSIAN_BLUR", 4, 1, 5, inputs=[strip])
+strip.blend_alpha = 0.5
+result["regenerated"] = []
+for first, last in ((1, 6), (2, 3)):
+    scene.frame_start, scene.frame_end = first, last
+    done = sorted(bpy.ops.keyframe_diffusion.generate())
+    strip = strips.get("Keyframe Diffusion")
+    result["regenerated"].append({**strip_state(strip), "done": done, "alpha": strip.blend_alpha,
+                                  "effect_input": blur.input_1.name if "Blur" in strips else None,
+                                  "effect": [compat.strip_start(blur), compat.strip_end(blur)]})
+scene.frame_start, scene.frame_end = 1, 4
+strips.remove(blur)
 
 # The timeline features on this Blender: schedules, transitions, text strips, Deforum files, presets.
 result["schedule"] = sorted(bpy.ops.keyframe_diffusion.schedule_import(prop="zoom", text="0:(1), 2:(1+t/10)"))
 result["steps_schedule"] = sorted(bpy.ops.keyframe_diffusion.schedule_import(prop="steps", text="0:(2), 3:(4)"))
 result["transitions"] = sorted(bpy.ops.keyframe_diffusion.prompt_transitions(transition="GIFFUSION_SINE"))
-package_module = sys.modules[package]
 plan = package_module.bake.scene.bake_scene(scene)
 result["zoom"] = [round(r["motion"]["zoom"], 5) for r in plan["frames"]]
 result["steps"] = [r["steps"] for r in plan["frames"]]
 settings.prompt_source, settings.prompt_channel = "TEXT_STRIPS", 5
 for name, channel, start, length in (("a corgi", 5, 1, 3), ("a lion", 6, 3, 2)):
-    span = {"length": length} if bpy.app.version >= (4, 4, 0) else {"frame_end": start + length}
-    strips.new_effect(name=name, type="TEXT", channel=channel, frame_start=start, **span).text = name
+    new_effect(strips, name, "TEXT", channel, start, start + length).text = name
 plan = package_module.bake.scene.bake_scene(scene)
 result["strip_prompts"] = [{p["text"]: round(p["weight"], 4) for p in r["prompts"]} for r in plan["frames"]]
 deforum_file = os.path.join(out, "deforum.txt")
@@ -58,7 +116,8 @@ result["deforum"] = sorted(bpy.ops.keyframe_diffusion.deforum_import(filepath=de
 result["deforum_prompts"] = [(p.frame, p.text) for p in settings.prompts]
 result["preset"] = sorted(bpy.ops.keyframe_diffusion.preset_add(name="check"))
 
-# Audio: this wheel is built without audio support (no sound strips), so a strip link says so; a file works.
+# Audio: a sound strip drives keys where the wheel has audio (4.5 on); 4.2's has none, so a strip link says so; a file
+# works everywhere.
 import wave  # noqa: E402
 
 wav = os.path.join(out, "click.wav")
@@ -71,15 +130,21 @@ with wave.open(wav, "wb") as w:
         samples[2 * (1378 + i): 2 * (1378 + i) + 2] = int(30000 * (1 - i / 60)).to_bytes(2, "little", signed=True)
     w.writeframes(bytes(samples))
 result["audio_support"] = bool(bpy.app.build_options.audaspace)
+if result["audio_support"]:
+    strips.new_sound("Music", wav, 9, 1)
 try:
-    bpy.ops.keyframe_diffusion.audio_link_add(strip="Music", data_path="keyframe_diffusion.zoom")
-    result["strip_link"] = "no error"
+    bpy.ops.keyframe_diffusion.audio_link_add(strip="Music", data_path="keyframe_diffusion.guidance", low=1.0,
+                                              high=2.0)
+    result["strip_link"] = "FINISHED"
 except RuntimeError as e:
     result["strip_link"] = str(e)
 result["file_link"] = sorted(bpy.ops.keyframe_diffusion.audio_link_add(filepath=wav, data_path="keyframe_diffusion.zoom",
                                                                        low=1.0, high=2.0))
 fc = package_module.settings.compat.find_fcurve(scene, "keyframe_diffusion.zoom")
 result["audio_zoom"] = [round(fc.evaluate(f), 3) for f in range(1, 5)]
+if result["audio_support"]:
+    fc = package_module.settings.compat.find_fcurve(scene, "keyframe_diffusion.guidance")
+    result["audio_guidance"] = [round(fc.evaluate(f), 3) for f in range(1, 5)]
 
 # The scene's depth pass on this Blender (the compositor and File Output node differ from 5.0): 3D feedback bake.
 settings.prompt_source = "KEYS"
@@ -113,4 +178,5 @@ strips.new_mask("Mask", mask, channel=8, frame_start=1)
 settings.mask_source, settings.mask_strip = "STRIP", "Mask"
 plan = package_module.bake.scene.bake_scene(scene)
 result["strip_mask"] = plan["frames"][0]["mask"]
+result["deprecations"] = deprecations
 print(json.dumps(result))

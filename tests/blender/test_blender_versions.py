@@ -1,7 +1,10 @@
-"""The built zip on the bpy 4.2 LTS wheel (its own venv), with the engine in an external Python."""
+"""The built zip on the other supported bpy wheels, each in its own venv (one Python holds one bpy), with the engine in
+an external Python: 4.2 LTS and 4.5 LTS (Python 3.11), 5.2 LTS (Python 3.13). One script (blender_version_check.py)
+checks them all; this test reads what it printed."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,36 +14,82 @@ from common import ROOT
 
 from engine.frames import frame_filename
 
-BPY42_PYTHON = os.environ.get("KD_BPY42_PYTHON", os.path.join(ROOT, ".venv-bpy42", "bin", "python"))
+VENVS = {"4.2": ".venv-bpy42", "4.5": ".venv-bpy45", "5.2": ".venv-bpy52"}
 
 
-def test_extension_installs_bakes_and_generates_on_bpy_4_2(built_zip, tmp_path):
-    assert os.path.isfile(BPY42_PYTHON), "the bpy 4.2 venv is missing: run `make setup`"
-    out = str(tmp_path / "out")
+def bpy_python(version: str) -> str:
+    variable = "KD_BPY" + version.replace(".", "") + "_PYTHON"
+    return os.environ.get(variable, os.path.join(ROOT, VENVS[version], "bin", "python"))
+
+
+def python313() -> str | None:
+    """Python 3.13 as the Makefile finds it: $PYTHON313, pyenv's 3.13.0, or python3.13 on the PATH."""
+    if os.environ.get("PYTHON313"):
+        return os.environ["PYTHON313"]
+    if shutil.which("pyenv"):
+        found = subprocess.run(["pyenv", "prefix", "3.13.0"], capture_output=True, text=True)
+        if found.returncode == 0 and found.stdout.strip():
+            return os.path.join(found.stdout.strip(), "bin", "python3.13")
+    return shutil.which("python3.13")
+
+
+def run_check(version: str, built_zip: str, out: str) -> dict:
+    python = bpy_python(version)
+    if not os.path.isfile(python):
+        if version == "5.2" and python313() is None:
+            pytest.skip("bpy 5.2 needs Python 3.13, and this machine has none (set PYTHON313, or install it with "
+                        "pyenv or as python3.13 on the PATH, then `make setup`)")
+        pytest.fail(f"the bpy {version} venv is missing ({python}): run `make setup`")
     env = dict(os.environ)
     env.pop("BLENDER_USER_RESOURCES", None)
-    done = subprocess.run([BPY42_PYTHON, os.path.join(ROOT, "tests", "blender", "blender_version_check.py"), built_zip,
+    done = subprocess.run([python, os.path.join(ROOT, "tests", "blender", "blender_version_check.py"), built_zip,
                            sys.executable, out], capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     # Blender may print memory statistics at exit after the result line.
     result = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
-    assert result["blender"].startswith("4.2")
+    result["stderr"] = done.stderr
+    return result
+
+
+@pytest.mark.parametrize("version", list(VENVS))
+def test_extension_installs_bakes_and_generates_on_other_blenders(version, built_zip, tmp_path):
+    out = str(tmp_path / "out")
+    result = run_check(version, built_zip, out)
+    assert result["blender"].startswith(version)
     assert result["installed"] == ["FINISHED"] and result["enabled"]
+    # Nothing the extension does is deprecated in this Blender (5.2 deprecated the frame_final_* strip timing), and
+    # its path properties register without a warning (4.5 knows blend-relative paths).
+    assert [line for line in result["deprecations"] if "keyframe_diffusion" in line] == []
+    assert "blend relative" not in result["stderr"]
     assert result["weights_at_2"] == [round(2 / 3, 4), round(1 / 3, 4)]
     assert result["bake"] == ["FINISHED"] and result["generate"] == ["FINISHED"]
     assert result["strip"]["start"] == 1 and result["strip"]["duration"] == 4
     assert result["strip"]["files"] == [frame_filename(f) for f in range(1, 5)]
     assert all(os.path.isfile(os.path.join(out, frame_filename(f))) for f in range(1, 5))
-    # Timeline features on 4.2: schedules into F-curves, Giffusion transitions, text strips, Deforum files, presets.
+    # The Sequencer's render is the generated frame: the first strip set the factory AgX view to Standard.
+    assert result["view"] == ["Standard", "AgX"]
+    assert result["render_difference"] <= 2
+    # A longer, then a shorter range: the strip is updated in place, the effect on it and its opacity stay.
+    longer, shorter = result["regenerated"]
+    for state, (first, last) in ((longer, (1, 6)), (shorter, (2, 3))):
+        assert state["done"] == ["FINISHED"] and state["alpha"] == 0.5 and state["effect_input"] == "Keyframe Diffusion"
+        assert (state["start"], state["duration"]) == (first, last - first + 1)
+        assert state["files"] == [frame_filename(f) for f in range(first, last + 1)]
+        assert state["effect"] == [first, last + 1]
+    # Timeline features: schedules into F-curves, Giffusion transitions, text strips, Deforum files, presets.
     assert result["schedule"] == result["steps_schedule"] == result["transitions"] == ["FINISHED"]
     assert result["zoom"] == [1.0, 1.1, 1.2, 1.3] and result["steps"] == [2, 2, 3, 4]  # Deforum truncates
     assert result["strip_prompts"] == [{"a corgi": 1.0}, {"a corgi": 1.0}, {"a corgi": 0.5, "a lion": 0.5},
                                        {"a lion": 1.0}]
     assert result["deforum"] == ["FINISHED"] and result["deforum_prompts"] == [[1, "a"], [3, "b"]]
     assert result["preset"] == ["FINISHED"]
-    # Audio on a build without audio support: a clear message for strips, files still drive keys.
-    assert result["audio_support"] is False
-    assert "no audio support" in result["strip_link"] and "use the audio file" in result["strip_link"]
+    # Audio: 4.2's wheel has none (a clear message for strips); 4.5 and 5.2 key from a sound strip. Files work on all.
+    assert result["audio_support"] is (version != "4.2")
+    if result["audio_support"]:
+        assert result["strip_link"] == "FINISHED"
+        assert max(range(4), key=lambda i: result["audio_guidance"][i]) == 1 and result["audio_guidance"][1] == 2.0
+    else:
+        assert "no audio support" in result["strip_link"] and "use the audio file" in result["strip_link"]
     assert result["file_link"] == ["FINISHED"]
     assert max(range(4), key=lambda i: result["audio_zoom"][i]) == 1 and result["audio_zoom"][1] == 2.0
     assert result["depth_files"] == [True] * 4 and result["engine_restored"] == "CYCLES"
