@@ -86,9 +86,7 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "camera_source": s.camera_source,
         "depth_source": s.depth_source,
         "depth_kind": "planar",  # Blender's Z pass is the distance along the view axis
-        "plane_distance": s.plane_distance,
         "color_reference": _abspath(s.color_reference),
-        "coherence_every": s.coherence_every,
         "init_image": _abspath(s.init_image) if s.mode == "FEEDBACK" else "",
         # A folder (Blender-relative paths resolved) or a Hugging Face id.
         "decoder": _abspath(s.decoder) if os.path.isdir(_abspath(s.decoder)) else s.decoder.strip(),
@@ -109,7 +107,6 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "context_overlap": min(s.context_overlap, s.context_length - 1),
         "free_noise": s.free_noise,
         "cpu_offload": s.cpu_offload,
-        "mask_blur": s.mask_blur,
         **_clip_settings(s),
         **_upscale_settings(s, folder),
     }
@@ -245,7 +242,7 @@ def _mask_entry(settings, strip, image_path: str | None, frame: int) -> dict | N
             raise BakeError(f"mask: {e}") from None
     else:
         entry = {"path": image_path}
-    return {**entry, "invert": settings.mask_invert}
+    return {**entry, "invert": settings.mask_invert, "blur": settings.mask_blur}
 
 
 def _unit_strips(scene, settings) -> dict[int, object]:
@@ -276,8 +273,9 @@ def _control_entries(settings, strips: dict, frame: int) -> list[dict]:
     return entries
 
 
-def _attach_passes(scene, settings, records: list[dict], folder: str, progress=None) -> None:
-    """Render the scene passes the settings need and point the frame records at them."""
+def _attach_passes(scene, settings, records: list[dict], masks: list[dict], folder: str, progress=None) -> None:
+    """Render the scene passes the settings need and point the frame records at them; `masks` holds each frame's
+    mask settings as evaluated there (_evaluate_frames)."""
     passes = _needed_passes(scene, settings)
     if not passes:
         return
@@ -289,15 +287,15 @@ def _attach_passes(scene, settings, records: list[dict], folder: str, progress=N
     except scene_passes.PassError as e:
         raise BakeError(str(e)) from None
     units = _units(settings)
-    for record in records:
+    for record, mask in zip(records, masks):
         paths = rendered[record["frame"]]
         if "depth" in paths and (settings.mode == "FEEDBACK" or settings.use_scene_depth):
             record["depth"] = paths["depth"]
         index_pass = MASK_PASSES.get(settings.mask_source, "mask")
         if _masking(settings) and index_pass in paths:
-            record["mask"] = {"path": paths[index_pass], "invert": settings.mask_invert}
+            record["mask"] = {"path": paths[index_pass], "invert": mask["invert"], "blur": mask["blur"]}
             if index_pass != "mask":
-                record["mask"]["select"] = [settings.mask_index]
+                record["mask"]["select"] = [mask["index"]]
         if settings.mode == "VIDEO" and settings.init_source == "SCENE":
             record["init"] = {"path": paths["image"]}
         for unit, entry in zip(units, record.get("control", [])):
@@ -382,7 +380,9 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
         mask_strip=_mask_strip(scene, s),
         mask_image=_mask_image_file(s, folder),
     )
-    records, evaluated_seeds, keyed_restarts = _evaluate_frames(scene, s, settings, sources)
+    records, evaluated = _evaluate_frames(scene, s, settings, sources)
+    evaluated_seeds, keyed_restarts = [e["seed"] for e in evaluated], [e["restart"] for e in evaluated]
+    _first_frame_settings(settings, records, evaluated)
     try:
         for record, seed in zip(records, _frame_seeds(s, evaluated_seeds)):
             record["seed"] = seed
@@ -393,7 +393,7 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
         if record["frame"] in restarts:
             record["restart"] = True
     if passes:
-        _attach_passes(scene, s, records, folder, progress)
+        _attach_passes(scene, s, records, [e["mask"] for e in evaluated], folder, progress)
     plan = {
         "schema": plan_mod.SCHEMA,
         "version": plan_mod.VERSION,
@@ -443,20 +443,29 @@ def _input_strip(scene, s):
         raise BakeError(f"video input: {e}") from None
 
 
-def _evaluate_frames(scene, s, settings: dict, sources: _FrameSources) -> tuple[list[dict], list[int], list[bool]]:
-    """One record per frame of the range, as Blender evaluates the scene there, and the seed property and Restart
-    Chain at every frame. The current frame is put back afterwards."""
+def _evaluate_frames(scene, s, settings: dict, sources: _FrameSources) -> tuple[list[dict], list[dict]]:
+    """One record per frame of the range, as Blender evaluates the scene there, and what else is read at every frame
+    for the whole plan: the seed property, Restart Chain and the mask settings (for index passes, attached after
+    they render). The current frame is put back afterwards."""
     current, subframe = scene.frame_current, scene.frame_subframe
-    records, evaluated_seeds, keyed_restarts = [], [], []
+    records, evaluated = [], []
     try:
         for frame in range(scene.frame_start, scene.frame_end + 1):
             scene.frame_set(frame)
             records.append(_frame_record(scene, s, settings, sources, frame))
-            evaluated_seeds.append(s.seed)
-            keyed_restarts.append(s.restart_chain)
+            evaluated.append({"seed": s.seed, "restart": s.restart_chain,
+                              "mask": {"index": s.mask_index, "invert": s.mask_invert, "blur": s.mask_blur}})
     finally:
         scene.frame_set(current, subframe=subframe)
-    return records, evaluated_seeds, keyed_restarts
+    return records, evaluated
+
+
+def _first_frame_settings(settings: dict, records: list[dict], evaluated: list[dict]) -> None:
+    """The plan's settings-wide values of the settings that became per-frame: the first frame's (never the playhead's),
+    for plans read by engines that predate the per-frame fields and so that unkeyed frames keep their hashes."""
+    settings["plane_distance"] = records[0]["motion"]["plane_distance"]
+    settings["coherence_every"] = records[0]["image"]["coherence_every"]
+    settings["mask_blur"] = evaluated[0]["mask"]["blur"]
 
 
 def _frame_record(scene, s, settings: dict, sources: _FrameSources, frame: int) -> dict:

@@ -37,14 +37,21 @@ FRAME_PARAMS: dict[str, tuple[str | None, str]] = {
     "rotation_3d_y": ("motion", "rotation_3d_y"),
     "rotation_3d_z": ("motion", "rotation_3d_z"),
     "fov": ("motion", "fov"),
+    "plane_distance": ("motion", "plane_distance"),  # 3D: the plane standing in for the world background
     "noise": ("image", "noise"),
     "contrast": ("image", "contrast"),
     "color_coherence_amount": ("image", "color_coherence_amount"),
     "coherence_scale": ("image", "coherence_scale"),
     "coherence_alpha": ("image", "coherence_alpha"),
+    "coherence_every": ("image", "coherence_every"),
 }
-# Properties a user may keyframe (the seed is baked through its behaviour, see engine/seeds.py).
+# Also baked per frame, into the frame's mask: mask_index, mask_invert and mask_blur; restart_chain as restart edges.
+# Properties a user may keyframe (the seed is baked through its behaviour, see engine/seeds.py). Every other setting is
+# made with options=FIXED: the engine takes one value of it for the whole render, and a key would make the plan (and
+# its frame hashes) depend on where the playhead stood when it was baked (tests/blender/test_animatable.py).
 ANIMATABLE = (*FRAME_PARAMS, "seed")
+FIXED: set[str] = set()  # Blender's options without 'ANIMATABLE'
+ONE_VALUE = "Not animatable: the engine uses one value for the whole render"
 
 
 
@@ -59,7 +66,8 @@ SEED_BEHAVIORS = enum_items(vocab.SEED_BEHAVIORS)
 class KD_PromptKey(bpy.types.PropertyGroup):
     text: StringProperty(name="Prompt", description="What to show at this key")
     negative: StringProperty(name="Negative", description="What to avoid (empty: the scene's negative prompt)")
-    frame: IntProperty(name="Frame", description="Frame where this prompt is at full weight")
+    frame: IntProperty(options=FIXED, name="Frame", description="Frame where this prompt is at full weight (not "
+                       "animatable: key the Weight to move a prompt in time)")
     weight: FloatProperty(
         name="Weight",
         description="How much of this prompt is in the frame; keyframed to crossfade between prompts",
@@ -86,24 +94,28 @@ class KD_AudioLink(bpy.types.PropertyGroup):
     id_type: StringProperty(name="Data", default="scenes", description="bpy.data collection of the animated ID")
     id_name: StringProperty(name="ID", description="Name of the animated ID (empty: the link's scene)")
     data_path: StringProperty(name="Path", description="Property path from the ID, e.g. keyframe_diffusion.zoom")
-    index: IntProperty(name="Index", default=0, min=0)
-    feature: EnumProperty(name="Feature", default="onset", items=AUDIO_FEATURES)
-    part: EnumProperty(name="Part", default="full", items=AUDIO_PARTS)
-    margin: FloatProperty(name="HPSS Margin", default=1.0, min=1.0, soft_max=10.0,
+    index: IntProperty(options=FIXED, name="Index", default=0, min=0)
+    feature: EnumProperty(options=FIXED, name="Feature", default="onset", items=AUDIO_FEATURES)
+    part: EnumProperty(options=FIXED, name="Part", default="full", items=AUDIO_PARTS)
+    margin: FloatProperty(options=FIXED, name="HPSS Margin", default=1.0, min=1.0, soft_max=10.0,
                           description="Above 1 separates percussive and harmonic parts more strictly")
-    reduce: EnumProperty(name="Reduce", default="max", items=AUDIO_REDUCES)
-    fmin: FloatProperty(name="Low Hz", default=0.0, min=0.0, description="Band low edge (0: from 0 Hz)")
-    fmax: FloatProperty(name="High Hz", default=0.0, min=0.0, description="Band high edge (0: up to Nyquist); "
+    reduce: EnumProperty(options=FIXED, name="Reduce", default="max", items=AUDIO_REDUCES)
+    fmin: FloatProperty(options=FIXED, name="Low Hz", default=0.0, min=0.0, description="Band low edge (0: from 0 Hz)")
+    fmax: FloatProperty(options=FIXED,
+                        name="High Hz", default=0.0, min=0.0, description="Band high edge (0: up to Nyquist); "
                         "e.g. 20-150 Hz for kick drums")
-    shape: EnumProperty(name="Shape", default="pulse", items=AUDIO_SHAPES)
-    low: FloatProperty(name="Low", default=0.0, description="Value at silence (ramp: at the start)")
-    high: FloatProperty(name="High", default=1.0, description="Value at the loudest frame (ramp: at the end)")
-    attack: FloatProperty(name="Attack", default=0.0, min=0.0, description="Frames to rise (0: instant)")
-    release: FloatProperty(name="Release", default=0.0, min=0.0, description="Frames to fall back (0: instant)")
-    smooth: IntProperty(name="Smooth", default=0, min=0, description="Moving-average width in frames (0: off)")
+    shape: EnumProperty(options=FIXED, name="Shape", default="pulse", items=AUDIO_SHAPES)
+    low: FloatProperty(options=FIXED, name="Low", default=0.0, description="Value at silence (ramp: at the start)")
+    high: FloatProperty(options=FIXED,
+                        name="High", default=1.0, description="Value at the loudest frame (ramp: at the end)")
+    attack: FloatProperty(options=FIXED, name="Attack", default=0.0, min=0.0, description="Frames to rise (0: instant)")
+    release: FloatProperty(options=FIXED,
+                           name="Release", default=0.0, min=0.0, description="Frames to fall back (0: instant)")
+    smooth: IntProperty(options=FIXED,
+                        name="Smooth", default=0, min=0, description="Moving-average width in frames (0: off)")
     # Where the keys were written and where the strip was then: a moved strip is re-applied.
-    applied_first: IntProperty(default=0)
-    applied_last: IntProperty(default=-1)
+    applied_first: IntProperty(options=FIXED, default=0)
+    applied_last: IntProperty(options=FIXED, default=-1)
     applied_state: StringProperty(default="")
 
 
@@ -122,8 +134,8 @@ class KD_ControlUnit(bpy.types.PropertyGroup):
 
     model: StringProperty(name="ControlNet", description="ControlNet model folder or Hugging Face id, e.g. "
                           "lllyasviel/control_v11f1p_sd15_depth")
-    source: EnumProperty(name="Source", items=CONTROL_SOURCES, default="DEPTH")
-    preprocessor: EnumProperty(name="Preprocessor", items=CONTROL_PREPROCESSORS, default="NONE",
+    source: EnumProperty(options=FIXED, name="Source", items=CONTROL_SOURCES, default="DEPTH")
+    preprocessor: EnumProperty(options=FIXED, name="Preprocessor", items=CONTROL_PREPROCESSORS, default="NONE",
                                description="Applied to render, init and strip images (passes need none)")
     strip: StringProperty(name="Strip", description="Image or movie strip that gives the conditioning images")
     scale: FloatProperty(name="Scale", default=1.0, min=0.0, soft_max=2.0,
@@ -132,31 +144,36 @@ class KD_ControlUnit(bpy.types.PropertyGroup):
                          description="Share of the denoising steps before the unit starts (animatable)")
     end: FloatProperty(name="End", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
                        description="Share of the denoising steps after which the unit stops (animatable)")
-    enabled: BoolProperty(name="Enabled", default=True)
+    enabled: BoolProperty(options=FIXED, name="Enabled", default=True)
 
 
 class KD_Lora(bpy.types.PropertyGroup):
     path: StringProperty(name="LoRA", subtype="FILE_PATH", options=PATH_OPTIONS,
                          description="LoRA weights (.safetensors)")
-    scale: FloatProperty(name="Scale", default=1.0, soft_min=-1.0, soft_max=2.0)
+    scale: FloatProperty(options=FIXED, name="Scale", default=1.0, soft_min=-1.0, soft_max=2.0,
+                         description="Weight of the adapter. " + ONE_VALUE + " (LoRAs are weighted once per render)")
 
 
 class KD_Settings(bpy.types.PropertyGroup):
     mode: EnumProperty(
+        options=FIXED,
         name="Mode",
         items=enum_items(vocab.MODES),
         default="INTERPOLATE",
     )
     camera_source: EnumProperty(
+        options=FIXED,
         name="Camera", default="SCENE",
         items=enum_items(vocab.CAMERA_SOURCES))
     depth_source: EnumProperty(
+        options=FIXED,
         name="Depth", default="SCENE",
         items=enum_items(vocab.DEPTH_SOURCES))
     plane_distance: FloatProperty(name="Plane Distance", default=10.0, min=0.001, soft_max=1000.0, unit="LENGTH",
                                   description="3D: distance of the plane that stands in for the world background "
                                   "(and for everything when Depth is Plane)")
     init_source: EnumProperty(
+        options=FIXED,
         name="Input", default="STRIP",
         items=[("STRIP", "Strip", "A movie or image strip's frame at each scene frame (trims and offsets count)"),
                ("SCENE", "Scene Render", "Blender's render of the scene at each frame")])
@@ -172,9 +189,9 @@ class KD_Settings(bpy.types.PropertyGroup):
     pipeline_kwargs: StringProperty(name="Pipeline Options", description="Extra pipeline arguments as a JSON "
                                     "object, e.g. {\"eta\": 0.3}")
     controlnets: CollectionProperty(type=KD_ControlUnit)
-    active_controlnet: IntProperty(default=0)
+    active_controlnet: IntProperty(options=FIXED, default=0)
     loras: CollectionProperty(type=KD_Lora)
-    active_lora: IntProperty(default=0)
+    active_lora: IntProperty(options=FIXED, default=0)
     model: StringProperty(
         name="Model",
         description=f"Diffusers model folder or Hugging Face id ('{EMBEDDED_MODEL}': the built-in model trained on "
@@ -188,8 +205,10 @@ class KD_Settings(bpy.types.PropertyGroup):
         subtype="DIR_PATH",
         options=PATH_OPTIONS,
     )
-    width: IntProperty(name="Width", default=64, min=8, max=4096, step=8)
-    height: IntProperty(name="Height", default=64, min=8, max=4096, step=8)
+    width: IntProperty(options=FIXED, name="Width", default=64, min=8, max=4096, step=8,
+                       description="Frame width in pixels, a multiple of 8. " + ONE_VALUE)
+    height: IntProperty(options=FIXED, name="Height", default=64, min=8, max=4096, step=8,
+                        description="Frame height in pixels, a multiple of 8. " + ONE_VALUE)
     steps: IntProperty(name="Steps", description="Denoising steps (animatable)", default=4, min=1, max=200)
     guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale (animatable)",
                             default=7.5, min=0.0, soft_max=20.0)
@@ -201,15 +220,17 @@ class KD_Settings(bpy.types.PropertyGroup):
     )
     seed: IntProperty(name="Seed", description="Frame seed (animatable); with Fixed latents, the noise of every frame",
                       default=0, min=0)
-    seed_behavior: EnumProperty(name="Seed Behavior", items=SEED_BEHAVIORS, default="SCHEDULE",
+    seed_behavior: EnumProperty(options=FIXED, name="Seed Behavior", items=SEED_BEHAVIORS, default="SCHEDULE",
                                 description="How the frame seed changes from frame to frame")
-    seed_iter_n: IntProperty(name="Every N Frames", description="Iter: frames per seed step", default=1, min=1)
+    seed_iter_n: IntProperty(options=FIXED,
+                             name="Every N Frames", description="Iter: frames per seed step. " + ONE_VALUE,
+                             default=1, min=1)
     guidance_rescale: FloatProperty(
         name="CFG Rescale",
         description="Rescale of classifier-free guidance against over-exposure, 0 = off (animatable)",
         default=0.0, min=0.0, max=1.0)
     # Motion (feedback mode), per frame, with Deforum's names, units and meaning so schedules import one to one.
-    motion_mode: EnumProperty(name="Motion", items=enum_items(vocab.MOTION_MODES), default="2D")
+    motion_mode: EnumProperty(options=FIXED, name="Motion", items=enum_items(vocab.MOTION_MODES), default="2D")
     zoom: FloatProperty(
         name="Zoom", default=1.0, soft_min=0.5, soft_max=2.0,
         description="Scale per frame, 1 = still, above 1 moves in (animatable)",
@@ -254,10 +275,11 @@ class KD_Settings(bpy.types.PropertyGroup):
         name="FOV", default=40.0, min=1.0, max=179.0,
         description="3D: field of view in degrees when the scene has no camera (animatable)",
     )
-    border: EnumProperty(name="Border", items=enum_items(vocab.BORDERS), default="REPLICATE",
+    border: EnumProperty(options=FIXED, name="Border", items=enum_items(vocab.BORDERS), default="REPLICATE",
                          description="How 2D motion fills pixels that come from outside the frame")
-    cadence: IntProperty(name="Cadence", description="Diffuse every Nth frame, warp-blend the ones between",
-                         default=1, min=1, max=50)
+    cadence: IntProperty(options=FIXED,
+                         name="Cadence", default=1, min=1, max=50,
+                         description="Diffuse every Nth frame, warp-blend the ones between. " + ONE_VALUE)
     restart_chain: BoolProperty(
         name="Restart Chain",
         description="Feedback: key it on at a frame to start the chain again there, made like the first frame (init "
@@ -272,7 +294,7 @@ class KD_Settings(bpy.types.PropertyGroup):
         name="Contrast", default=1.0, min=0.0, soft_max=2.0,
         description="Contrast applied to the previous frame, 1 = unchanged (animatable)",
     )
-    color_coherence: EnumProperty(name="Color Coherence",
+    color_coherence: EnumProperty(options=FIXED, name="Color Coherence",
                                   items=enum_items(vocab.COLOR_MODES), default="NONE",
                                   description="Match each frame's colour histogram to the first frame's")
     color_coherence_amount: FloatProperty(
@@ -288,23 +310,28 @@ class KD_Settings(bpy.types.PropertyGroup):
         description="How fast the coherence target follows new frames, 0-1 (animatable)",
     )
     prompt_source: EnumProperty(
+        options=FIXED,
         name="Prompts From",
         items=[("KEYS", "Prompt Keys", "The prompt list with its keyed weights"),
                ("TEXT_STRIPS", "Text Strips", "Text strips on one Sequencer channel: a strip holds its prompt over its "
                 "span, overlapping strips crossfade")],
         default="KEYS",
     )
-    prompt_channel: IntProperty(name="Text Channel", description="First Sequencer channel whose text strips are the "
+    prompt_channel: IntProperty(options=FIXED,
+                                name="Text Channel", description="First Sequencer channel whose text strips are the "
                                 "prompts", default=3, min=1, max=128)
-    prompt_channels: IntProperty(name="Channels", description="How many channels from the first one hold prompt "
+    prompt_channels: IntProperty(options=FIXED,
+                                 name="Channels", description="How many channels from the first one hold prompt "
                                  "strips (strips on neighbouring channels overlap to crossfade)", default=2, min=1,
                                  max=32)
     latent_source: EnumProperty(
+        options=FIXED,
         name="Latents",
         items=enum_items(vocab.LATENT_SOURCES),
         default="PROMPT_SEEDS",
     )
     scheduler: EnumProperty(
+        options=FIXED,
         name="Scheduler",
         items=enum_items(vocab.SCHEDULER_MENU),
         default="default",
@@ -317,29 +344,39 @@ class KD_Settings(bpy.types.PropertyGroup):
         "with the list of those that do",
     )
     negative_prompt: StringProperty(name="Negative Prompt", description="Used by prompt keys without their own")
-    batch_size: IntProperty(name="Batch", description="Frames rendered together", default=4, min=1, max=64)
+    batch_size: IntProperty(options=FIXED,
+                            name="Batch", description="Frames rendered together. " + ONE_VALUE, default=4, min=1,
+                            max=64)
     precision: EnumProperty(
+        options=FIXED,
         name="Precision",
         description="The weights' number format",
         items=enum_items(vocab.PRECISIONS),
         default="auto",
     )
-    channels_last: BoolProperty(name="Channels Last", description="NHWC weight layout: faster convolutions on "
+    channels_last: BoolProperty(options=FIXED,
+                                name="Channels Last", description="NHWC weight layout: faster convolutions on "
                                 "recent GPUs and CPUs", default=False)
-    vae_slicing: BoolProperty(name="VAE Slicing", description="Decode a batch one frame at a time (less memory)",
+    vae_slicing: BoolProperty(options=FIXED,
+                              name="VAE Slicing", description="Decode a batch one frame at a time (less memory)",
                               default=False)
-    vae_tiling: BoolProperty(name="VAE Tiling", description="Decode and encode large frames in overlapping tiles "
+    vae_tiling: BoolProperty(options=FIXED,
+                             name="VAE Tiling", description="Decode and encode large frames in overlapping tiles "
                              "(less memory; faint seams possible)", default=False)
-    background_writes: BoolProperty(name="Write in Background", description="Encode and save frames on a thread "
+    background_writes: BoolProperty(options=FIXED,
+                                    name="Write in Background", description="Encode and save frames on a thread "
                                     "while the next ones denoise (a cancel keeps every frame already made)",
                                     default=False)
-    overlap_decode: BoolProperty(name="Decode While Denoising", description="Interpolate and video modes: decode "
+    overlap_decode: BoolProperty(options=FIXED,
+                                 name="Decode While Denoising", description="Interpolate and video modes: decode "
                                  "each batch (and read the next video frames) on a thread while the next batch "
                                  "denoises", default=False)
-    stream_batch: BoolProperty(name="Stream Batch", description="Video mode: frames at different denoising steps "
+    stream_batch: BoolProperty(options=FIXED,
+                               name="Stream Batch", description="Video mode: frames at different denoising steps "
                                "share each UNet call (Batch Size frames), so keyed strength, steps or guidance don't "
                                "break batches. Stable Diffusion 1.x/2.x and SDXL models", default=False)
-    compile: BoolProperty(name="Compile", description="torch.compile the UNet (CUDA graphs on CUDA): the first "
+    compile: BoolProperty(options=FIXED,
+                          name="Compile", description="torch.compile the UNet (CUDA graphs on CUDA): the first "
                           "frames of a new size compile for a while, the rest run faster", default=False)
     decoder: StringProperty(
         name="Fast Decoder",
@@ -348,11 +385,13 @@ class KD_Settings(bpy.types.PropertyGroup):
         "Empty: the model's own VAE",
     )
     device: EnumProperty(
+        options=FIXED,
         name="Device",
         items=enum_items(vocab.DEVICES),
         default="auto",
     )
     use_ray: BoolProperty(
+        options=FIXED,
         name="Distribute with Ray",
         description="Spread the frames over a Ray cluster: independent frames in batches, feedback chains whole "
                     "(the engine Python needs Ray: pip install -r requirements/ray.txt)",
@@ -363,13 +402,15 @@ class KD_Settings(bpy.types.PropertyGroup):
         description="Ray cluster address: auto, HOST:PORT or ray://HOST:10001. Empty: start Ray on this machine",
         default="",
     )
-    ray_workers: IntProperty(name="Workers", description="How many Ray workers; 0: one per GPU of the cluster "
+    ray_workers: IntProperty(options=FIXED,
+                             name="Workers", description="How many Ray workers; 0: one per GPU of the cluster "
                              "(one per CPU when it has none)", default=0, min=0, max=4096)
     strip_name: StringProperty(name="Strip", description="Name of the image strip that holds the frames",
                                default="Keyframe Diffusion")
-    strip_channel: IntProperty(name="Channel", default=2, min=1, max=128,
+    strip_channel: IntProperty(options=FIXED, name="Channel", default=2, min=1, max=128,
                                description="Sequencer channel of the strip (the upscaled strip goes one above)")
     generate_before_render: BoolProperty(
+        options=FIXED,
         name="Generate Before Render",
         description="When Blender renders, first generate the frames that are missing or out of date (blocking)",
         default=False,
@@ -380,18 +421,23 @@ class KD_Settings(bpy.types.PropertyGroup):
         description="AnimateDiff motion adapter (folder or Hugging Face id, e.g. guoyww/animatediff-motion-adapter-"
         "v1-5-2) for an SD 1.5 model. Empty for a text-to-video model (damo-vilab/text-to-video-ms-1.7b)")
     motion_loras: CollectionProperty(type=KD_Lora)
-    active_motion_lora: IntProperty(default=0)
-    context_length: IntProperty(name="Context", description="Frames the motion model sees at once (AnimateDiff: "
-                                "16); longer shots are denoised in overlapping windows of this length",
+    active_motion_lora: IntProperty(options=FIXED, default=0)
+    context_length: IntProperty(options=FIXED,
+                                name="Context", description="Frames the motion model sees at once (AnimateDiff: "
+                                "16); longer shots are denoised in overlapping windows of this length. " + ONE_VALUE,
                                 default=16, min=2, max=128)
-    context_overlap: IntProperty(name="Overlap", description="Frames shared by neighbouring context windows",
-                                 default=4, min=0, max=127)
-    free_noise: BoolProperty(name="FreeNoise", description="Every context window starts from a shuffle of the "
+    context_overlap: IntProperty(options=FIXED,
+                                 name="Overlap", default=4, min=0, max=127,
+                                 description="Frames shared by neighbouring context windows. " + ONE_VALUE)
+    free_noise: BoolProperty(options=FIXED,
+                             name="FreeNoise", description="Every context window starts from a shuffle of the "
                              "first window's noise (FreeNoise): long shots stay consistent", default=True)
-    cpu_offload: BoolProperty(name="CPU Offload", description="Keep each model on the GPU only while it runs "
+    cpu_offload: BoolProperty(options=FIXED,
+                              name="CPU Offload", description="Keep each model on the GPU only while it runs "
                               "(much less GPU memory, slower)", default=False)
     # Inpainting (feedback and video modes)
     mask_source: EnumProperty(
+        options=FIXED,
         name="Mask", default="NONE",
         items=[("NONE", "None", "No inpainting: the whole frame is diffused"),
                ("OBJECT_INDEX", "Object Index", "Repaint the objects whose Pass Index is Mask Index (Blender renders "
@@ -409,32 +455,35 @@ class KD_Settings(bpy.types.PropertyGroup):
                            max=256, subtype="PIXEL")
     # Depth-to-image models (SD 2 depth)
     use_scene_depth: BoolProperty(
+        options=FIXED,
         name="Scene Depth",
         description="Render Blender's depth pass at every frame for a depth-to-image model (stabilityai/stable-"
         "diffusion-2-depth), which then follows the scene's true depth instead of an estimate", default=False)
     # Upscaling pass
-    use_upscale: BoolProperty(name="Upscale", description="Upscale finished frames into a second strip",
+    use_upscale: BoolProperty(options=FIXED, name="Upscale", description="Upscale finished frames into a second strip",
                               default=False)
     upscale_model: StringProperty(
         name="Upscaler", default="stabilityai/stable-diffusion-x4-upscaler",
         description="SD x4 upscaler or the x2 latent upscaler (stabilityai/sd-x2-latent-upscaler): folder or id")
-    upscale_steps: IntProperty(name="Steps", default=20, min=1, max=200, description="Upscaler denoising steps")
-    upscale_guidance: FloatProperty(name="Guidance", default=9.0, min=0.0, soft_max=20.0,
-                                    description="Upscaler guidance scale (0 for the latent upscaler)")
-    upscale_noise_level: IntProperty(name="Noise Level", default=20, min=0, max=350,
+    upscale_steps: IntProperty(options=FIXED,
+                               name="Steps", default=20, min=1, max=200,
+                               description="Upscaler denoising steps. " + ONE_VALUE)
+    upscale_guidance: FloatProperty(options=FIXED, name="Guidance", default=9.0, min=0.0, soft_max=20.0,
+                                    description="Upscaler guidance scale (0 for the latent upscaler). " + ONE_VALUE)
+    upscale_noise_level: IntProperty(options=FIXED, name="Noise Level", default=20, min=0, max=350,
                                      description="x4 upscaler: noise added to the low-resolution frame (more "
-                                     "invents more detail)")
+                                     "invents more detail). " + ONE_VALUE)
     prompts: CollectionProperty(type=KD_PromptKey)
-    active_prompt: IntProperty(name="Active Prompt", default=0)
+    active_prompt: IntProperty(options=FIXED, name="Active Prompt", default=0)
     audio_links: CollectionProperty(type=KD_AudioLink)
-    active_audio_link: IntProperty(name="Active Audio Link", default=0)
+    active_audio_link: IntProperty(options=FIXED, name="Active Audio Link", default=0)
 
 
 class KD_Status(bpy.types.PropertyGroup):
     """What the panel shows of a running generation (window manager, not saved in the .blend)."""
 
-    running: BoolProperty(default=False)
-    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    running: BoolProperty(options=FIXED, default=False)
+    progress: FloatProperty(options=FIXED, default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     message: StringProperty(default="")
 
 

@@ -97,27 +97,39 @@ def control_image(entry: dict, preprocessor: str, init: np.ndarray | None, size:
     return image_ops.preprocess_control(source, preprocessor)
 
 
+def _blur(record: dict, settings: dict) -> int:
+    """The frame's mask feather in pixels (keyable: in its mask), else the plan's."""
+    return int(record["mask"].get("blur", settings.get("mask_blur", 4)))
+
+
 def _coherence_callback(job: Job, records: list[dict], reference: torch.Tensor | None):
     """Giffusion's coherence: every N steps pull the latents towards a reference latent by a gradient step on their
     mean squared difference, then move the reference towards the latents by alpha."""
     scales = [r.get("image", {}).get("coherence_scale", 0.0) for r in records]
     if reference is None or not any(scales):
         return None
-    every = job.settings.get("coherence_every", 1)
+    # Every N steps per frame (coherence_every is keyable): a frame not due this step keeps its latents and reference.
+    every = [int(r.get("image", {}).get("coherence_every", job.settings.get("coherence_every", 1))) for r in records]
     scale = torch.tensor(scales, dtype=reference.dtype, device=reference.device).view(-1, 1, 1, 1)
     alpha = torch.tensor([r.get("image", {}).get("coherence_alpha", 1.0) for r in records], dtype=reference.dtype,
                          device=reference.device).view(-1, 1, 1, 1)
     state = {"ref": reference}
 
     def pull(latents: torch.Tensor, step: int) -> torch.Tensor:
-        if (step + 1) % every:
+        due = [(step + 1) % n == 0 for n in every]
+        if not any(due):
             return latents
         ref = state["ref"]
         per_sample = latents[0].numel()
         # d/dx mean((x - ref)^2) = 2 (x - ref) / n, written out instead of autograd: same step, no graph.
-        latents = latents - scale * 2.0 * (latents - ref) / per_sample
-        state["ref"] = alpha * latents + (1.0 - alpha) * ref
-        return latents
+        pulled = latents - scale * 2.0 * (latents - ref) / per_sample
+        moved = alpha * pulled + (1.0 - alpha) * ref
+        if all(due):
+            state["ref"] = moved
+            return pulled
+        mask = torch.tensor(due, device=latents.device).view(-1, 1, 1, 1)
+        state["ref"] = torch.where(mask, moved, ref)
+        return torch.where(mask, pulled, latents)
 
     return pull
 
@@ -203,7 +215,7 @@ def _unchanged(job: Job, records: list[dict], inits: list[np.ndarray],
     job.on_step([r["frame"] for r in records], steps, steps)
     if keep is not None and any(r.get("mask") for r in records):  # still only the mask may change
         size = (settings["width"], settings["height"])
-        kept = [masks.paste_back(i, k, masks.read_mask(r["mask"], size, settings.get("mask_blur", 4), r["frame"]))
+        kept = [masks.paste_back(i, k, masks.read_mask(r["mask"], size, _blur(r, settings), r["frame"]))
                 if r.get("mask") else np.array(i, copy=True) for r, i, k in zip(records, inits, keep)]
     else:
         kept = [np.array(i, copy=True) for i in inits]
@@ -240,7 +252,7 @@ def check_inputs(job: Job, records: list[dict], inits: list[np.ndarray] | None,
                       "inpainted: its mask is ignored")
     soft = None
     if masked and inits is not None:
-        soft = [masks.read_mask(r["mask"], size, settings.get("mask_blur", 4), r["frame"]) for r in records]
+        soft = [masks.read_mask(r["mask"], size, _blur(r, settings), r["frame"]) for r in records]
     depth = depth_maps(records, size) if kind == "sd-depth" else None
     if depth is not None and soft is not None:
         raise ValueError(f"frame {records[0]['frame']}: the model is a depth-to-image model, and depth-to-image and "

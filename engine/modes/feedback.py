@@ -42,13 +42,17 @@ class Motion:
         identity pose (the same camera path a Deforum 3D run takes)."""
         use_scene = self.settings["camera_source"] == "SCENE" and all(r.get("camera") for r in self.records)
         self.use_scene = use_scene
-        # Deforum's units (translation / 200 per frame) assume its flat scene one unit in front of the camera; a
-        # scene camera's plane sits where the user puts it.
-        self.plane_distance = float(self.settings["plane_distance"]) if use_scene else 1.0
         if use_scene:
             self.path = warp.CameraPath.scene([r["camera"] for r in self.records], self.width, self.height)
         else:
             self.path = warp.CameraPath.deforum([r.get("motion", {}) for r in self.records], self.width, self.height)
+
+    def _plane(self, index: int) -> float:
+        """Frame `index`'s plane distance. Deforum's units (translation / 200 per frame) assume its flat scene one
+        unit in front of the camera; a scene camera's plane sits where the user puts it (keyable, per frame)."""
+        if not self.use_scene:
+            return 1.0
+        return float(self.records[index].get("motion", {}).get("plane_distance", self.settings["plane_distance"]))
 
     def _depth(self, index: int) -> np.ndarray | None:
         path = self.records[index].get("depth")
@@ -57,7 +61,7 @@ class Motion:
         depth = image_ops.read_depth(path)
         # Where the scene has no geometry (the world background), the plane stands in for it.
         empty = ~np.isfinite(depth) | (depth <= 0) | (depth >= warp.FAR_DEPTH)
-        return np.where(empty, self.plane_distance, depth).astype(np.float32)
+        return np.where(empty, self._plane(index), depth).astype(np.float32)
 
     def step(self, image: np.ndarray, index: int) -> np.ndarray:
         """Move `image`, which shows frame index-1, to frame `index`."""
@@ -78,7 +82,7 @@ class Motion:
                                        borderMode=warp.border_mode(self.border))
         warped, _valid = self.path.reproject(
             image, source, target, depth=self._depth(target) if self.use_scene else None,
-            depth_kind=self.settings["depth_kind"], plane_distance=self.plane_distance, border=self.border)
+            depth_kind=self.settings["depth_kind"], plane_distance=self._plane(target), border=self.border)
         return warped
 
 
