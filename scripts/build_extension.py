@@ -185,11 +185,19 @@ def _cp(tag: str) -> tuple[int, int]:
     return (int(tag[2]), int(tag[3:] or 0)) if tag.startswith("cp") and tag[2:].isdigit() else (9, 99)
 
 
-def stage(tmp: str, wheels: list[str], platforms: list[str], python: str) -> str:
-    """A copy of the extension whose manifest lists the wheels, the platforms and the Blender range for Python."""
+def copy_source(tmp: str) -> str:
+    """The extension's files without what a checkout gathers around them (venvs, the wheel cache, test and build
+    output), so a zip holds the same files on a developer's machine as on a clean clone."""
     staged = os.path.join(tmp, "keyframe_diffusion")
     shutil.copytree(ROOT, staged, ignore=shutil.ignore_patterns(
-        ".git", ".venv*", "build", "dist", "out", "wheels", "__pycache__", ".pytest_cache", "docs", "tests", "bench"))
+        ".git", ".venv*", "build", "dist", "out", "wheels", "__pycache__", ".pytest_cache", ".hypothesis", "docs",
+        "tests", "bench"))
+    return staged
+
+
+def stage(tmp: str, wheels: list[str], platforms: list[str], python: str) -> str:
+    """A copy of the extension whose manifest lists the wheels, the platforms and the Blender range for Python."""
+    staged = copy_source(tmp)
     os.makedirs(os.path.join(staged, "wheels"))
     for path in wheels:
         shutil.copy2(path, os.path.join(staged, "wheels"))
@@ -253,7 +261,8 @@ def main() -> None:
     blender_ext, tags = blender_tools()
     os.makedirs(args.output_dir, exist_ok=True)
     if args.flavour == "source":
-        build(ROOT, ["--output-dir", args.output_dir], blender_ext, tags)
+        with tempfile.TemporaryDirectory(prefix="kd-build-") as tmp:
+            build(copy_source(tmp), ["--output-dir", args.output_dir], blender_ext, tags)
         zips = sorted(glob.glob(os.path.join(args.output_dir, "keyframe_diffusion-*.zip")), key=os.path.getmtime)
         print(zips[-1])
         return

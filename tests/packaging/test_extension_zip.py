@@ -1,7 +1,10 @@
 """The extension's zip as scripts/build_extension.py builds it (the root conftest's `built_zip`): what goes in, what
 stays out. Installing it in Blender: tests/blender."""
 
+import subprocess
 import zipfile
+
+from common import ROOT
 
 
 def test_zip_holds_the_extension_and_nothing_else(built_zip):
@@ -13,3 +16,13 @@ def test_zip_holds_the_extension_and_nothing_else(built_zip):
     for part in ("model_index.json", "unet/diffusion_pytorch_model.safetensors", "tokenizer/tokenizer.json",
                  "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"):
         assert "engine/shapes/model/" + part in names, part
+
+
+def test_zip_holds_only_files_the_repository_tracks(built_zip):
+    # A checkout gathers untracked things (the wheel cache, hypothesis' database, venvs, test output): none may ship,
+    # so a zip built on a developer's machine holds what one built on a clean clone holds.
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                                 check=True).stdout.splitlines())
+    names = [n for n in zipfile.ZipFile(built_zip).namelist() if not n.endswith("/")]
+    assert [n for n in names if n not in tracked] == []
+    assert not [n for n in names if n.startswith("requirements/bpy") or n.startswith("requirements/bench")]
