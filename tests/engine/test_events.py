@@ -98,7 +98,14 @@ def test_the_worker_protocol_sends_well_formed_events(tiny_model_dir, tmp_path):
     commands = ["not json", json.dumps({"cmd": "dance"}), json.dumps({"cmd": "render", "plan": "/nowhere.json"}),
                 json.dumps({"cmd": "render", "plan": plan, "frames": None, "ray": None})]
     out = io.StringIO()
-    assert serve(Renderer().options, io.StringIO("\n".join(commands) + "\n"), out) == 0
+
+    def stdin():  # Blender keeps the pipe open while it waits: end of stdin would cancel the render
+        yield from (c + "\n" for c in commands)
+        deadline = time.time() + 300
+        while '"finished"' not in out.getvalue() and time.time() < deadline:
+            time.sleep(0.05)
+
+    assert serve(Renderer().options, stdin(), out) == 0
     sent = [check(json.loads(line)) for line in out.getvalue().splitlines()]
     assert sent[0]["event"] == "ready"
     errors = [e for e in sent if e["event"] == "error"]
@@ -129,7 +136,8 @@ def _fake_python(tmp_path, name: str, script: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("script, code, words", [("echo 'no torch here' >&2\nsleep 0.5\nexit 3\n", 3, "no torch here"),
+@pytest.mark.parametrize("script, code, words", [("echo 'no torch here' >&2\nsleep 0.5\nexit 3\n", 3,
+                                                   "exited with code 3\nno torch here"),
                                                   ("exit 0\n", 0, "")])
 def test_the_worker_clients_exit_event(tmp_path, script, code, words):
     from engine_link.worker_client import WorkerClient
