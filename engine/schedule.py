@@ -116,6 +116,9 @@ MAX_NESTING = 100
 # quadratically on long runs of digits after a '.' (4,000 digits: 1.7 s), and its compiler recurses once per
 # operator (a few hundred terms exhaust Python's stack anyway).
 MAX_EXPRESSION = 1000
+# numexpr compiles each different expression (about a millisecond): a schedule of 11,000 different expressions took
+# 12 s. Repeats of one expression cost nothing extra (they are evaluated together).
+MAX_EXPRESSIONS = 500
 
 
 class ScheduleError(ValueError):
@@ -189,14 +192,29 @@ def _numexpr() -> Any:
 
 
 def _function_names() -> tuple[str, ...]:
-    return tuple(sorted(_numexpr().expressions.functions))
+    return _sorted_functions(_numexpr())
+
+
+@functools.lru_cache(maxsize=4)  # per module object: checked once per schedule, not once per key
+def _sorted_functions(numexpr: Any) -> tuple[str, ...]:
+    return tuple(sorted(numexpr.expressions.functions))
+
+
+@functools.lru_cache(maxsize=16)
+def _known_names(allowed: tuple[str, ...], functions: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(allowed) | frozenset(_CONSTANTS) | frozenset(functions)
+
+
+# The scanners step over runs of characters with regexes (C speed) rather than one Python iteration per character, so
+# a 100,000-character schedule is read in milliseconds. re's \s is str.isspace().
+_WS = re.compile(r"\s*")
+_DIGITS = re.compile(r"[0-9]*")  # ASCII only, as _is_digit
+_PARENS = re.compile(r"[()]")
+_FRAME_STOPS = re.compile(r"[():,]")
 
 
 def _skip_ws(text: str, i: int) -> int:
-    n = len(text)
-    while i < n and text[i].isspace():
-        i += 1
-    return i
+    return _WS.match(text, i).end()
 
 
 def _is_digit(c: str) -> bool:
@@ -216,10 +234,11 @@ def _partners(value: str) -> dict[int, int]:
     """Each matched '(' index -> its ')' index, in one pass."""
     stack: list[int] = []
     out: dict[int, int] = {}
-    for i, c in enumerate(value):
-        if c == "(":
+    for match in _PARENS.finditer(value):
+        i = match.start()
+        if value[i] == "(":
             stack.append(i)
-        elif c == ")" and stack:
+        elif stack:
             out[stack.pop()] = i
     return out
 
@@ -272,7 +291,7 @@ def _check_names(text: str, expr: str, offset: int, allowed: Sequence[str], what
     if not found:
         return set()
     functions = _function_names()
-    known = set(allowed) | set(_CONSTANTS) | set(functions)
+    known = _known_names(tuple(allowed), functions)
     for name, at in found:
         if name not in known:
             listing = ", ".join(allowed) + ", " + ", ".join(_CONSTANTS) + " and the functions " + ", ".join(functions)
@@ -320,7 +339,9 @@ class _ConstantTooLarge(OverflowError):
 @functools.lru_cache(maxsize=256)  # per-frame evaluation (reductions) checks one expression once per frame
 def _guard_constants(expr: str) -> None:
     try:
-        tree = ast.parse(expr, mode="eval")  # parsing only; nothing is evaluated
+        with warnings.catch_warnings():  # SyntaxWarning for 1if and the like; numexpr judges the text
+            warnings.simplefilter("ignore")
+            tree = ast.parse(expr, mode="eval")  # parsing only; nothing is evaluated
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return  # numexpr compiles it the same way and reports it
     bits: dict[int, float | None] = {}
@@ -442,19 +463,16 @@ def _too_deep(text: str, position: int) -> ScheduleError:
 def _match_paren(text: str, open_pos: int) -> int:
     """Index of the ')' closing the '(' at open_pos."""
     stack = [open_pos]
-    i = open_pos + 1
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "(":
+    for match in _PARENS.finditer(text, open_pos + 1):
+        i = match.start()
+        if text[i] == "(":
             stack.append(i)
             if len(stack) > MAX_NESTING:
                 raise _too_deep(text, i)
-        elif c == ")":
+        else:
             stack.pop()
             if not stack:
                 return i
-        i += 1
     raise _error(text, stack[-1], "this '(' is never closed")
 
 
@@ -475,27 +493,25 @@ def _scan_frame(text: str, i: int) -> tuple[str, int, int, bool]:
             raise _error(text, after, f"expected ':' after frame {_short(text[i:end + 1])[1:-1]}")
         return text[i + 1:end], i + 1, after + 1, False
     if _is_digit(c):
-        j = i
-        while j < n and _is_digit(text[j]):
-            j += 1
+        j = _DIGITS.match(text, i).end()
         k = _skip_ws(text, j)
         if k < n and text[k] == ":":
             return text[i:j], i, k + 1, True
         if k >= n or text[k] in "(),":
             raise _error(text, k, f"expected ':' after frame {_short(text[i:j])[1:-1]}")
         # otherwise a bare expression that starts with a number (1.5, 2*max_f): read it below
-    j = i
-    depth = 0
-    while j < n and text[j] not in ":,":
-        if text[j] == "(":
-            depth += 1
-            if depth > MAX_NESTING:
-                raise _too_deep(text, j)
-        elif text[j] == ")":
-            depth -= 1
-            if depth < 0:
-                raise _error(text, j, "unexpected ')'")
-        j += 1
+    j, depth = n, 0
+    for match in _FRAME_STOPS.finditer(text, i):
+        j = match.start()
+        if text[j] in ":,":
+            break
+        depth += 1 if text[j] == "(" else -1
+        if depth > MAX_NESTING:
+            raise _too_deep(text, j)
+        if depth < 0:
+            raise _error(text, j, "unexpected ')'")
+    else:
+        j = n
     if j >= n or text[j] == ",":
         raise _error(text, j, f"expected ':' after frame {_short(text[i:j].strip())}")
     if depth:
@@ -542,10 +558,13 @@ def parse_keyframes(text: str, max_frames: int | None = None, seed: int = 0) -> 
     if i >= n:
         raise ScheduleError("position 0: the schedule is empty; write at least one key such as 0:(1.0)", text, 0)
     keys: list[Key] = []
+    seen: set[str] = set()  # different expressions, frames' and values'
     while True:
         start = i
         raw, raw_pos, i, literal = _scan_frame(text, i)
         frame, frame_expr = _frame_value(text, raw, raw_pos, literal, max_frames, seed)
+        if frame_expr is not None:
+            _count_expression(text, seen, "frame " + frame_expr, raw_pos)
         label = _short(frame_expr)[1:-1] if frame_expr is not None else str(frame)
         i = _skip_ws(text, i)
         if i >= n or text[i] != "(":
@@ -572,7 +591,15 @@ def parse_keyframes(text: str, max_frames: int | None = None, seed: int = 0) -> 
     for key in keys:  # names are checked after the syntax so a syntax error is reported first
         if key.number is None:
             _check_names(text, key.value, key.value_position, VALUE_NAMES, f"the value of frame {key.frame}")
+            _count_expression(text, seen, _clean(key.value), key.value_position)
     return keys
+
+
+def _count_expression(text: str, seen: set[str], expr: str, position: int) -> None:
+    seen.add(expr)
+    if len(seen) > MAX_EXPRESSIONS:
+        raise _error(text, position, f"more than {MAX_EXPRESSIONS} different expressions in one schedule; write "
+                                     "plain numbers for per-frame values")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -606,8 +633,8 @@ def _resolve(text: str, keys: list[Key], max_frames: int) -> tuple[list[Key], li
     return resolved, warns
 
 
-def _eval_span(text: str, key: Key, start: int, end: int, max_frames: int, seed: int) -> np.ndarray:
-    """The expression of key at frames start..end-1, as finite float64."""
+def _eval_span(text: str, key: Key, frames: np.ndarray, max_frames: int, seed: int) -> np.ndarray:
+    """The expression of key at the given frames, as float64 (finite or not: see _check_finite)."""
     expr = _clean(key.value)
     used = {name for name, _ in _names(expr)}
     # Every name is float64: numexpr's int64 arithmetic wraps around silently (2**t, s**s**s) and gives 0 for t % 0
@@ -617,10 +644,10 @@ def _eval_span(text: str, key: Key, start: int, end: int, max_frames: int, seed:
         local["max_f"] = float(max_frames - 1)
     if "s" in used:
         local["s"] = _seed(seed)
-    frames = np.arange(start, end, dtype=np.float64)
+    count = frames.size
     try:
         if used & _REDUCTIONS:
-            out = np.empty(end - start, dtype=np.float64)
+            out = np.empty(count, dtype=np.float64)
             for idx, frame in enumerate(frames):
                 local["t"] = float(frame)
                 real = _as_real(_numexpr_evaluate(expr, local))
@@ -633,24 +660,42 @@ def _eval_span(text: str, key: Key, start: int, end: int, max_frames: int, seed:
             if real is None:
                 raise _error(text, key.value_position, f"the value of frame {key.frame} is not a real number")
             if real.ndim == 0:
-                real = np.full(end - start, float(real))
-            if real.shape != (end - start,):
+                real = np.full(count, float(real))
+            if real.shape != (count,):
                 raise _error(text, key.value_position, f"the value of frame {key.frame} is not one number per frame")
             out = real
     except ScheduleError:
         raise
     except ZeroDivisionError:  # numexpr folds constants (1 % 0) with Python numbers
         raise _error(text, key.value_position,
-                     f"the value at frame {start} divides by zero ({_short(key.value)})") from None
+                     f"the value at frame {key.frame} divides by zero ({_short(key.value)})") from None
     except Exception as exc:  # numexpr's own errors: syntax, types, reductions, ...
         raise _error(text, key.value_position,
                      f"cannot evaluate {_short(key.value)} (frame {key.frame}): {_why(exc)}") from None
-    bad = np.flatnonzero(~np.isfinite(out))
-    if bad.size:
-        frame = start + int(bad[0])
-        raise _error(text, key.value_position,
-                     f"the value at frame {frame} is {out[bad[0]]} ({_short(key.value)}){_NON_FINITE}")
     return out
+
+
+def _check_finite(text: str, key: Key, span: np.ndarray) -> np.ndarray:
+    """span: the key's values from its own frame on."""
+    bad = np.flatnonzero(~np.isfinite(span))
+    if bad.size:
+        frame = key.frame + int(bad[0])
+        raise _error(text, key.value_position,
+                     f"the value at frame {frame} is {span[bad[0]]} ({_short(key.value)}){_NON_FINITE}")
+    return span
+
+
+def _spans_of(text: str, key: Key, members: list[tuple[Key, int]], max_frames: int,
+              seed: int) -> dict[int, np.ndarray]:
+    """The spans of every key with key's expression (members: (key, end) pairs), from one evaluation, by frame.
+
+    A schedule that repeats one expression over thousands of keys costs one numexpr call, not thousands; the values
+    are the same, as every numexpr function but the reductions (evaluated frame by frame anyway) is elementwise.
+    """
+    frames = np.concatenate([np.arange(k.frame, end, dtype=np.float64) for k, end in members])
+    out = _eval_span(text, key, frames, max_frames, seed)
+    bounds = np.cumsum([0] + [end - k.frame for k, end in members]).tolist()
+    return {k.frame: out[a:b] for (k, _), a, b in zip(members, bounds[:-1], bounds[1:])}
 
 
 def _compute(text: str, max_frames: int, seed: int) -> tuple[np.ndarray, list[Key], list[int], list[str]]:
@@ -660,11 +705,18 @@ def _compute(text: str, max_frames: int, seed: int) -> tuple[np.ndarray, list[Ke
     resolved, warns = _resolve(text, keys, max_frames)
     ends = [k.frame for k in resolved[1:]] + [max_frames]
     values = np.full(max_frames, np.nan)
+    groups: dict[str, list[tuple[Key, int]]] = {}
     for key, end in zip(resolved, ends):
+        if key.number is None:
+            groups.setdefault(_clean(key.value), []).append((key, end))
+    spans: dict[int, np.ndarray] = {}
+    for key, end in zip(resolved, ends):  # in frame order, so the first bad frame is the one reported
         if key.number is not None:
             values[key.frame] = key.number
-        else:
-            values[key.frame:end] = _eval_span(text, key, key.frame, end, max_frames, seed)
+            continue
+        if key.frame not in spans:  # the first key of its expression
+            spans.update(_spans_of(text, key, groups[_clean(key.value)], max_frames, seed))
+        values[key.frame:end] = _check_finite(text, key, spans.pop(key.frame))
     known = np.flatnonzero(~np.isnan(values))
     if known.size < max_frames:
         # hold before the first and after the last known value; linear between (pandas' "linear", both directions)

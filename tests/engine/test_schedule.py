@@ -73,6 +73,7 @@ REALISTIC = [
     ("0:(0), 1:(1)", 1, 0),
     ("0:(0), 1:(1)", 2, 0),
     ("0:(t)", 1, 0),
+    ("0:(t%3), 4:(2), 6:(t%3), 9:(max(t)), 12:(max(t)), 15:(t%3)", 20, 0),  # repeats are evaluated together
 ]
 
 
@@ -653,3 +654,20 @@ def test_seed_must_fit():
         S.evaluate("0:(s)", 2, seed=2**70)
     with pytest.raises(ScheduleError, match="seed"):
         S.evaluate("0:(s)", 2, seed="x")
+
+
+def test_different_expressions_are_bounded():
+    # each different expression costs numexpr a compile: 11,000 of them took 12 s; repeats are evaluated together
+    many = ", ".join(f"{i}:(t+{i})" for i in range(S.MAX_EXPRESSIONS + 1))
+    err, elapsed = _refused(many, 1000)
+    assert err.position == many.rindex("t+") and f"more than {S.MAX_EXPRESSIONS} different" in str(err)
+    assert elapsed < 1.0
+    frames = ", ".join(f'"max_f-{i}":(1)' for i in range(S.MAX_EXPRESSIONS + 1))
+    err, _ = _refused(frames, 1000)
+    assert f"more than {S.MAX_EXPRESSIONS} different" in str(err)
+    values, _ = S.evaluate(", ".join(f"{i}:(t+{i % S.MAX_EXPRESSIONS})" for i in range(1000)), 1000)
+    np.testing.assert_array_equal(values, np.arange(1000) + np.arange(1000) % S.MAX_EXPRESSIONS)
+    start = time.perf_counter()
+    values, _ = S.evaluate(", ".join(f"{i}:(sin(t))" for i in range(10_000)), 10_000)  # one expression, 10,000 keys
+    assert time.perf_counter() - start < 1.0  # 10,000 numexpr calls took about 4.5 s
+    np.testing.assert_allclose(values, np.sin(np.arange(10_000)))
