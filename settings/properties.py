@@ -16,6 +16,8 @@ from bpy.props import (
 from . import compat
 from ..engine import vocabulary as vocab
 from ..engine.plan import EMBEDDED_MODEL
+from ..engine.plan import (CONTROL_RANGES, FRAME_RANGES, IMAGE_RANGES, LORA_RANGES, MOTION_RANGES, PROMPT_RANGES,
+                           UPSCALE_RANGES)
 
 PATH_OPTIONS = compat.path_options()  # '//' (relative to the .blend) paths are welcome in these
 
@@ -55,6 +57,12 @@ ONE_VALUE = "Not animatable: the engine uses one value for the whole render"
 
 
 
+def _bounds(limits) -> dict:
+    """A property's hard min and max: the plan's range for its field, so Blender never lets a user set a value the
+    engine refuses (engine/plan.py)."""
+    return {"min": limits.low, "max": limits.high}
+
+
 def enum_items(choices: tuple[vocab.Choice, ...]) -> list[tuple[str, str, str]]:
     """EnumProperty items from one of the engine's vocabularies: the enum is the engine's list, never a copy."""
     return [tuple(choice) for choice in choices]
@@ -73,6 +81,7 @@ class KD_PromptKey(bpy.types.PropertyGroup):
         description="How much of this prompt is in the frame; keyframed to crossfade between prompts",
         default=1.0,
         min=0.0,
+        max=PROMPT_RANGES["weight"].high,
         soft_max=1.0,
     )
     seed: IntProperty(name="Seed", description="Seed of this prompt's starting noise", default=0, min=0)
@@ -138,7 +147,7 @@ class KD_ControlUnit(bpy.types.PropertyGroup):
     preprocessor: EnumProperty(options=FIXED, name="Preprocessor", items=CONTROL_PREPROCESSORS, default="NONE",
                                description="Applied to render, init and strip images (passes need none)")
     strip: StringProperty(name="Strip", description="Image or movie strip that gives the conditioning images")
-    scale: FloatProperty(name="Scale", default=1.0, min=0.0, soft_max=2.0,
+    scale: FloatProperty(name="Scale", default=1.0, min=0.0, max=CONTROL_RANGES["scale"].high, soft_max=2.0,
                          description="Conditioning scale (animatable)")
     start: FloatProperty(name="Start", default=0.0, min=0.0, max=1.0, subtype="FACTOR",
                          description="Share of the denoising steps before the unit starts (animatable)")
@@ -151,6 +160,7 @@ class KD_Lora(bpy.types.PropertyGroup):
     path: StringProperty(name="LoRA", subtype="FILE_PATH", options=PATH_OPTIONS,
                          description="LoRA weights (.safetensors)")
     scale: FloatProperty(options=FIXED, name="Scale", default=1.0, soft_min=-1.0, soft_max=2.0,
+                         **_bounds(LORA_RANGES["scale"]),
                          description="Weight of the adapter. " + ONE_VALUE + " (LoRAs are weighted once per render)")
 
 
@@ -170,6 +180,7 @@ class KD_Settings(bpy.types.PropertyGroup):
         name="Depth", default="SCENE",
         items=enum_items(vocab.DEPTH_SOURCES))
     plane_distance: FloatProperty(name="Plane Distance", default=10.0, min=0.001, soft_max=1000.0, unit="LENGTH",
+                                  max=MOTION_RANGES["plane_distance"].high,
                                   description="3D: distance of the plane that stands in for the world background "
                                   "(and for everything when Depth is Plane)")
     init_source: EnumProperty(
@@ -211,7 +222,7 @@ class KD_Settings(bpy.types.PropertyGroup):
                         description="Frame height in pixels, a multiple of 8. " + ONE_VALUE)
     steps: IntProperty(name="Steps", description="Denoising steps (animatable)", default=4, min=1, max=200)
     guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale (animatable)",
-                            default=7.5, min=0.0, soft_max=20.0)
+                            default=7.5, min=0.0, soft_max=20.0, max=FRAME_RANGES["guidance"].high)
     strength: FloatProperty(
         name="Strength",
         description="How much of each frame is diffused again: 0 keeps the init frame, 1 ignores it (diffusers' "
@@ -232,43 +243,43 @@ class KD_Settings(bpy.types.PropertyGroup):
     # Motion (feedback mode), per frame, with Deforum's names, units and meaning so schedules import one to one.
     motion_mode: EnumProperty(options=FIXED, name="Motion", items=enum_items(vocab.MOTION_MODES), default="2D")
     zoom: FloatProperty(
-        name="Zoom", default=1.0, soft_min=0.5, soft_max=2.0,
+        name="Zoom", default=1.0, soft_min=0.5, soft_max=2.0, min=0.001, max=MOTION_RANGES["zoom"].high,
         description="Scale per frame, 1 = still, above 1 moves in (animatable)",
     )
     angle: FloatProperty(
-        name="Angle", default=0.0,
+        name="Angle", default=0.0, **_bounds(MOTION_RANGES["angle"]),
         description="Rotation per frame in degrees, positive is counter-clockwise (animatable)",
     )
     translation_x: FloatProperty(
-        name="Translation X", default=0.0,
+        name="Translation X", default=0.0, **_bounds(MOTION_RANGES["translation_x"]),
         description="2D: pixels per frame, positive moves the image right; 3D: Deforum units per frame (animatable)",
     )
     translation_y: FloatProperty(
-        name="Translation Y", default=0.0,
+        name="Translation Y", default=0.0, **_bounds(MOTION_RANGES["translation_y"]),
         description="2D: pixels per frame, positive moves the image down (Deforum's sign); 3D: units (animatable)",
     )
     translation_z: FloatProperty(
-        name="Translation Z", default=0.0,
+        name="Translation Z", default=0.0, **_bounds(MOTION_RANGES["translation_z"]),
         description="3D: units per frame towards the view (animatable)",
     )
     transform_center_x: FloatProperty(
-        name="Center X", default=0.5,
+        name="Center X", default=0.5, **_bounds(MOTION_RANGES["transform_center_x"]),
         description="2D rotation and zoom centre, 0-1 of the width (animatable)",
     )
     transform_center_y: FloatProperty(
-        name="Center Y", default=0.5,
+        name="Center Y", default=0.5, **_bounds(MOTION_RANGES["transform_center_y"]),
         description="2D rotation and zoom centre, 0-1 of the height (animatable)",
     )
     rotation_3d_x: FloatProperty(
-        name="Rotation X", default=0.0,
+        name="Rotation X", default=0.0, **_bounds(MOTION_RANGES["rotation_3d_x"]),
         description="3D: degrees per frame about X (animatable)",
     )
     rotation_3d_y: FloatProperty(
-        name="Rotation Y", default=0.0,
+        name="Rotation Y", default=0.0, **_bounds(MOTION_RANGES["rotation_3d_y"]),
         description="3D: degrees per frame about Y (animatable)",
     )
     rotation_3d_z: FloatProperty(
-        name="Rotation Z", default=0.0,
+        name="Rotation Z", default=0.0, **_bounds(MOTION_RANGES["rotation_3d_z"]),
         description="3D: degrees per frame about Z (animatable)",
     )
     fov: FloatProperty(
@@ -287,11 +298,11 @@ class KD_Settings(bpy.types.PropertyGroup):
         default=False,
     )
     noise: FloatProperty(
-        name="Noise", default=0.02, min=0.0, soft_max=1.0,
+        name="Noise", default=0.02, min=0.0, soft_max=1.0, max=IMAGE_RANGES["noise"].high,
         description="Noise added to the previous frame before img2img (animatable)",
     )
     contrast: FloatProperty(
-        name="Contrast", default=1.0, min=0.0, soft_max=2.0,
+        name="Contrast", default=1.0, min=0.0, soft_max=2.0, max=IMAGE_RANGES["contrast"].high,
         description="Contrast applied to the previous frame, 1 = unchanged (animatable)",
     )
     color_coherence: EnumProperty(options=FIXED, name="Color Coherence",
@@ -302,7 +313,7 @@ class KD_Settings(bpy.types.PropertyGroup):
         description="How much of the colour match is applied, 0-1 (animatable)",
     )
     coherence_scale: FloatProperty(
-        name="Latent Coherence", default=0.0, min=0.0, soft_max=1000.0,
+        name="Latent Coherence", default=0.0, min=0.0, soft_max=1000.0, max=IMAGE_RANGES["coherence_scale"].high,
         description="Pull of the latents towards the previous frame's, 0 = off (animatable)",
     )
     coherence_alpha: FloatProperty(
@@ -469,6 +480,7 @@ class KD_Settings(bpy.types.PropertyGroup):
                                name="Steps", default=20, min=1, max=200,
                                description="Upscaler denoising steps. " + ONE_VALUE)
     upscale_guidance: FloatProperty(options=FIXED, name="Guidance", default=9.0, min=0.0, soft_max=20.0,
+                                    max=UPSCALE_RANGES["guidance"].high,
                                     description="Upscaler guidance scale (0 for the latent upscaler). " + ONE_VALUE)
     upscale_noise_level: IntProperty(options=FIXED, name="Noise Level", default=20, min=0, max=350,
                                      description="x4 upscaler: noise added to the low-resolution frame (more "
