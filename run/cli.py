@@ -75,7 +75,8 @@ def main(argv: list[str]) -> int:
             print(f"keyframe_diffusion: imported {args.file}; not imported (no counterpart): {len(ignored)} keys"
                   + (f" ({', '.join(ignored[:12])}{', ...' if len(ignored) > 12 else ''})" if ignored else ""))
         elif args.command == "export-deforum":
-            schedules.write_settings_file(scene, args.file)
+            for note in schedules.write_settings_file(scene, args.file):
+                print(f"keyframe_diffusion: warning: not exported: {note}")
             print(f"keyframe_diffusion: wrote {args.file}")
         elif args.command == "bake":
             path, plan = write_plan(scene, args.output, args.model)

@@ -381,6 +381,10 @@ def test_cli_imports_and_exports_deforum_settings(scene, extension, tmp_path, ca
     out = tmp_path / "back.json"
     assert extension.run.cli.main(["export-deforum", str(out)]) == 0
     assert json.loads(out.read_text())["angle"] == "0:(0), 6:(2)"
+    capsys.readouterr()
+    scene.keyframe_diffusion.mode = "CLIP"  # Deforum has no clip mode: the command says what it left out
+    assert extension.run.cli.main(["export-deforum", str(out)]) == 0
+    assert "warning: not exported: " in capsys.readouterr().out
     path.write_text('{"max_frames": 50, "W": 256, "zoom": "0:(1), 5:(sin(q))"}')
     assert extension.run.cli.main(["import-deforum", str(path)]) == 1
     assert "zoom: position 14: unknown name 'q'" in capsys.readouterr().err
