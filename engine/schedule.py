@@ -46,16 +46,17 @@ and a message ``position N: what is wrong, near "excerpt"``. The decisions, case
   which numexpr uses, stops at 200; the check keeps parsing linear however deep the text goes.
 * a frame beyond ``MAX_FRAME`` (1048574, Blender's last frame), with any number of digits, or a frame expression
   beyond -1048574..1048574: error at the frame. ``max_frames`` lies within 1..1048575.
-* an expression longer than ``MAX_EXPRESSION`` (1000) characters: error (numexpr's compiler and safety check slow
-  down quadratically beyond that).
+* an expression longer than ``MAX_EXPRESSION`` (1000) characters, or more than ``MAX_EXPRESSIONS`` (500) different
+  expressions in one schedule: error (numexpr's compiler and safety check slow down quadratically in the length, and
+  it compiles each different expression). Repeats of one expression are evaluated together, in one call.
 
-Expressions are evaluated once per key, vectorised over the key's span, in float64: ``t``, ``max_f`` and ``s`` are
-float64 (exact for any frame and any seed up to 2**53). Deforum passes them as integers, and numexpr's int64
-arithmetic wraps around (``2**t`` at t = 64 is 0) and gives 0 for ``t % 0`` and ``t // 0``; here those become inf or
-nan and are refused, as ``1 % 0`` (folded by Python) always was. The one cost: bitwise operators (``&``, ``|``,
-``~``, ``<<``, ``>>``) work on comparisons only (``(t > 5) & (t < 9)``), not on numbers. A constant result
-is broadcast. Reductions would see the whole span instead of one frame, so an expression that uses one is evaluated
-frame by frame instead, as Deforum does.
+Expressions are evaluated once per different expression, vectorised over the spans of its keys, in float64: ``t``,
+``max_f`` and ``s`` are float64 (exact for any frame and any seed up to 2**53). Deforum passes them as integers, and
+numexpr's int64 arithmetic wraps around (``2**t`` is -2**63 from t = 63 on) and gives 0 for ``t % 0`` and
+``t // 0``; here those become inf or nan and are refused, as ``1 % 0`` (folded by Python) always was. The one cost:
+bitwise operators (``&``, ``|``, ``~``, ``<<``, ``>>``) work on comparisons only (``(t > 5) & (t < 9)``), not on
+numbers. A constant result is broadcast. Reductions would see the whole span instead of one frame, so an expression
+that uses one is evaluated frame by frame instead, as Deforum does.
 
 One rule is deliberately not Deforum's: Deforum counts a value as a number only if it matches ``[+-]?digits[.digits]``
 exactly, so ``1e-3`` or ``( 1.0 )`` (spaces inside) are "expressions" there and hold over their span instead of

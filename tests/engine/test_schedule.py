@@ -618,7 +618,7 @@ def test_every_non_finite_value_is_refused(text, seed, frame, shown):
 
 def test_big_values_are_exact_not_wrapped():
     values, _ = S.evaluate("0:(2**t)", 1024)
-    assert values[63] == 2.0**63 and values[64] == 2.0**64 and values[1023] == 2.0**1023  # int64 gave 0 from 64 on
+    assert values[63] == 2.0**63 and values[64] == 2.0**64 and values[1023] == 2.0**1023  # int64 gave -2**63 from 63 on
     np.testing.assert_array_equal(S.evaluate("0:(s*s*s*s*s)", 2, seed=2**20)[0], 2.0**100)  # was 0
     np.testing.assert_array_equal(S.evaluate("0:(s % 7), 1:(-s // 7)", 2, seed=-1)[0], [6, 0])  # Python's rounding
     err, _ = _refused("0:(2**1024 * t)")  # a constant beyond 64 bits: said so, not a bare OverflowError
