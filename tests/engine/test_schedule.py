@@ -487,10 +487,10 @@ def test_fuzz_frequencies(text):
 
 def _refused(text, max_frames=10, seed=0, **kw):
     """The ScheduleError evaluate raises for text, checked to name a position inside it, and the seconds it took."""
-    start = time.process_time()
+    start = time.thread_time()
     with pytest.raises(ScheduleError) as info:
         S.evaluate(text, max_frames, seed, **kw)
-    elapsed = time.process_time() - start
+    elapsed = time.thread_time() - start
     err = info.value
     assert err.position is not None and 0 <= err.position <= len(text) and err.text == text
     assert str(err).startswith(f"position {err.position}: ")
@@ -524,10 +524,10 @@ def test_nesting_up_to_the_limit_is_read():
 def test_unwrap_is_linear():
     # the layers of a value such as ((((1)))) are peeled against one table of matches, not by rescanning each layer
     # (10,000 layers: about 20 s before)
-    start = time.process_time()
+    start = time.thread_time()
     assert S._unwrap("(" * 10_000 + " '1.5' " + ")" * 10_000) == "1.5"
     assert S._unwrap("((1)+(2))") == "(1)+(2)" and S._unwrap("(1)+(2)") == "(1)+(2)"
-    assert time.process_time() - start < 1.0
+    assert time.thread_time() - start < 1.0
 
 
 def test_long_digit_runs_are_read_in_linear_time():
@@ -667,7 +667,7 @@ def test_different_expressions_are_bounded():
     assert f"more than {S.MAX_EXPRESSIONS} different" in str(err)
     values, _ = S.evaluate(", ".join(f"{i}:(t+{i % S.MAX_EXPRESSIONS})" for i in range(1000)), 1000)
     np.testing.assert_array_equal(values, np.arange(1000) + np.arange(1000) % S.MAX_EXPRESSIONS)
-    start = time.process_time()
+    start = time.thread_time()
     values, _ = S.evaluate(", ".join(f"{i}:(sin(t))" for i in range(10_000)), 10_000)  # one expression, 10,000 keys
-    assert time.process_time() - start < 1.0  # 10,000 numexpr calls took about 4.5 s
+    assert time.thread_time() - start < 1.0  # 10,000 numexpr calls took about 4.5 s
     np.testing.assert_allclose(values, np.sin(np.arange(10_000)))
