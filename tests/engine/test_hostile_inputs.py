@@ -28,6 +28,8 @@ from engine import plan as plan_mod
 from engine.audio import AudioError
 from engine.plan import PlanError
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")  # tests/engine/conftest.py: CPU-time bounds
+
 sf = pytest.importorskip("soundfile")
 
 # A generous bound for one example: the defects these tests guard against took minutes (or a 7 TiB allocation).

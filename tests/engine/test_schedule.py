@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from engine import schedule as S
 from engine.schedule import PromptKey, ScheduleError
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")  # tests/engine/conftest.py: CPU-time bounds
+
 FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from engine import schedule as S
 from engine.schedule import ScheduleError
 
+pytestmark = pytest.mark.usefixtures("frozen_heap")  # tests/engine/conftest.py: CPU-time bounds
+
 # A generous bound for one parse + evaluation: the pathological inputs this guards against took 12 s to minutes.
 # Measured in this thread's CPU time, so neither a busy machine (CI's two cores) nor another thread of the test process
 # makes a fast input look slow (in the full suite a 0.1 s parse read 1.4 s of process time); hypothesis' explain phase
