@@ -39,17 +39,22 @@ class KD_OT_audio_link_add(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     strip: StringProperty(name="Sound Strip", description="Name of the sound strip (empty: use the file)")
-    filepath: StringProperty(name="Audio File", subtype="FILE_PATH")
-    id_type: StringProperty(name="Data", default="scenes")
+    filepath: StringProperty(name="Audio File", subtype="FILE_PATH",
+                             description="Audio file to analyse (used when no sound strip is named)")
+    id_type: StringProperty(name="Data", default="scenes", description="bpy.data collection of the animated ID")
     id_name: StringProperty(name="ID", description="Empty: this scene")
     data_path: StringProperty(name="Property", default="keyframe_diffusion.zoom",
                               description="Path from the ID, e.g. keyframe_diffusion.prompts[1].weight")
-    index: IntProperty(name="Index", default=0, min=0)
-    feature: EnumProperty(name="Feature", items=AUDIO_FEATURES, default="onset")
-    part: EnumProperty(name="Part", items=AUDIO_PARTS, default="full")
-    shape: EnumProperty(name="Shape", items=AUDIO_SHAPES, default="pulse")
-    low: FloatProperty(name="Low", default=0.0)
-    high: FloatProperty(name="High", default=1.0)
+    index: IntProperty(name="Index", default=0, min=0,
+                       description="Component of a vector property (0 for a single value)")
+    feature: EnumProperty(name="Feature", items=AUDIO_FEATURES, default="onset",
+                          description="What of the sound drives the value")
+    part: EnumProperty(name="Part", items=AUDIO_PARTS, default="full",
+                       description="Which part of the sound is analysed: all of it, or its drums or tones alone")
+    shape: EnumProperty(name="Shape", items=AUDIO_SHAPES, default="pulse",
+                        description="How the analysed sound becomes the curve of keys")
+    low: FloatProperty(name="Low", default=0.0, description="Value at silence (ramp: at the start)")
+    high: FloatProperty(name="High", default=1.0, description="Value at the loudest frame (ramp: at the end)")
 
     def invoke(self, context, event):
         if not self.strip:
@@ -98,7 +103,8 @@ class KD_OT_audio_apply(bpy.types.Operator):
     bl_label = "Apply Audio"
     bl_options = {"REGISTER", "UNDO"}
 
-    all: BoolProperty(name="All Links", default=False)
+    all: BoolProperty(name="All Links", default=False,
+                      description="Re-apply every audio link, not only the active one")
     changed_only: BoolProperty(name="Only Changed", description="With All Links: only the links whose strip moved or "
                                "was trimmed, or whose settings changed", default=False)
 
@@ -144,16 +150,20 @@ class KD_OT_audio_markers(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     strip: StringProperty(name="Sound Strip", description="Name of the sound strip (empty: use the file)")
-    filepath: StringProperty(name="Audio File", subtype="FILE_PATH")
-    events: EnumProperty(name="Events", items=[("onsets", "Onsets", "Every detected hit"),
-                                               ("beats", "Beats", "The beat grid of the tempo tracker")],
+    filepath: StringProperty(name="Audio File", subtype="FILE_PATH",
+                             description="Audio file to analyse (used when no sound strip is named)")
+    events: EnumProperty(name="Events", description="Which moments of the sound become markers",
+                         items=[("onsets", "Onsets", "Every detected hit"),
+                                ("beats", "Beats", "The beat grid of the tempo tracker")],
                          default="onsets")
-    part: EnumProperty(name="Part", items=AUDIO_PARTS, default="percussive")
-    fmin: FloatProperty(name="Low Hz", default=0.0, min=0.0)
-    fmax: FloatProperty(name="High Hz", default=0.0, min=0.0)
+    part: EnumProperty(name="Part", items=AUDIO_PARTS, default="percussive",
+                       description="Which part of the sound is analysed: all of it, or its drums or tones alone")
+    fmin: FloatProperty(name="Low Hz", default=0.0, min=0.0, description="Band low edge (0: from 0 Hz)")
+    fmax: FloatProperty(name="High Hz", default=0.0, min=0.0, description="Band high edge (0: up to Nyquist)")
     prompts_every: IntProperty(name="Prompt Keys Every", default=0, min=0,
                                description="Move the prompt keys onto every Nth event (0: leave them)")
-    transition: EnumProperty(name="Transition", items=TRANSITION_ITEMS, default="LINEAR")
+    transition: EnumProperty(name="Transition", items=TRANSITION_ITEMS, default="LINEAR",
+                             description="Shape of the crossfade between neighbouring prompts")
 
     def invoke(self, context, event):
         if not self.strip:

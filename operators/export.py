@@ -65,7 +65,8 @@ class KD_OT_export(bpy.types.Operator):
     bl_label = "Export Animation"
 
     format: EnumProperty(name="Format", items=[("MP4", "MP4", "H.264 with the Sequencer's sound"),
-                                               ("GIF", "GIF", "Looping GIF")], default="MP4")
+                                               ("GIF", "GIF", "Looping GIF")], default="MP4",
+                          description="File format of the exported animation")
     filepath: StringProperty(name="File", description="Where to write (default: the output folder)",
                              default="", subtype="FILE_PATH")
 

@@ -64,7 +64,8 @@ class KD_OT_generate(bpy.types.Operator):
     bl_idname = "keyframe_diffusion.generate"
     bl_label = "Generate"
 
-    current_frame: BoolProperty(name="Current Frame Only", default=False)
+    current_frame: BoolProperty(name="Current Frame Only", default=False,
+                                description="Render only the frame under the playhead")
     frames: StringProperty(name="Frames", description="A-B: render only these frames (empty: all)", default="")
     model: StringProperty(name="Model", description="Model override (default: the scene's)", default="")
     output: StringProperty(name="Output", description="Output folder override", default="")

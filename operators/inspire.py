@@ -34,8 +34,9 @@ class KD_OT_inspire(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     subjects: StringProperty(name="Subjects", description="One or more subjects, comma-separated: a corgi, a lion")
-    count: IntProperty(name="Count", default=4, min=1, max=inspire.MAX_COUNT)
-    seed: IntProperty(name="Seed", default=0, min=0)
+    count: IntProperty(name="Count", default=4, min=1, max=inspire.MAX_COUNT,
+                       description="How many prompt suggestions to make")
+    seed: IntProperty(name="Seed", default=0, min=0, description="Seed of the suggestions: another seed, other ideas")
     model: StringProperty(name="Model", description="A local prompt-generator model (Hugging Face id or folder); "
                           "empty: the built-in vocabulary of styles, media, lighting and painters")
     apply: BoolProperty(name="Use as Prompt Keys", default=True,

@@ -32,7 +32,7 @@ class KD_OT_schedule_import(bpy.types.Operator):
     bl_label = "Import Schedule"
     bl_options = {"REGISTER", "UNDO"}
 
-    prop: EnumProperty(name="Setting", items=_PROP_ITEMS)
+    prop: EnumProperty(name="Setting", items=_PROP_ITEMS, description="The animatable setting the schedule keys")
     text: StringProperty(name="Schedule", description="Deforum keyframe string; frame 0 is the scene's first frame")
     seed: IntProperty(name="Seed (s)", default=-1, min=-1,
                       description="Value of 's' in expressions (-1: the scene's seed)")
@@ -57,7 +57,7 @@ class KD_OT_schedule_export(bpy.types.Operator):
     bl_idname = "keyframe_diffusion.schedule_export"
     bl_label = "Copy as Schedule"
 
-    prop: EnumProperty(name="Setting", items=_PROP_ITEMS)
+    prop: EnumProperty(name="Setting", items=_PROP_ITEMS, description="The animatable setting the schedule keys")
 
     def execute(self, context):
         text = schedules.export_schedules(context.scene, [self.prop])[self.prop]
@@ -78,12 +78,15 @@ class KD_OT_prompts_import(bpy.types.Operator):
         ("AUTO", "Auto", "JSON is Deforum, lines are Giffusion"),
         ("DEFORUM", "Deforum", 'JSON object {"frame": "prompt --neg negative"}'),
         ("GIFFUSION", "Giffusion", "One 'frame: prompt' per line"),
-    ], default="AUTO")
+    ], default="AUTO", description="How the schedule text is written")
     text_name: StringProperty(name="Text", description="Text datablock holding the schedule (Text Editor)")
     text: StringProperty(name="Schedule", description="The schedule itself, when no Text datablock is named")
-    transition: EnumProperty(name="Transition", items=TRANSITION_ITEMS, default="LINEAR")
-    frequencies: StringProperty(name="Frequencies", default="1.0")
-    curve: StringProperty(name="Curve", default="0:(0), 10:(1)")
+    transition: EnumProperty(name="Transition", items=TRANSITION_ITEMS, default="LINEAR",
+                             description="Shape of the crossfade between neighbouring prompts")
+    frequencies: StringProperty(name="Frequencies", default="1.0",
+                                description="Giffusion Sine: comma-separated frequencies, e.g. 1.0, 2.0")
+    curve: StringProperty(name="Curve", default="0:(0), 10:(1)",
+                          description="Giffusion Curve: Deforum-format keys of the mix (0-1), frames from 0")
 
     def invoke(self, context, event):
         return context.window_manager.invoke_props_dialog(self, width=500)

@@ -15,7 +15,7 @@ COLLECTIONS = {"CONTROLNET": ("controlnets", "active_controlnet"), "LORA": ("lor
 class _CollectionEdit:
     bl_options = {"REGISTER", "UNDO"}
 
-    kind: EnumProperty(items=KINDS)
+    kind: EnumProperty(items=KINDS, name="Kind", description="Which list the item is added to or removed from")
 
     def collection(self, context) -> tuple:
         """(scene settings, the kind's collection, the name of its active-index property)."""

@@ -103,17 +103,22 @@ class KD_AudioLink(bpy.types.PropertyGroup):
     id_type: StringProperty(name="Data", default="scenes", description="bpy.data collection of the animated ID")
     id_name: StringProperty(name="ID", description="Name of the animated ID (empty: the link's scene)")
     data_path: StringProperty(name="Path", description="Property path from the ID, e.g. keyframe_diffusion.zoom")
-    index: IntProperty(options=FIXED, name="Index", default=0, min=0)
-    feature: EnumProperty(options=FIXED, name="Feature", default="onset", items=AUDIO_FEATURES)
-    part: EnumProperty(options=FIXED, name="Part", default="full", items=AUDIO_PARTS)
+    index: IntProperty(options=FIXED, name="Index", default=0, min=0,
+                        description="Component of a vector property (0 for a single value)")
+    feature: EnumProperty(options=FIXED, name="Feature", default="onset", items=AUDIO_FEATURES,
+                          description="What of the sound drives the value")
+    part: EnumProperty(options=FIXED, name="Part", default="full", items=AUDIO_PARTS,
+                       description="Which part of the sound is analysed: all of it, or its drums or tones alone")
     margin: FloatProperty(options=FIXED, name="HPSS Margin", default=1.0, min=1.0, soft_max=10.0,
                           description="Above 1 separates percussive and harmonic parts more strictly")
-    reduce: EnumProperty(options=FIXED, name="Reduce", default="max", items=AUDIO_REDUCES)
+    reduce: EnumProperty(options=FIXED, name="Reduce", default="max", items=AUDIO_REDUCES,
+                         description="How the frequency bins of the band are combined into one value per frame")
     fmin: FloatProperty(options=FIXED, name="Low Hz", default=0.0, min=0.0, description="Band low edge (0: from 0 Hz)")
     fmax: FloatProperty(options=FIXED,
                         name="High Hz", default=0.0, min=0.0, description="Band high edge (0: up to Nyquist); "
                         "e.g. 20-150 Hz for kick drums")
-    shape: EnumProperty(options=FIXED, name="Shape", default="pulse", items=AUDIO_SHAPES)
+    shape: EnumProperty(options=FIXED, name="Shape", default="pulse", items=AUDIO_SHAPES,
+                        description="How the analysed sound becomes the curve of keys")
     low: FloatProperty(options=FIXED, name="Low", default=0.0, description="Value at silence (ramp: at the start)")
     high: FloatProperty(options=FIXED,
                         name="High", default=1.0, description="Value at the loudest frame (ramp: at the end)")
@@ -123,9 +128,10 @@ class KD_AudioLink(bpy.types.PropertyGroup):
     smooth: IntProperty(options=FIXED,
                         name="Smooth", default=0, min=0, description="Moving-average width in frames (0: off)")
     # Where the keys were written and where the strip was then: a moved strip is re-applied.
-    applied_first: IntProperty(options=FIXED, default=0)
-    applied_last: IntProperty(options=FIXED, default=-1)
-    applied_state: StringProperty(default="")
+    applied_first: IntProperty(options=FIXED, default=0, description="First frame the keys were written for")
+    applied_last: IntProperty(options=FIXED, default=-1, description="Last frame the keys were written for")
+    applied_state: StringProperty(default="", description="The sound strip's place and trims when the keys were "
+                                   "written (a change re-applies them)")
 
 
 CONTROL_SOURCES = [
@@ -143,7 +149,8 @@ class KD_ControlUnit(bpy.types.PropertyGroup):
 
     model: StringProperty(name="ControlNet", description="ControlNet model folder or Hugging Face id, e.g. "
                           "lllyasviel/control_v11f1p_sd15_depth")
-    source: EnumProperty(options=FIXED, name="Source", items=CONTROL_SOURCES, default="DEPTH")
+    source: EnumProperty(options=FIXED, name="Source", items=CONTROL_SOURCES, default="DEPTH",
+                         description="Where the unit's conditioning image comes from at each frame")
     preprocessor: EnumProperty(options=FIXED, name="Preprocessor", items=CONTROL_PREPROCESSORS, default="NONE",
                                description="Applied to render, init and strip images (passes need none)")
     strip: StringProperty(name="Strip", description="Image or movie strip that gives the conditioning images")
@@ -153,7 +160,8 @@ class KD_ControlUnit(bpy.types.PropertyGroup):
                          description="Share of the denoising steps before the unit starts (animatable)")
     end: FloatProperty(name="End", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
                        description="Share of the denoising steps after which the unit stops (animatable)")
-    enabled: BoolProperty(options=FIXED, name="Enabled", default=True)
+    enabled: BoolProperty(options=FIXED, name="Enabled", default=True,
+                          description="Use this ControlNet in the render")
 
 
 class KD_Lora(bpy.types.PropertyGroup):
@@ -168,16 +176,20 @@ class KD_Settings(bpy.types.PropertyGroup):
     mode: EnumProperty(
         options=FIXED,
         name="Mode",
+        description="How frames are made: crossfading prompts, each frame from the last, from a video or the scene, "
+        "or whole clips by a video model",
         items=enum_items(vocab.MODES),
         default="INTERPOLATE",
     )
     camera_source: EnumProperty(
         options=FIXED,
         name="Camera", default="SCENE",
+        description="3D motion: the scene camera's own movement, or the Translation and Rotation values below",
         items=enum_items(vocab.CAMERA_SOURCES))
     depth_source: EnumProperty(
         options=FIXED,
         name="Depth", default="SCENE",
+        description="3D motion: where the depth that moves each pixel comes from",
         items=enum_items(vocab.DEPTH_SOURCES))
     plane_distance: FloatProperty(name="Plane Distance", default=10.0, min=0.001, soft_max=1000.0, unit="LENGTH",
                                   max=MOTION_RANGES["plane_distance"].high,
@@ -186,6 +198,7 @@ class KD_Settings(bpy.types.PropertyGroup):
     init_source: EnumProperty(
         options=FIXED,
         name="Input", default="STRIP",
+        description="Video mode: what each frame starts from",
         items=[("STRIP", "Strip", "A movie or image strip's frame at each scene frame (trims and offsets count)"),
                ("SCENE", "Scene Render", "Blender's render of the scene at each frame")])
     init_strip: StringProperty(name="Input Strip", description="Movie or image strip whose frames are the inputs")
@@ -200,9 +213,9 @@ class KD_Settings(bpy.types.PropertyGroup):
     pipeline_kwargs: StringProperty(name="Pipeline Options", description="Extra pipeline arguments as a JSON "
                                     "object, e.g. {\"eta\": 0.3}")
     controlnets: CollectionProperty(type=KD_ControlUnit)
-    active_controlnet: IntProperty(options=FIXED, default=0)
+    active_controlnet: IntProperty(options=FIXED, default=0, description="The ControlNet unit shown for editing")
     loras: CollectionProperty(type=KD_Lora)
-    active_lora: IntProperty(options=FIXED, default=0)
+    active_lora: IntProperty(options=FIXED, default=0, description="The LoRA shown for editing")
     model: StringProperty(
         name="Model",
         description=f"Diffusers model folder or Hugging Face id ('{EMBEDDED_MODEL}': the built-in model trained on "
@@ -241,7 +254,8 @@ class KD_Settings(bpy.types.PropertyGroup):
         description="Rescale of classifier-free guidance against over-exposure, 0 = off (animatable)",
         default=0.0, min=0.0, max=1.0)
     # Motion (feedback mode), per frame, with Deforum's names, units and meaning so schedules import one to one.
-    motion_mode: EnumProperty(options=FIXED, name="Motion", items=enum_items(vocab.MOTION_MODES), default="2D")
+    motion_mode: EnumProperty(options=FIXED, name="Motion", items=enum_items(vocab.MOTION_MODES), default="2D",
+                              description="Feedback: how the previous frame moves before the next is diffused")
     zoom: FloatProperty(
         name="Zoom", default=1.0, soft_min=0.5, soft_max=2.0, min=0.001, max=MOTION_RANGES["zoom"].high,
         description="Scale per frame, 1 = still, above 1 moves in (animatable)",
@@ -323,6 +337,7 @@ class KD_Settings(bpy.types.PropertyGroup):
     prompt_source: EnumProperty(
         options=FIXED,
         name="Prompts From",
+        description="Where the prompts come from: the prompt list, or text strips in the Sequencer",
         items=[("KEYS", "Prompt Keys", "The prompt list with its keyed weights"),
                ("TEXT_STRIPS", "Text Strips", "Text strips on one Sequencer channel: a strip holds its prompt over its "
                 "span, overlapping strips crossfade")],
@@ -338,12 +353,14 @@ class KD_Settings(bpy.types.PropertyGroup):
     latent_source: EnumProperty(
         options=FIXED,
         name="Latents",
+        description="Where each frame's starting noise comes from",
         items=enum_items(vocab.LATENT_SOURCES),
         default="PROMPT_SEEDS",
     )
     scheduler: EnumProperty(
         options=FIXED,
         name="Scheduler",
+        description="The denoising method (sampler); Model Default uses the model's own",
         items=enum_items(vocab.SCHEDULER_MENU),
         default="default",
     )
@@ -398,6 +415,7 @@ class KD_Settings(bpy.types.PropertyGroup):
     device: EnumProperty(
         options=FIXED,
         name="Device",
+        description="Where the engine runs: Auto takes the GPU when there is one",
         items=enum_items(vocab.DEVICES),
         default="auto",
     )
@@ -432,7 +450,7 @@ class KD_Settings(bpy.types.PropertyGroup):
         description="AnimateDiff motion adapter (folder or Hugging Face id, e.g. guoyww/animatediff-motion-adapter-"
         "v1-5-2) for an SD 1.5 model. Empty for a text-to-video model (damo-vilab/text-to-video-ms-1.7b)")
     motion_loras: CollectionProperty(type=KD_Lora)
-    active_motion_lora: IntProperty(options=FIXED, default=0)
+    active_motion_lora: IntProperty(options=FIXED, default=0, description="The motion LoRA shown for editing")
     context_length: IntProperty(options=FIXED,
                                 name="Context", description="Frames the motion model sees at once (AnimateDiff: "
                                 "16); longer shots are denoised in overlapping windows of this length. " + ONE_VALUE,
@@ -450,6 +468,7 @@ class KD_Settings(bpy.types.PropertyGroup):
     mask_source: EnumProperty(
         options=FIXED,
         name="Mask", default="NONE",
+        description="Inpainting: which part of each frame is repainted (the rest is kept)",
         items=[("NONE", "None", "No inpainting: the whole frame is diffused"),
                ("OBJECT_INDEX", "Object Index", "Repaint the objects whose Pass Index is Mask Index (Blender renders "
                 "the object index pass at every frame)"),
@@ -486,17 +505,20 @@ class KD_Settings(bpy.types.PropertyGroup):
                                      description="x4 upscaler: noise added to the low-resolution frame (more "
                                      "invents more detail). " + ONE_VALUE)
     prompts: CollectionProperty(type=KD_PromptKey)
-    active_prompt: IntProperty(options=FIXED, name="Active Prompt", default=0)
+    active_prompt: IntProperty(options=FIXED, name="Active Prompt", default=0,
+                                description="The prompt key shown for editing")
     audio_links: CollectionProperty(type=KD_AudioLink)
-    active_audio_link: IntProperty(options=FIXED, name="Active Audio Link", default=0)
+    active_audio_link: IntProperty(options=FIXED, name="Active Audio Link", default=0,
+                                    description="The audio link shown for editing")
 
 
 class KD_Status(bpy.types.PropertyGroup):
     """What the panel shows of a running generation (window manager, not saved in the .blend)."""
 
-    running: BoolProperty(options=FIXED, default=False)
-    progress: FloatProperty(options=FIXED, default=0.0, min=0.0, max=1.0, subtype="FACTOR")
-    message: StringProperty(default="")
+    running: BoolProperty(options=FIXED, default=False, description="A generation is running")
+    progress: FloatProperty(options=FIXED, default=0.0, min=0.0, max=1.0, subtype="FACTOR",
+                            description="Share of the generation done")
+    message: StringProperty(default="", description="What the generation is doing, or why it stopped")
 
 
 classes = (KD_PromptKey, KD_AudioLink, KD_ControlUnit, KD_Lora, KD_Settings, KD_Status)
