@@ -5,9 +5,11 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
+from ..engine.models.examples import examples_for
 from ..engine.schedule import ScheduleError
 from ..timeline.fcurves import TRANSITION_ITEMS, TRANSITIONS
 from ..timeline.prompt_keys import add_prompt_key, remove_prompt_key, set_transitions
+from .messages import draw_wrapped
 
 def draw_transition(layout, op) -> None:
     """The transition choice and, for Giffusion's shapes, their argument (operators with those three props)."""
@@ -29,8 +31,11 @@ class KD_OT_prompt_add(bpy.types.Operator):
     bl_label = "Add Prompt"
     bl_options = {"REGISTER", "UNDO"}
 
-    text: StringProperty(name="Prompt", default="")
-    negative: StringProperty(name="Negative", default="")
+    text: StringProperty(name="Prompt", default="", description="What the frames show at this key, e.g. "
+                         "'a lighthouse on a cliff at sunset, oil painting'")
+    negative: StringProperty(name="Negative", default="",
+                             description="What to keep out of the picture at this key (empty: the scene's Negative "
+                             "Prompt)")
     frame: IntProperty(name="Frame", description="Frame of the key (default: the current frame)", default=-(2**30))
     transition: EnumProperty(name="Transition", items=KEY_TRANSITIONS,
                              default="LINEAR", description="Shape of the crossfade with the neighbouring prompts")
@@ -38,11 +43,45 @@ class KD_OT_prompt_add(bpy.types.Operator):
     def invoke(self, context, event):
         if self.frame == -(2**30):
             self.frame = context.scene.frame_current
-        return context.window_manager.invoke_props_dialog(self)
+        return context.window_manager.invoke_props_dialog(self, width=420)
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "text")
+        examples = examples_for(context.scene.keyframe_diffusion.model)
+        col = layout.column(align=True)
+        col.scale_y = 0.8
+        col.label(text=f"e.g. {examples.prompts[0]}", icon="INFO")
+        if examples.knows:
+            draw_wrapped(col, examples.knows, 64)
+        layout.prop(self, "negative")
+        layout.prop(self, "frame")
+        layout.prop(self, "transition")
 
     def execute(self, context):
+        if not self.text.strip():
+            self.report({"ERROR"}, "Type a prompt: what the frames should show at this key")
+            return {"CANCELLED"}
         frame = context.scene.frame_current if self.frame == -(2**30) else self.frame
         add_prompt_key(context.scene, self.text, self.negative, frame, self.transition)
+        return {"FINISHED"}
+
+
+class KD_OT_prompt_examples(bpy.types.Operator):
+    """Key the model's two example prompts: one at the scene's first frame, one 23 frames later (a one-second
+    crossfade at 24 fps)"""
+
+    bl_idname = "keyframe_diffusion.prompt_examples"
+    bl_label = "Add Example Prompts"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        scene = context.scene
+        first, last = examples_for(scene.keyframe_diffusion.model).prompts
+        start = scene.frame_start
+        add_prompt_key(scene, first, "", start)
+        add_prompt_key(scene, last, "", start + 23)
+        self.report({"INFO"}, f"Keyed '{first}' at frame {start} and '{last}' at frame {start + 23}")
         return {"FINISHED"}
 
 
@@ -72,7 +111,8 @@ class KD_OT_prompt_transitions(bpy.types.Operator):
     bl_label = "Set Transitions"
     bl_options = {"REGISTER", "UNDO"}
 
-    transition: EnumProperty(name="Transition", items=TRANSITION_ITEMS, default="LINEAR")
+    transition: EnumProperty(name="Transition", items=TRANSITION_ITEMS, default="LINEAR",
+                             description="Shape of the crossfade between neighbouring prompts")
     frequencies: StringProperty(name="Frequencies", default="1.0",
                                 description="Giffusion Sine: comma-separated frequencies, e.g. 1.0, 2.0")
     curve: StringProperty(name="Curve", default="0:(0), 10:(1)",
@@ -96,4 +136,4 @@ class KD_OT_prompt_transitions(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (KD_OT_prompt_add, KD_OT_prompt_remove, KD_OT_prompt_transitions)
+classes = (KD_OT_prompt_add, KD_OT_prompt_examples, KD_OT_prompt_remove, KD_OT_prompt_transitions)
