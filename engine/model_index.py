@@ -5,6 +5,8 @@ files (.ckpt/.bin/.pt) are listed by name without being opened. Each entry is a 
 
     {"kind": one of KINDS, "name": str, "ref": str, "source": "hf-cache" | "folder", "size_mb": float, "detail": str}
 
+Pipelines and checkpoints also carry "recommended": their recommended settings (models/recommend.py) or None.
+
 `ref` is what the Model field (or a LoRA's path) takes: a Hugging Face id for a cached diffusers repo, an absolute
 path for anything else. Also: `download_files`, the files of a Hub repo worth downloading for the engine.
 """
@@ -20,6 +22,7 @@ from .errors import ModelError
 from .models.hub import looks_like_repo_id
 from .models.locate import PIPELINE_CLASSES
 from .models.options import PICKLE_EXTENSIONS, SAFE_EXTENSIONS
+from .models.recommend import recommended
 
 KINDS = ("pipeline", "checkpoint", "lora", "controlnet", "motion_adapter", "vae", "other")
 MAX_DEPTH = 3  # folder levels below a models folder that are searched
@@ -44,7 +47,20 @@ def scan(folders: list[str], hf_cache: bool = True, warnings: list[str] | None =
     entries = scan_hf_cache(warnings) if hf_cache else []
     for folder in folders:
         entries += scan_folder(folder, warnings)
+    for entry in entries:
+        if entry["kind"] in ("pipeline", "checkpoint"):
+            entry["recommended"] = _recommended(entry, warnings)
     return sorted(entries, key=lambda e: (KINDS.index(e["kind"]), e["name"].lower(), e["ref"]))
+
+
+def _recommended(entry: dict, warnings: list[str]) -> dict | None:
+    """The model's recommended settings (models/recommend.py) as a dict, or None; a broken card is a warning."""
+    try:
+        found = recommended(entry["ref"], hint=entry["detail"])
+    except ModelError as e:
+        warnings.append(str(e))
+        return None
+    return found.as_dict() if found is not None else None
 
 
 def _entry(kind: str, name: str, ref: str, source: str, size: int, detail: str) -> dict:

@@ -13,7 +13,7 @@ from ..errors import ModelError
 from ..plan import EMBEDDED_MODEL, TINY_RANDOM_MODEL
 from .embedded import shapes_model_dir, tiny_model_dir
 from .hub import cached_file, in_hf_cache, looks_like_repo_id
-from .options import LoadOptions
+from .options import ALLOW_DOWNLOADS, LoadOptions
 from .single_file import check_single_file, single_file_config_dir
 
 # model_index.json `_class_name` -> the kind of pipeline the engine drives.
@@ -71,8 +71,7 @@ def locate(model: str, options: LoadOptions) -> Source:
     if not options.allow_download and not in_hf_cache(model):
         raise ModelError(
             f"model '{model}' is not in the Hugging Face cache (nor a folder here) and downloads are off. Get it with "
-            f"`hf download {model}` (or `huggingface-cli download {model}`), or allow downloads in the "
-            "Keyframe Diffusion preferences (and Blender's online access)."
+            f"`hf download {model}` (or `huggingface-cli download {model}`), or {ALLOW_DOWNLOADS}."
         )
     return Source(model)
 
@@ -145,7 +144,7 @@ def locate_component(name: str, what: str, class_name: str, example: str, option
     if config is None:
         if not options.allow_download:
             raise ModelError(f"{what} '{name}' is not in the Hugging Face cache and downloads are off. Get it "
-                             f"with `hf download {name}`, or allow downloads in the preferences.")
+                             f"with `hf download {name}`, or {ALLOW_DOWNLOADS}.")
     else:
         _check_component_class(name, what, class_name, config, other_class)
     return name

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 # Weights that are only tensors, and weights in pickle formats, which can run code when loaded (allow_unsafe).
 SAFE_EXTENSIONS = (".safetensors",)
 PICKLE_EXTENSIONS = (".ckpt", ".pt", ".pth", ".bin")
+# How to allow downloads, for errors that reach both the sidebar and the command line (the engine can't tell which).
+ALLOW_DOWNLOADS = ("allow downloads (in Blender: tick Allow Model Downloads in Edit > Preferences > Add-ons > "
+                   "Keyframe Diffusion, with Blender's online access on; on the command line: --allow-download)")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ModelError
 from .hub import cached_file, looks_like_repo_id
-from .options import PICKLE_EXTENSIONS, SAFE_EXTENSIONS, LoadOptions
+from .options import ALLOW_DOWNLOADS, PICKLE_EXTENSIONS, SAFE_EXTENSIONS, LoadOptions
 
 # What diffusers needs of a base model to read a single-file checkpoint: configs and tokenizer files, no weights.
 _CONFIG_PATTERNS = ["*.json", "**/*.json", "*.txt", "**/*.txt", "**/*.model"]
@@ -108,7 +108,7 @@ def single_file_config_dir(model: str, path: str, options: LoadOptions) -> str:
         raise ModelError(
             f"model '{model}' is a single file; loading it needs {why}, which is not in the Hugging Face cache and "
             f"downloads are off. Get it with `hf download {repo} --include '*.json' '*.txt'`, set a config (a "
-            "diffusers folder or cached id of a model with the same architecture), or allow downloads."
+            f"diffusers folder or cached id of a model with the same architecture), or {ALLOW_DOWNLOADS}."
         )
     from huggingface_hub import snapshot_download
 
