@@ -18,8 +18,14 @@ from .worker_client import WorkerError
 from .workers import make_client
 
 ENGINE_REQUIREMENTS = os.path.join(preferences.EXTENSION_DIR, "requirements", "engine.txt")
-OFFLINE = "Blender's online access is off (Preferences > System > Network): allow it, or give a folder of wheels to " \
-          "install from"
+# Messages say where the fix is from where they are shown: inside the preferences (PREFERENCES) the setting is a
+# few lines up; anywhere else (the sidebar, an operator's report, the console) they name the whole way there.
+PREFERENCES, ELSEWHERE = "preferences", "elsewhere"
+PREFS_PATH = "Edit > Preferences > Add-ons > Keyframe Diffusion"
+OFFLINE = "Blender's online access is off (Edit > Preferences > System > Network): allow it, or set Install From " \
+          f"Wheels to a folder of wheels in {PREFS_PATH}"
+OFFLINE_HERE = "Blender's online access is off (System > Network in these preferences): allow it, or set Install " \
+               "From Wheels above to a folder of wheels"
 DOWNLOAD_TIMEOUT = 6 * 3600  # a large model on a slow line; the command itself stops on network errors
 
 
@@ -30,6 +36,7 @@ class Session:
     install: dict = field(default_factory=lambda: {"running": False, "progress": 0.0, "message": "", "error": ""})
     models: list[dict] = field(default_factory=list)  # entries from engine/model_index.py
     model_warnings: list[str] = field(default_factory=list)
+    models_listed: bool = False  # a Refresh has answered (an empty list then means none were found)
 
 
 state = Session()
@@ -58,10 +65,10 @@ def installing() -> bool:
     return state.installer is not None and not state.installer.finished
 
 
-def install_blocker(prefs) -> str:
-    """Why Create Engine Environment can't run now, or ''."""
+def install_blocker(prefs, where: str = ELSEWHERE) -> str:
+    """Why Create Engine Environment can't run now, or '', worded for `where` it is shown."""
     if not bpy.app.online_access and not (prefs and prefs.venv_wheels_dir.strip()):
-        return OFFLINE
+        return OFFLINE_HERE if where == PREFERENCES else OFFLINE
     return ""
 
 
@@ -116,6 +123,7 @@ def refresh_models(context=None) -> None:
         raise WorkerError("the engine Python did not answer the models listing (see the console)") from e
     state.models[:] = result["models"]
     state.model_warnings[:] = result.get("warnings", [])
+    state.models_listed = True
 
 
 def grouped_models() -> list[tuple[str, list[dict]]]:
@@ -126,12 +134,16 @@ def grouped_models() -> list[tuple[str, list[dict]]]:
     return list(groups.items())
 
 
-def download_blocker(prefs) -> str:
-    """Why downloads are off, or '' when they are allowed."""
+def download_blocker(prefs, where: str = ELSEWHERE) -> str:
+    """Why downloads are off, or '' when they are allowed, worded for `where` it is shown."""
+    here = where == PREFERENCES
     if not (prefs and prefs.allow_downloads):
-        return "Downloads are off: enable Allow Model Downloads in the Keyframe Diffusion preferences"
+        if here:
+            return "Tick Allow Model Downloads above to download"
+        return f"Downloads are off: enable Allow Model Downloads in {PREFS_PATH}"
     if not bpy.app.online_access:
-        return "Blender's online access is off (Preferences > System > Network): downloads stay disabled"
+        network = "System > Network in these preferences" if here else "Edit > Preferences > System > Network"
+        return f"Blender's online access is off ({network}): downloads stay disabled until it is allowed"
     return ""
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bpy
 
 from ..engine_link import session
+from ..operators import models
 from ..settings.preferences import ADDON_PACKAGE, PreferenceProperties
 
 KIND_LABELS = {"pipeline": "Pipelines", "checkpoint": "Checkpoints", "lora": "LoRAs", "controlnet": "ControlNets",
@@ -46,7 +47,7 @@ class KD_Preferences(PreferenceProperties, bpy.types.AddonPreferences):
             row.progress(factor=state["progress"], type="BAR", text=state["message"] or "Installing")
             row.operator("keyframe_diffusion.engine_venv_cancel", icon="CANCEL")
             return
-        blocker = session.install_blocker(self)
+        blocker = session.install_blocker(self, session.PREFERENCES)
         row = box.row()
         row.enabled = not blocker
         row.operator("keyframe_diffusion.engine_venv_create", icon="PACKAGE")
@@ -64,12 +65,21 @@ class KD_Preferences(PreferenceProperties, bpy.types.AddonPreferences):
         row.operator("keyframe_diffusion.models_refresh", icon="FILE_REFRESH")
         for line in session.state.model_warnings:
             box.label(text=line, icon="ERROR")
-        for kind, entries in session.grouped_models():
+        col = box.column(align=True)
+        col.label(text=f"Built In ({len(models.EMBEDDED_MODELS)})")
+        for ref, text in models.EMBEDDED_MODELS:
+            split = col.row(align=True).split(factor=0.8)
+            split.label(text=text, icon="PACKAGE")
+            split.operator("keyframe_diffusion.model_use", text="Use").ref = ref
+        groups = session.grouped_models()
+        for kind, entries in groups:
             col = box.column(align=True)
             col.label(text=f"{KIND_LABELS[kind]} ({len(entries)})")
             for entry in entries:
                 _draw_model(col.row(align=True), entry, KIND_ICONS[kind])
-        blocker = session.download_blocker(self)
+        if not groups:
+            box.label(text=models.EMPTY_LIST_HERE if session.state.models_listed else models.NOT_LISTED, icon="INFO")
+        blocker = session.download_blocker(self, session.PREFERENCES)
         row = box.row(align=True)
         row.enabled = not blocker
         row.prop(self, "download_repo")

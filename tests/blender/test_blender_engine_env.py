@@ -29,7 +29,7 @@ def test_create_engine_environment_operator(extension, tmp_path, wheels, require
         calls: list = []
         prefs.draw_environment(Layout(calls))
         assert ("operator", "keyframe_diffusion.engine_venv_create") in calls
-        assert ("label", session.OFFLINE) in calls
+        assert ("label", session.OFFLINE_HERE) in calls
 
         # Invoked as from the button: with no window (background) it runs blocking.
         assert bpy.ops.keyframe_diffusion.engine_venv_create("INVOKE_DEFAULT", requirements=requirements,

@@ -43,7 +43,7 @@ def test_models_box_in_blender(extension, scene, models_folder, hf_cache, monkey
 
         calls: list = []
         prefs.draw_models(Layout(calls))
-        assert calls.count(("operator", "keyframe_diffusion.model_use")) == 5  # 2 pipelines, 3 checkpoints
+        assert calls.count(("operator", "keyframe_diffusion.model_use")) == 6  # built in, 2 pipelines, 3 checkpoints
         assert calls.count(("operator", "keyframe_diffusion.model_add_lora")) == 2
         assert ("prop", "download_repo") in calls and ("label", "LoRAs (2)") in calls
         icons = {i.identifier for i in bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items}
@@ -65,7 +65,12 @@ def test_models_box_in_blender(extension, scene, models_folder, hf_cache, monkey
             bpy.ops.keyframe_diffusion.model_download()
         calls = []
         prefs.draw_models(Layout(calls))
-        assert ("label", session.download_blocker(prefs)) in calls
+        assert ("label", session.download_blocker(prefs, session.PREFERENCES)) in calls
+        assert "System > Network in these preferences" in session.download_blocker(prefs, session.PREFERENCES)
+        prefs.allow_downloads = False
+        calls = []
+        prefs.draw_models(Layout(calls))  # inside the preferences the setting is a few lines up
+        assert ("label", "Tick Allow Model Downloads above to download") in calls
 
         prefs.models_folder = os.path.join(models_folder, "nowhere")
         assert bpy.ops.keyframe_diffusion.models_refresh() == {"FINISHED"}  # the warning is reported, not raised

@@ -26,3 +26,10 @@ def test_zip_holds_only_files_the_repository_tracks(built_zip):
     names = [n for n in zipfile.ZipFile(built_zip).namelist() if not n.endswith("/")]
     assert [n for n in names if n not in tracked] == []
     assert not [n for n in names if n.startswith("requirements/bpy") or n.startswith("requirements/bench")]
+
+
+def test_zip_holds_the_shipped_presets(built_zip):
+    # The Settings panel's preset menu lists them from the installed extension's folder (operators/presets.py).
+    names = zipfile.ZipFile(built_zip).namelist()
+    for preset in ("Preview", "Final", "Turbo", "Mode_Interpolate", "Mode_Feedback", "Mode_Video", "Mode_Clip"):
+        assert f"presets/keyframe_diffusion/{preset}.py" in names, preset

@@ -14,8 +14,9 @@ from common import ROOT
 
 # Each layer may import itself and the layers before it, never one after it.
 LAYERS = ("engine", "settings", "engine_link", "timeline", "bake", "run", "operators", "panels", "")
-# Not part of the extension's code (not shipped, or built).
-SKIP = {"tests", "bench", "scripts", "wheels", "build", "docs", "out", "requirements"}
+# Not part of the extension's code (not shipped, or built; presets/ holds preset files that Blender's preset menus
+# run as scripts, data rather than a layer).
+SKIP = {"tests", "bench", "scripts", "wheels", "build", "docs", "out", "requirements", "presets"}
 LONG_FUNCTION = 80
 
 
