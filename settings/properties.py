@@ -233,9 +233,11 @@ class KD_Settings(bpy.types.PropertyGroup):
                        description="Frame width in pixels, a multiple of 8. " + ONE_VALUE)
     height: IntProperty(options=FIXED, name="Height", default=64, min=8, max=4096, step=8,
                         description="Frame height in pixels, a multiple of 8. " + ONE_VALUE)
-    steps: IntProperty(name="Steps", description="Denoising steps (animatable)", default=4, min=1, max=200)
+    # Defaults: the default model's own settings (engine/shapes/model/training.json); other models' come from
+    # Use Recommended Settings (engine/models/recommend.py).
+    steps: IntProperty(name="Steps", description="Denoising steps (animatable)", default=30, min=1, max=200)
     guidance: FloatProperty(name="Guidance", description="Classifier-free guidance scale (animatable)",
-                            default=7.5, min=0.0, soft_max=20.0, max=FRAME_RANGES["guidance"].high)
+                            default=6.0, min=0.0, soft_max=20.0, max=FRAME_RANGES["guidance"].high)
     strength: FloatProperty(
         name="Strength",
         description="How much of each frame is diffused again: 0 keeps the init frame, 1 ignores it (diffusers' "
