@@ -174,7 +174,7 @@ def test_the_preset_menu_lists_the_shipped_presets(scene, extension):
     assert (settings.mode, settings.motion_mode, settings.color_coherence) == ("FEEDBACK", "2D", "LAB")
     assert settings.zoom == pytest.approx(1.02) and settings.model == "stabilityai/sd-turbo"
     apply("Preview")
-    assert (settings.steps, settings.batch_size) == (15, 1)
+    assert (settings.steps, settings.batch_size) == (20, 1)
     for name in ("Final", "Mode_Interpolate", "Mode_Video", "Mode_Clip"):
         apply(name)
     assert (settings.mode, settings.motion_adapter) == ("CLIP", "guoyww/animatediff-motion-adapter-v1-5-2")
