@@ -214,7 +214,8 @@ def family_recommended(ref: str, folder: str | None, lcm_lora: bool = False, hin
         size = native or (1024 if xl else 512)
         if distilled_lcm:  # guidance is an input of the distilled UNet (w embedding), not classifier-free guidance
             return Recommended(family="LCM", steps=4, guidance=8.0, width=size, height=size, scheduler="lcm",
-                               notes="Latent consistency model: 2-8 steps, LCM scheduler", source=_LCM, prompts=_PROMPTS)
+                               notes="Latent consistency model: 2-8 steps, LCM scheduler", source=_LCM,
+                               prompts=_PROMPTS)
         return Recommended(family="LCM-LoRA" if lcm_lora else "LCM", steps=4, guidance=1.5, width=size,
                            height=size, scheduler="lcm",
                            notes="LCM-LoRA: 2-8 steps, guidance 1-2 (or 0 to switch it off), LCM scheduler",
@@ -222,13 +223,15 @@ def family_recommended(ref: str, folder: str | None, lcm_lora: bool = False, hin
     if xl:
         size = native or 1024
         return Recommended(family="SDXL", steps=30, guidance=5.0, width=size, height=size,
-                           notes="1024x1024 native; guidance 5-7; heavy: start with Batch 1", source=_SDXL, prompts=_PROMPTS)
+                           notes="1024x1024 native; guidance 5-7; heavy: start with Batch 1", source=_SDXL,
+                           prompts=_PROMPTS)
     if base == "sd2":
         v_prediction = scheduler.get("prediction_type") == "v_prediction"
         size = native or (768 if v_prediction else 512)
         return Recommended(family="SD 2.x" + (" (v-prediction)" if v_prediction else ""), steps=30, guidance=7.5,
                            width=size, height=size,
-                           notes="768x768 native for the v-prediction models, 512 for the base ones", source=_SD2, prompts=_PROMPTS)
+                           notes="768x768 native for the v-prediction models, 512 for the base ones", source=_SD2,
+                           prompts=_PROMPTS)
     if base == "sd1":
         size = native or 512
         return Recommended(family="SD 1.x", steps=30, guidance=7.5, width=size, height=size,

@@ -131,7 +131,8 @@ def test_a_card_file_wins_and_a_broken_one_says_why(tmp_path):
 def test_recommend_imports_without_torch_or_diffusers():
     # Blender's sidebar imports it in Blender's own Python, which has neither.
     code = ("import sys; from engine.models.recommend import recommended; recommended('embedded:shapes'); "
-            "recommended('stabilityai/sd-turbo'); print(sorted({'torch', 'diffusers', 'transformers'} & set(sys.modules)))")
+            "recommended('stabilityai/sd-turbo'); "
+            "print(sorted({'torch', 'diffusers', 'transformers'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
