@@ -19,7 +19,7 @@ from ..engine import seeds
 from ..engine import vocabulary as vocab
 from ..settings import compat
 from ..settings.properties import FRAME_PARAMS
-from ..timeline import text_prompts
+from ..timeline import frame_range, text_prompts
 from . import inputs
 from . import passes as scene_passes
 
@@ -66,6 +66,7 @@ def _camera_record(scene: bpy.types.Scene, depsgraph) -> dict | None:
 def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
     s = scene.keyframe_diffusion
     fps = scene.render.fps / scene.render.fps_base
+    first, last = frame_range.render_range(scene)  # the Frame Range: by default the prompt keys', not Start-End
     return {
         "mode": s.mode,
         "model": (model or s.model).strip(),
@@ -77,8 +78,8 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "device": s.device,
         "latent_source": s.latent_source,
         "fps": fps,
-        "frame_start": scene.frame_start,
-        "frame_end": scene.frame_end,
+        "frame_start": first,
+        "frame_end": last,
         "motion_mode": s.motion_mode,
         "border": s.border,
         "cadence": s.cadence,
@@ -444,13 +445,14 @@ def _input_strip(scene, s):
 
 
 def _evaluate_frames(scene, s, settings: dict, sources: _FrameSources) -> tuple[list[dict], list[dict]]:
-    """One record per frame of the range, as Blender evaluates the scene there, and what else is read at every frame
-    for the whole plan: the seed property, Restart Chain and the mask settings (for index passes, attached after
+    """One record per frame of the Frame Range, as Blender evaluates the scene there, and what else is read at every
+    frame for the whole plan: the seed property, Restart Chain and the mask settings (for index passes, attached after
     they render). The current frame is put back afterwards."""
     current, subframe = scene.frame_current, scene.frame_subframe
     records, evaluated = [], []
+    first, last = settings["frame_start"], settings["frame_end"]
     try:
-        for frame in range(scene.frame_start, scene.frame_end + 1):
+        for frame in range(first, last + 1):
             scene.frame_set(frame)
             records.append(_frame_record(scene, s, settings, sources, frame))
             evaluated.append({"seed": s.seed, "restart": s.restart_chain,

@@ -9,7 +9,7 @@ import sys
 import bpy
 
 from ..bake.scene import BakeError, write_plan
-from ..engine.events import describe
+from ..engine.events import line_printer
 from ..engine.plan import parse_frame_range
 from ..timeline import schedules
 from .generate import GenerateError, GenerateJob
@@ -41,14 +41,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# What the terminal shows of a render: the plan, loading, the cluster, each frame written; not every denoising step.
-_PRINTED = ("start", "loading", "workers", "frame", "upscale_start", "upscaled")
+def _lines():
+    """What the terminal shows of one render (engine.events.line_printer): the plan, loading, the cluster, a line per
+    frame written with elapsed time and an estimate, a step line only after a quiet spell (a long first frame);
+    the end and errors are said by the caller."""
+    return line_printer(lambda text: print(f"keyframe_diffusion: {text}", flush=True),
+                        leave=("ready", "finished", "error", "exit"))
 
 
-def _print_event(event: dict) -> None:
-    said = describe(event) if event.get("event") in _PRINTED else ""
-    if said:
-        print(f"keyframe_diffusion: {said}", flush=True)
+def printer(job: GenerateJob, note: str = ""):
+    """The event printer of a headless render: the job's frame count and estimate in place of the start event's
+    line (before any frame: the render may run for hours), with `note` added; then _lines."""
+    lines = _lines()
+
+    def on_event(event: dict) -> None:
+        if event.get("event") == "start" and job.announcement:
+            print(f"keyframe_diffusion: {job.announcement}{note}", flush=True)
+        else:
+            lines(event)
+    return on_event
 
 
 def main(argv: list[str]) -> int:
@@ -85,7 +96,7 @@ def main(argv: list[str]) -> int:
             frames = parse_frame_range(args.frames) if args.frames else None
             use_ray = False if args.no_ray else (True if args.ray is not None else None)
             job = GenerateJob(scene, frames, args.model, args.output, use_ray, args.ray or None)
-            job.run_blocking(on_event=_print_event)
+            job.run_blocking(on_event=printer(job))
             print(f"keyframe_diffusion: {job.message}; frames in {job.folder}")
             if job.cancelled:
                 return 1

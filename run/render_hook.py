@@ -6,6 +6,8 @@ import bpy
 from bpy.app.handlers import persistent
 
 from ..bake import passes
+from ..timeline import frame_range
+from .cli import printer
 from .generate import GenerateJob
 
 
@@ -16,8 +18,18 @@ def generate_before_render(scene, *_args) -> None:
     print("keyframe_diffusion: generating missing frames before render", flush=True)
     job = GenerateJob(scene)
     # An exception here makes Blender cancel the render, which is right: rendering stale frames silently is not.
-    job.run_blocking()
+    job.run_blocking(on_event=printer(job, _outside_note(scene)))
     print(f"keyframe_diffusion: {job.message}", flush=True)
+
+
+def _outside_note(scene) -> str:
+    """What the render shows beyond the Frame Range: the user chose the range, so those frames are left as they are
+    (no generated frame there), and the printed line says so."""
+    first, last = frame_range.render_range(scene)
+    if first <= scene.frame_start and scene.frame_end <= last:
+        return ""
+    return (f"; the scene renders {scene.frame_start}-{scene.frame_end}: frames outside {first}-{last} have no "
+            "generated frame (Frame Range: Scene generates them all)")
 
 
 def register() -> None:

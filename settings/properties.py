@@ -15,7 +15,7 @@ from bpy.props import (
 
 from . import compat
 from ..engine import vocabulary as vocab
-from ..engine.plan import EMBEDDED_MODEL
+from ..engine.plan import EMBEDDED_MODEL, MAX_FRAME
 from ..engine.plan import (CONTROL_RANGES, FRAME_RANGES, IMAGE_RANGES, LORA_RANGES, MOTION_RANGES, PROMPT_RANGES,
                            UPSCALE_RANGES)
 
@@ -212,9 +212,9 @@ class KD_Settings(bpy.types.PropertyGroup):
                                      "object, e.g. {\"use_karras_sigmas\": true}")
     pipeline_kwargs: StringProperty(name="Pipeline Options", description="Extra pipeline arguments as a JSON "
                                     "object, e.g. {\"eta\": 0.3}")
-    controlnets: CollectionProperty(type=KD_ControlUnit)
+    controlnets: CollectionProperty(type=KD_ControlUnit, description="ControlNet units guiding every frame")
     active_controlnet: IntProperty(options=FIXED, default=0, description="The ControlNet unit shown for editing")
-    loras: CollectionProperty(type=KD_Lora)
+    loras: CollectionProperty(type=KD_Lora, description="LoRA adapters applied to the model")
     active_lora: IntProperty(options=FIXED, default=0, description="The LoRA shown for editing")
     model: StringProperty(
         name="Model",
@@ -352,6 +352,24 @@ class KD_Settings(bpy.types.PropertyGroup):
                                  name="Channels", description="How many channels from the first one hold prompt "
                                  "strips (strips on neighbouring channels overlap to crossfade)", default=2, min=1,
                                  max=32)
+    # The range to render (timeline/frame_range.py answers it for the bake, Generate, the CLI and the render hook).
+    frame_range: EnumProperty(
+        options=FIXED,
+        name="Frame Range",
+        description="Which frames Generate renders",
+        items=[("PROMPTS", "Prompt Keys", "From the first to the last prompt key (with Prompts From: Text Strips, "
+                "the span of the prompt strips). With fewer than two prompt frames, the scene range: a single "
+                "prompt means that prompt everywhere"),
+               ("SCENE", "Scene", "The scene's Start to End"),
+               ("PREVIEW", "Preview Range", "The timeline's preview range when it is on, else the scene's Start to "
+                "End"),
+               ("CUSTOM", "Custom", "The frames set in Custom Start and Custom End")],
+        default="PROMPTS",
+    )
+    frame_custom_start: IntProperty(options=FIXED, name="Custom Start", default=1, min=0, max=MAX_FRAME,
+                                    description="First frame Generate renders when Frame Range is Custom")
+    frame_custom_end: IntProperty(options=FIXED, name="Custom End", default=24, min=0, max=MAX_FRAME,
+                                  description="Last frame Generate renders when Frame Range is Custom")
     latent_source: EnumProperty(
         options=FIXED,
         name="Latents",
@@ -446,12 +464,20 @@ class KD_Settings(bpy.types.PropertyGroup):
         description="When Blender renders, first generate the frames that are missing or out of date (blocking)",
         default=False,
     )
+    # Live preview (slice E: engine/preview.py, panels/progress.py)
+    live_preview: BoolProperty(
+        options=FIXED,
+        name="Live Preview",
+        description="While generating, show the frame being denoised as it forms, in the sidebar and in an Image "
+        "Editor showing \"Keyframe Diffusion Preview\" (a rough, cheap picture every few steps)",
+        default=True,
+    )
     # Clip mode (AnimateDiff / text-to-video)
     motion_adapter: StringProperty(
         name="Motion Adapter",
         description="AnimateDiff motion adapter (folder or Hugging Face id, e.g. guoyww/animatediff-motion-adapter-"
         "v1-5-2) for an SD 1.5 model. Empty for a text-to-video model (damo-vilab/text-to-video-ms-1.7b)")
-    motion_loras: CollectionProperty(type=KD_Lora)
+    motion_loras: CollectionProperty(type=KD_Lora, description="Clip mode: motion LoRAs of the motion adapter")
     active_motion_lora: IntProperty(options=FIXED, default=0, description="The motion LoRA shown for editing")
     context_length: IntProperty(options=FIXED,
                                 name="Context", description="Frames the motion model sees at once (AnimateDiff: "
@@ -506,10 +532,10 @@ class KD_Settings(bpy.types.PropertyGroup):
     upscale_noise_level: IntProperty(options=FIXED, name="Noise Level", default=20, min=0, max=350,
                                      description="x4 upscaler: noise added to the low-resolution frame (more "
                                      "invents more detail). " + ONE_VALUE)
-    prompts: CollectionProperty(type=KD_PromptKey)
+    prompts: CollectionProperty(type=KD_PromptKey, description="Prompt keys: a prompt at full weight at its frame")
     active_prompt: IntProperty(options=FIXED, name="Active Prompt", default=0,
                                 description="The prompt key shown for editing")
-    audio_links: CollectionProperty(type=KD_AudioLink)
+    audio_links: CollectionProperty(type=KD_AudioLink, description="Sounds driving animatable settings")
     active_audio_link: IntProperty(options=FIXED, name="Active Audio Link", default=0,
                                     description="The audio link shown for editing")
 
@@ -521,6 +547,14 @@ class KD_Status(bpy.types.PropertyGroup):
     progress: FloatProperty(options=FIXED, default=0.0, min=0.0, max=1.0, subtype="FACTOR",
                             description="Share of the generation done")
     message: StringProperty(default="", description="What the generation is doing, or why it stopped")
+    # Elapsed time and estimate (slice E: panels/progress.py; GenerateJob.timing ticks them between events)
+    detail: StringProperty(options=FIXED, default="", description="The step being denoised, without the timing")
+    elapsed: FloatProperty(options=FIXED, default=0.0, min=0.0, description="Seconds since the generation started")
+    eta: FloatProperty(options=FIXED, default=-1.0, min=-1.0,
+                       description="Seconds left, estimated from the steps done so far (-1: not known yet)")
+    preview: StringProperty(options=FIXED, default="",
+                            description="What the live preview shows (empty: no preview of this generation yet)")
+    error: StringProperty(default="", description="Why the last generation failed, in full (empty: it didn't)")
 
 
 classes = (KD_PromptKey, KD_AudioLink, KD_ControlUnit, KD_Lora, KD_Settings, KD_Status)

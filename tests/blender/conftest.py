@@ -35,6 +35,9 @@ def scene(extension, tmp_path):
     # Plumbing tests use the random tiny model, which the tiny ControlNets and LoRAs are built for; the default (the
     # trained shapes model) has its own tests.
     settings.model = "embedded:tiny"
+    # Plumbing tests render the scene's frames 1-6 whatever their prompt keys; the default Frame Range (the prompt
+    # keys') has its own tests (test_frame_range.py).
+    settings.frame_range = "SCENE"
     settings.output_dir = str(tmp_path / "out")
     settings.batch_size = 3
     settings.steps = 2
