@@ -23,9 +23,11 @@ def upscaled_name(scene: bpy.types.Scene) -> str:
     return f"{scene.keyframe_diffusion.strip_name} Upscaled"
 
 
-def update_strip(scene: bpy.types.Scene, folder: str, frames: list[int], upscaled: bool = False):
+def update_strip(scene: bpy.types.Scene, folder: str, frames: list[int], upscaled: bool = False,
+                 size: tuple[int, int] | None = None):
     """Create the strip (or the upscaled strip), or fit the existing one in place, so its elements are the frame files
-    of `frames` (contiguous), in order, each at its frame.
+    of `frames` (contiguous), in order, each at its frame. With `size` (the frames' width and height) the strip is
+    scaled so a frame fills the scene's picture (fit_strip), whether or not its files exist yet.
 
     Frames not rendered yet are elements whose files appear as they finish, so the strip has its final length at
     once and fills in while the rest render. An existing strip is changed, never replaced, so what the user set on it
@@ -41,7 +43,10 @@ def update_strip(scene: bpy.types.Scene, folder: str, frames: list[int], upscale
     strip = find_strip(scene, name)
     if strip is not None:
         _refit(strip, folder, first, names)
+        if size is not None:
+            fit_strip(scene, strip, *size)
         return strip
+    # (fit_method fits only to a first file that exists; fit_strip does it from the frames' size instead.)
     strip = compat.top_strips(scene).new_image(
         name=name,
         filepath=os.path.join(folder, names[0]),
@@ -53,7 +58,124 @@ def update_strip(scene: bpy.types.Scene, folder: str, frames: list[int], upscale
         strip.elements.append(filename)
     # Generated frames are sRGB PNGs: said outright so a changed default colour space for 8-bit files can't shift them.
     strip.colorspace_settings.name = "sRGB"
+    if size is not None:
+        fit_strip(scene, strip, *size, ours=True)
     return strip
+
+
+# Strip ID property: the transform fit_strip set last (compat.TRANSFORM order). A strip whose transform differs from it
+# was changed by the user and keeps that transform.
+FIT_MARK = "keyframe_diffusion_fit"
+_UNTOUCHED = (0.0, 0.0, 0.0, 0.5, 0.5)  # offset x, y, rotation, origin x, y: centred, as Blender makes a strip
+
+
+def fit_strip(scene: bpy.types.Scene, strip, width: int, height: int, ours: bool = False) -> bool:
+    """Scale the strip, centred, so a width x height frame fits the scene's render size (letterboxed where the shapes
+    differ, as Blender's own Fit does). Computed from the frames' size, not from a file, so it holds before the first
+    frame exists. A transform the user changed is left alone: ours is the one recorded in FIT_MARK, or, on a strip
+    made before the mark existed, a centred uniform scale (what Blender's fit_method gives). Returns whether it set
+    the transform."""
+    current = compat.strip_transform(strip)
+    recorded = strip.get(FIT_MARK)
+    if not ours:
+        if recorded is not None:
+            ours = _close(current, tuple(recorded))
+        else:
+            ours = _close(current[:1], current[1:2]) and _close(current[2:], _UNTOUCHED)
+    if not ours:
+        return False
+    render = scene.render
+    scale = min(render.resolution_x / width, render.resolution_y / height)
+    fitted = (scale, scale, *_UNTOUCHED)
+    if not _close(current, fitted):
+        compat.set_strip_transform(strip, fitted)
+    strip[FIT_MARK] = compat.strip_transform(strip)  # as stored (single precision), so the next compare is exact
+    return True
+
+
+def _close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return len(a) == len(b) and all(abs(x - y) <= 1e-4 * max(1.0, abs(x), abs(y)) for x, y in zip(a, b))
+
+
+# Scene ID property: the render size (x, y) before the first Generate in the scene matched it to the frames. Set once
+# per scene, so a size the user chooses afterwards stays.
+SIZE_MARK = "keyframe_diffusion_replaced_size"
+
+
+def match_render_size(scene: bpy.types.Scene, width: int, height: int) -> str:
+    """Called when Generate first makes our strip in a scene: a render whose shape differs from the frames' (the
+    factory 1920x1080 for 64x64 or 512x512 frames) would show them small or letterboxed, so the render size becomes
+    the frames' own size (one output pixel per generated pixel; resolution_percentage stays). Once per scene: the
+    mark is set even when the shapes match, and a size the user picks afterwards stays. Returns the text for the user
+    ('' when nothing changed)."""
+    if SIZE_MARK in scene:
+        return ""
+    render = scene.render
+    was = (render.resolution_x, render.resolution_y)
+    scene[SIZE_MARK] = was
+    if was[0] * height == was[1] * width:
+        return ""  # the same shape: the fitted strip fills the picture at the user's size
+    render.resolution_x, render.resolution_y = width, height
+    return (f"Render size set to {width}x{height} (the frames' size; was {was[0]}x{was[1]}); change it in "
+            "Output Properties > Format")
+
+
+def grow_render_size(scene: bpy.types.Scene, width: int, height: int, factor: int) -> str:
+    """The upscale pass's frames are `factor` times the size: a render size match_render_size set to the frames' size
+    (and the user left) becomes the upscaled size, so the upscaled frames render at their own resolution. Returns the
+    text for the user ('' when nothing changed)."""
+    render = scene.render
+    was = scene.get(SIZE_MARK)
+    if was is None or factor <= 1 or (render.resolution_x, render.resolution_y) != (width, height):
+        return ""
+    render.resolution_x, render.resolution_y = width * factor, height * factor
+    return (f"Render size set to {width * factor}x{height * factor} (the upscaled frames' size; was "
+            f"{was[0]}x{was[1]}); change it in Output Properties > Format")
+
+
+def undo_render_size(scene: bpy.types.Scene, sizes: tuple[tuple[int, int], ...]) -> None:
+    """Put back the render size match_render_size replaced (if it is still one of `sizes`, which that job set) and
+    forget that it was done, so the next Generate counts as the first."""
+    was = scene.get(SIZE_MARK)
+    if was is None:
+        return
+    del scene[SIZE_MARK]
+    render = scene.render
+    if (render.resolution_x, render.resolution_y) in sizes:
+        render.resolution_x, render.resolution_y = was
+
+
+def undo_view(scene: bpy.types.Scene) -> None:
+    """Put back the view transform show_as_generated replaced (if it is still Standard) and forget the switch."""
+    was = scene.get(VIEW_MARK)
+    if was is None:
+        return
+    del scene[VIEW_MARK]
+    if scene.view_settings.view_transform == "Standard":
+        scene.view_settings.view_transform = was
+
+
+def frame_files_exist(strip) -> bool:
+    """Whether any of the strip's frame files is on disk."""
+    folder = bpy.path.abspath(strip.directory)
+    return any(os.path.isfile(os.path.join(folder, e.filename)) for e in strip.elements)
+
+
+def remove_strip(scene: bpy.types.Scene, strip) -> None:
+    compat.top_strips(scene).remove(strip)
+
+
+def image_size(path: str) -> tuple[int, int] | None:
+    """A frame file's pixel size, read by Blender (None where it can't be read)."""
+    try:
+        image = bpy.data.images.load(path, check_existing=False)
+    except RuntimeError:
+        return None
+    try:
+        width, height = image.size
+    finally:
+        bpy.data.images.remove(image)
+    return (width, height) if width and height else None
 
 
 def _refit(strip, folder: str, first: int, names: list[str]) -> None:

@@ -10,6 +10,7 @@
 - Compositor: the tree moved to `scene.compositing_node_group` in 5.0; File Output nodes changed their items; the
   Mask node follows the scene size only when told before 5.0; image settings gained `media_type` in 5.0.
 - Builds: the 4.2 bpy wheel has no audio (audaspace).
+- Strip transform (strip_transform): the same on 4.2 to 5.2; the version check renders a fitted strip on each.
 """
 
 from __future__ import annotations
@@ -91,6 +92,26 @@ def set_handles(strip, start: int, end: int) -> None:
     strips that use this one as input (changing its elements or trims alone doesn't)."""
     setattr(strip, _timing(strip, "left_handle"), start)
     setattr(strip, _timing(strip, "right_handle"), end)
+
+
+# A strip's transform as strip_transform reads it: scale x, y; offset x, y (scene pixels, from centred); rotation
+# (radians); origin x, y (the pivot, as a share of the image).
+TRANSFORM = ("scale_x", "scale_y", "offset_x", "offset_y", "rotation", "origin_x", "origin_y")
+
+
+def strip_transform(strip) -> tuple[float, ...]:
+    """The strip's transform in TRANSFORM order. The same RNA (strip.transform: scale_x/y, offset_x/y, rotation,
+    origin) on 4.2 to 5.2, and no strip keeps a fit_method (only new_image takes one, and fits only to a file that
+    exists): a Blender that changes either is handled here."""
+    t = strip.transform
+    return (t.scale_x, t.scale_y, t.offset_x, t.offset_y, t.rotation, t.origin[0], t.origin[1])
+
+
+def set_strip_transform(strip, values: tuple[float, ...]) -> None:
+    """Set the strip's transform from values in TRANSFORM order."""
+    t = strip.transform
+    t.scale_x, t.scale_y, t.offset_x, t.offset_y, t.rotation = values[:5]
+    t.origin = values[5:7]
 
 
 def keyframe_insert(struct, prop: str, frame: float, index: int = -1) -> bool:
