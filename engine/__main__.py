@@ -11,7 +11,7 @@ import sys
 import threading
 
 from . import plan as plan_mod
-from .events import describe
+from .events import line_printer
 from .errors import ModelError, OutputFolderError
 from .models.options import LoadOptions
 
@@ -29,12 +29,17 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
 
 
-def _print_event(event: dict) -> None:
-    """Each event said for a person on stderr (not the denoising steps); the finished summary as JSON on stdout."""
-    if event["event"] == "finished":
-        print(json.dumps(event))
-    if event["event"] != "progress" and (text := describe(event)):
-        print(text, file=sys.stderr)
+def _printer():
+    """Each event said for a person on stderr (events.line_printer: a line per frame with elapsed and left, a step
+    line only after a quiet spell); the finished summary as JSON on stdout."""
+    say = line_printer(lambda text: print(text, file=sys.stderr, flush=True))
+
+    def emit(event: dict) -> None:
+        if event["event"] == "finished":
+            print(json.dumps(event))
+        say(event)
+
+    return emit
 
 
 def add_render(sub) -> None:
@@ -79,7 +84,7 @@ def cmd_render(args) -> int:
         from .renderer import Renderer
 
         renderer = Renderer(_load_options(args))
-    return _run_cancellable(lambda cancel: renderer.render(plan, frame_range, _print_event, cancel))
+    return _run_cancellable(lambda cancel: renderer.render(plan, frame_range, _printer(), cancel))
 
 
 def add_upscale(sub) -> None:
@@ -98,7 +103,7 @@ def cmd_upscale(args) -> int:
     plan = _load_plan(args)
     frame_range = plan_mod.parse_frame_range(args.frames) if args.frames else None
     renderer = Renderer(_load_options(args))
-    return _run_cancellable(lambda cancel: renderer.upscale(plan, frame_range, _print_event, cancel))
+    return _run_cancellable(lambda cancel: renderer.upscale(plan, frame_range, _printer(), cancel))
 
 
 def _run_cancellable(work) -> int:

@@ -36,6 +36,7 @@ from . import plan as plan_mod
 from .errors import ModelError
 from .frames import FrameStore
 from .models.options import LoadOptions
+from .progress import Pace
 from .renderer import Emit, Renderer, frame_params, plan_work
 
 ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -257,7 +258,8 @@ class RayRenderer:
     # -- rendering ------------------------------------------------------------------------------------------------
 
     def render(self, plan: dict, frame_range: tuple[int, int] | None, emit: Emit,
-               cancel: threading.Event | None = None) -> dict:
+               cancel: threading.Event | None = None, preview: bool | float = False) -> dict:
+        """`preview` is accepted for the worker protocol's sake and ignored: the frames denoise on the workers."""
         store = FrameStore(plan["settings"]["output_dir"])
         with store.rendering():  # a second render into the folder is refused (workers on shared storage write in it)
             return self._render(plan, frame_range, emit, cancel or threading.Event(), store)
@@ -271,13 +273,14 @@ class RayRenderer:
         store.expect(len(work.todo))
         by_frame = {r["frame"]: r for r in work.chain}
         pending = deque(units(plan, work.todo, work.records))
+        pace = Pace(plan_mod.frames_of(work.todo))  # the whole render's, not each worker's
         rendered, retried = 0, 0
         cancelled = False
         if pending and cancel.is_set():
             cancelled = True
         elif pending:
             self.start(emit)
-            run = _Run(self, plan, store, work.hashes, emit)
+            run = _Run(self, plan, store, work.hashes, emit, pace)
             try:
                 rendered, cancelled = run.drive(pending, cancel, by_frame, done, total)
             finally:
@@ -299,8 +302,10 @@ class RayRenderer:
 class _Run:
     """One render's bookkeeping: which worker has which unit, their event streams, retries and cancel."""
 
-    def __init__(self, owner: RayRenderer, plan: dict, store: FrameStore, hashes: dict, emit: Emit):
+    def __init__(self, owner: RayRenderer, plan: dict, store: FrameStore, hashes: dict, emit: Emit,
+                 pace: Pace | None = None):
         self.owner, self.plan, self.store, self.hashes, self.emit = owner, plan, store, hashes, emit
+        self.pace = pace or Pace([])
         self.events: queue.Queue = queue.Queue()
         self.ready: list = []  # idle workers
         self.busy: dict = {}  # worker -> (unit, token)
@@ -453,7 +458,9 @@ class _Run:
         if kind == "loading":
             self.emit(events.on_worker(event, worker))
         elif kind == "progress":
-            self.emit(events.on_worker({**event, "done": self.done + self.rendered, "total": self.total}, worker))
+            self.pace.step(event["frames"], event["step"], event["steps"])
+            self.emit(events.on_worker({**event, "done": self.done + self.rendered, "total": self.total,
+                                        **self.pace.timing()}, worker))
         elif kind == "frame" and not event["skipped"]:
             frame = event["frame"]
             if "png" in event:
@@ -463,8 +470,9 @@ class _Run:
                 self.store.refresh()
                 path = self.store.path(frame)
             self.rendered += 1
-            self.emit(events.on_worker(events.frame(frame, path, False, self.done + self.rendered, self.total),
-                                       worker))
+            self.pace.frame(frame)
+            self.emit(events.on_worker(events.frame(frame, path, False, self.done + self.rendered, self.total,
+                                                    timing=self.pace.timing()), worker))
         elif kind == "error":
             kinds = {"plan": plan_mod.PlanError, "model": ModelError}
             self._stop_early(kinds.get(event["kind"], DistributedError)(event["message"]))

@@ -10,8 +10,13 @@ Kinds, in the order a render sends them (keys in [brackets] only sometimes):
   start          frames, todo                         the range's frames, those not current on disk
   workers        count, address, resources, per_worker   a Ray render, once the cluster is known (distributed.py)
   loading        model [worker]                       a model (pipeline, ControlNet, decoder, adapter, upscaler)
-  progress       frames, step, steps, done, total [pass="upscale"] [worker]   one denoising step of a batch
-  frame          frame, path, skipped, done, total [worker]   a frame on disk (skipped: it was current already)
+  progress       frames, step, steps, done, total [elapsed, eta] [pass="upscale"] [worker]   one denoising step of
+                                                      a batch; elapsed: seconds since the render started, eta:
+                                                      seconds left (None until a rate is known; progress.py)
+  preview        frame, step, steps, path             the frame being denoised, roughly (a latent-to-RGB map,
+                                                      preview.py), as a small PNG at path (replaced each time)
+  frame          frame, path, skipped, done, total [elapsed, eta] [worker]   a frame on disk (skipped: it was
+                                                      current already)
   upscale_start  frames, todo, missing, upscale_dir   the upscaling pass (upscale.py): frames with a current main
                                                       frame, those to upscale, those left out (no main frame)
   upscaled       frame, path, skipped, done, total    an upscaled frame on disk
@@ -25,6 +30,7 @@ Kinds, in the order a render sends them (keys in [brackets] only sometimes):
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Literal, TypedDict, Union
 
 # -- the records ------------------------------------------------------------------------------------------------
@@ -67,12 +73,27 @@ class _Progress(TypedDict):
     total: int
 
 
+class _Timing(TypedDict, total=False):
+    """Optional on progress and frame events (events from before they were added lack them)."""
+
+    elapsed: float  # seconds since the render started
+    eta: Union[float, None]  # seconds left; None until the rate is known
+
+
 # "pass" is a Python keyword, so these keys are declared the functional way.
 _PassAndWorker = TypedDict("_PassAndWorker", {"pass": Literal["upscale"], "worker": str}, total=False)
 
 
-class Progress(_Progress, _PassAndWorker):
+class Progress(_Progress, _Timing, _PassAndWorker):
     """A denoising step; with pass="upscale" a step of the upscaling pass."""
+
+
+class Preview(TypedDict):
+    event: Literal["preview"]
+    frame: int
+    step: int
+    steps: int
+    path: str  # a PNG, replaced atomically by the next preview
 
 
 class _Frame(TypedDict):
@@ -84,7 +105,7 @@ class _Frame(TypedDict):
     total: int
 
 
-class Frame(_Frame, total=False):
+class Frame(_Frame, _Timing, total=False):
     worker: str
 
 
@@ -140,13 +161,13 @@ class Exit(TypedDict):
     message: str  # the worker's last lines on stderr, or ""
 
 
-Event = Union[Ready, Start, Loading, Workers, Progress, Frame, UpscaleStart, Upscaled, Finished, UpscaleFinished,
+Event = Union[Ready, Start, Loading, Workers, Progress, Preview, Frame, UpscaleStart, Upscaled, Finished, UpscaleFinished,
               Error, Exit]
 Emit = Callable[[Event], None]
 
 KINDS: dict[str, type] = {"ready": Ready, "start": Start, "loading": Loading, "workers": Workers,
-                          "progress": Progress, "frame": Frame, "upscale_start": UpscaleStart, "upscaled": Upscaled,
-                          "finished": Finished, "error": Error, "exit": Exit}
+                          "progress": Progress, "preview": Preview, "frame": Frame, "upscale_start": UpscaleStart,
+                          "upscaled": Upscaled, "finished": Finished, "error": Error, "exit": Exit}
 
 
 def schema(event: dict) -> type:
@@ -175,16 +196,27 @@ def workers(count: int, address: str, resources: dict[str, float], per_worker: d
     return {"event": "workers", "count": count, "address": address, "resources": resources, "per_worker": per_worker}
 
 
-def progress(frames: list[int], step: int, steps: int, done: int, total: int, upscale: bool = False) -> Progress:
+def progress(frames: list[int], step: int, steps: int, done: int, total: int, upscale: bool = False,
+             timing: dict | None = None) -> Progress:
+    """`timing`: {"elapsed", "eta"} (progress.Pace.timing)."""
     event: Progress = {"event": "progress", "frames": frames, "step": step, "steps": steps, "done": done,
                        "total": total}
     if upscale:
         event["pass"] = "upscale"
+    if timing:
+        event.update(timing)  # type: ignore[typeddict-item]
     return event
 
 
-def frame(frame: int, path: str, skipped: bool, done: int, total: int) -> Frame:
-    return {"event": "frame", "frame": frame, "path": path, "skipped": skipped, "done": done, "total": total}
+def preview(frame: int, step: int, steps: int, path: str) -> Preview:
+    return {"event": "preview", "frame": frame, "step": step, "steps": steps, "path": path}
+
+
+def frame(frame: int, path: str, skipped: bool, done: int, total: int, timing: dict | None = None) -> Frame:
+    event: Frame = {"event": "frame", "frame": frame, "path": path, "skipped": skipped, "done": done, "total": total}
+    if timing:
+        event.update(timing)  # type: ignore[typeddict-item]
+    return event
 
 
 def upscale_start(frames: list[int], todo: list[int], missing: list[int], upscale_dir: str) -> UpscaleStart:
@@ -236,9 +268,38 @@ def _frames(frames: list[int]) -> str:
     return f"frame {first}" if first == last else f"frames {first}-{last}"
 
 
-def _progress(e: Progress) -> str:
+def clock(seconds: float) -> str:
+    """0:42, 2:10, 1:02:03."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def timing(elapsed: float | None, eta: float | None) -> str:
+    """'0:42 elapsed, about 2:10 left'; '0:42 elapsed' with no estimate (None or negative: Blender's status keeps -1);
+    '' with no elapsed time (None or 0: nothing started yet)."""
+    if not elapsed or elapsed < 0:
+        return ""
+    return f"{clock(elapsed)} elapsed" + (f", about {clock(eta)} left" if eta is not None and eta >= 0 else "")
+
+
+def _timed(text: str, e: dict) -> str:
+    said = timing(e.get("elapsed"), e.get("eta"))
+    return f"{text} · {said}" if said else text
+
+
+def progress_text(e: Progress) -> str:
+    """A progress event without its timing (what a progress bar says; the timing goes beside it)."""
     what = "upscaled" if e.get("pass") == "upscale" else "done"
     return f"{e['done']}/{e['total']} {what}, {_frames(e['frames'])}: step {e['step']}/{e['steps']}"
+
+
+def _progress(e: Progress) -> str:
+    return _timed(progress_text(e), e)
+
+
+def _frame(e: Frame) -> str:
+    return "" if e["skipped"] else _timed(f"[{e['done']}/{e['total']}] frame {e['frame']} -> {e['path']}", e)
 
 
 def _workers(e: Workers) -> str:
@@ -275,7 +336,8 @@ _SAY: dict[str, Callable[..., str]] = {
     "loading": lambda e: f"Loading {e['model']}" + (f" on {e['worker']}" if "worker" in e else ""),
     "workers": _workers,
     "progress": _progress,
-    "frame": lambda e: "" if e["skipped"] else f"[{e['done']}/{e['total']}] frame {e['frame']} -> {e['path']}",
+    "preview": lambda e: "",  # a picture, not words
+    "frame": _frame,
     "upscale_start": _upscale_start,
     "upscaled": lambda e: "" if e["skipped"] else
     f"[{e['done']}/{e['total']}] upscaled frame {e['frame']} -> {e['path']}",
@@ -283,3 +345,31 @@ _SAY: dict[str, Callable[..., str]] = {
     "error": lambda e: e["message"],
     "exit": _exit,
 }
+
+
+# -- printing them on a terminal --------------------------------------------------------------------------------
+
+# The seconds a terminal may stay silent while a frame denoises: a step line after that long (a long first frame, a
+# slow CPU), never one per step.
+QUIET_SECONDS = 10.0
+
+
+def line_printer(write: Callable[[str], None], leave: tuple[str, ...] = (), quiet: float = QUIET_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> Emit:
+    """What a terminal shows of a render (the engine CLI, Blender's -c command and -a render hook): every event said
+    for a person (a line per finished frame with the count, elapsed and estimate), but denoising steps only when
+    nothing was printed for `quiet` seconds, and no previews. `leave`: kinds the caller says itself."""
+    last = [clock()]
+
+    def emit(event: Event) -> None:
+        kind = event.get("event")
+        if kind in leave:
+            return
+        if kind == "progress" and clock() - last[0] < quiet:
+            return
+        said = describe(event)
+        if said:
+            write(said)
+            last[0] = clock()
+
+    return emit

@@ -37,7 +37,9 @@ _PNG_END = b"IEND\xaeB`\x82"
 _PNG_CHUNK = b"keyframe_diffusion\x00"  # our text chunk's keyword: a frame file we made says so in its first bytes
 _FRAME_NAME = re.compile(r"frame_(-?\d+)\.png")
 # What our writers leave behind when killed or stopped by a full disk: `<file>.<pid>.<thread id>.tmp`.
-_TEMPORARY = re.compile(r"(frame_-?\d+\.png|manifest\.json|manifest\.jsonl|manifest\.render\.json)\.\d+\.\d+\.tmp")
+# (manifest.preview.png: the live preview, preview.py)
+_TEMPORARY = re.compile(r"(frame_-?\d+\.png|manifest\.json|manifest\.jsonl|manifest\.render\.json"
+                        r"|manifest\.preview\.png)\.\d+\.\d+\.tmp")
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
@@ -325,7 +327,8 @@ def _bytes(size: float) -> str:
 
 def sweep_temporary(folder: str) -> list[str]:
     """Remove the temporary files our writers leave when killed or stopped by a full disk (only our own names:
-    `frame_*.png.<pid>.<thread>.tmp`, `manifest.json*.tmp`, `manifest.jsonl*.tmp`). Call it only while holding the
+    `frame_*.png.<pid>.<thread>.tmp`, `manifest.json*.tmp`, `manifest.jsonl*.tmp`, the live preview's
+    `manifest.preview.png.*.tmp`). Call it only while holding the
     folder's render lock, when no one else is writing there. Returns the names removed."""
     removed = []
     with os.scandir(folder) as entries:

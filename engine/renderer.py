@@ -28,6 +28,8 @@ from .models.loras import apply_loras
 from .models.options import LoadOptions
 from .models.schedulers import set_scheduler
 from .models.speed import apply_speed, uncompiled
+from .preview import INTERVAL, Previewer
+from .progress import Pace
 
 Emit = events.Emit
 
@@ -162,24 +164,27 @@ class Renderer:
         emit: Emit,
         cancel: threading.Event | None = None,
         hold_folder: bool = True,
+        preview: bool | float = False,
     ) -> dict:
         """Render the frames of `frame_range` (None: all) not current in the output folder, then the upscaling pass.
 
         The render holds its output folder (FrameStore.rendering): a second render into it fails at once with a
         FolderInUseError naming this one. `hold_folder=False` only where the caller holds it already (a Ray worker
-        writing into the driver's shared folder)."""
+        writing into the driver's shared folder). `preview`: send live previews (preview.py), True at the default
+        rate, a number: at most one per that many seconds."""
         settings = plan["settings"]
         self._upscale_kind(settings)  # a wrong upscaler fails here, before any frame is rendered
         store = FrameStore(settings["output_dir"])
         with store.rendering() if hold_folder else contextlib.nullcontext():
-            return self._render(plan, frame_range, emit, cancel or threading.Event(), store)
+            return self._render(plan, frame_range, emit, cancel or threading.Event(), store, preview)
 
     def _render(self, plan: dict, frame_range: tuple[int, int] | None, emit: Emit, cancel: threading.Event,
-                store: FrameStore) -> dict:
+                store: FrameStore, preview: bool | float = False) -> dict:
         settings = plan["settings"]
         work = plan_work(plan, frame_range, store)
         chain, records, todo, hashes = work.chain, work.records, work.todo, work.hashes
         total = len(records)
+        pace = Pace(plan_mod.frames_of(todo))  # from before the model loads: elapsed is what the user waited
         done = work.announce(store, emit)
         store.expect(len(todo))
         by_frame = {r["frame"]: r for r in chain}
@@ -187,17 +192,28 @@ class Renderer:
         cancelled = False
         if todo and not cancel.is_set():
             pipe, nets = self.prepare(settings, emit)
+            previewer = None
+            if preview is not False and preview is not None:
+                interval = INTERVAL if preview is True else float(preview)
+                try:
+                    previewer = Previewer(pipe, settings, store.folder, emit, interval)
+                except Exception as e:  # no preview is no reason to stop a render
+                    print(f"warning: no live preview for this model: {e}", file=sys.stderr)
 
-            def on_step(frames: list[int], step: int, steps: int) -> None:
+            def on_step(frames: list[int], step: int, steps: int, latents=None) -> None:
                 if cancel.is_set():
                     raise Cancelled()
-                emit(events.progress(frames, step, steps, done + rendered, total))
+                pace.step(frames, step, steps)
+                emit(events.progress(frames, step, steps, done + rendered, total, timing=pace.timing()))
+                if previewer is not None:
+                    previewer.offer(frames, step, steps, latents)
 
             def write(frame: int, image) -> None:
                 nonlocal rendered
                 path = store.write(frame, to_image(image), hashes[frame], frame_params(settings, by_frame[frame]))
                 rendered += 1
-                emit(events.frame(frame, path, False, done + rendered, total))
+                pace.frame(frame)
+                emit(events.frame(frame, path, False, done + rendered, total, timing=pace.timing()))
 
             writer = BackgroundWriter(write, 2 * settings["batch_size"]) if settings.get("background_writes") else None
             try:

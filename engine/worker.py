@@ -2,7 +2,9 @@
 
 Commands on stdin, one JSON object per line:
   {"cmd": "render", "plan": PATH, "frames": [A, B] | null, "ray": null | {"address": str, "workers": int | null,
-   "shared": bool}, "id": str | int (optional)}     (with "ray": the frames are spread over a Ray cluster)
+   "shared": bool}, "id": str | int (optional), "preview": bool (optional)}
+                             (with "ray": the frames are spread over a Ray cluster; with "preview": live previews
+                             of the frame being denoised, preview events, see preview.py)
   {"cmd": "cancel", "id": ... (optional)}   stops, within one denoising step, the render with that id, or without an
                              id every render sent before it (running or queued); a cancel that finds none (the worker
                              idle, the render already over) does nothing: it never reaches a later render
@@ -149,7 +151,8 @@ def _render(cmd: dict, renderers: _Renderers, emit: Emit, cancel: threading.Even
     try:
         plan = plan_mod.load(cmd["plan"])
         frames = cmd.get("frames")
-        renderers.choose(cmd.get("ray")).render(plan, tuple(frames) if frames else None, emit, cancel)
+        renderers.choose(cmd.get("ray")).render(plan, tuple(frames) if frames else None, emit, cancel,
+                                                preview=cmd.get("preview") is True)
     except Exception as e:  # the worker reports and stays up; Blender decides what to do
         emit(_error(e, cmd))
 

@@ -147,12 +147,13 @@ class WorkerClient:
         except (BrokenPipeError, OSError) as e:
             raise WorkerError(f"the engine worker stopped: {self.last_words() or e}") from e
 
-    def render(self, plan_path: str, frames: tuple[int, int] | None = None, ray: dict | None = None) -> int:
-        """Start rendering a plan; `ray` ({"address", "workers", "shared"}) spreads it over a Ray cluster. Returns
-        the render's id (what cancel names)."""
+    def render(self, plan_path: str, frames: tuple[int, int] | None = None, ray: dict | None = None,
+               preview: bool = False) -> int:
+        """Start rendering a plan; `ray` ({"address", "workers", "shared"}) spreads it over a Ray cluster; `preview`
+        asks for live previews (preview events). Returns the render's id (what cancel names)."""
         render_id = next(self._render_ids)
         self.send({"cmd": "render", "plan": plan_path, "frames": list(frames) if frames else None, "ray": ray,
-                   "id": render_id})
+                   "id": render_id, "preview": preview})
         self.render_id = render_id
         return render_id
 

@@ -6,7 +6,8 @@ name: they look it up with `get(settings["mode"])` and use only this interface:
 - `render(ctx)`: (frame, image) for every frame in ctx.todo, in frame order; an image is a PIL image or an RGB uint8
   array. `ctx` is a `Context`: the prepared pipeline, the plan's settings, the loaded ControlNet units, the plan's
   frames (`chain`), the frames to render (`todo`), the output folder (`store`, to read finished frames back) and the
-  step callback (`on_step(frames, step, steps)`: call it every denoising step; it raises Cancelled on a cancel).
+  step callback (`on_step(frames, step, steps, latents=None)`: call it every denoising step; it raises Cancelled on
+  a cancel; `latents`, the batch's latents as the loop holds them (first frame first), feed the live preview).
 - `prepare(renderer, pipe, settings, emit) -> (pipe, controlnets)`: the pipeline to render with, made from the loaded
   base `pipe`. Default: the image pipeline (renderer.image_pipeline: scheduler, decoder, LoRAs, speed switches,
   ControlNet units).
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from ..frames import FrameStore
     from .diffuse import Job
 
-StepCallback = Callable[[list[int], int, int], None]
+StepCallback = Callable[..., None]  # (frames, step, steps, latents=None)
 Frames = Iterator[tuple[int, object]]
 WorkUnit = tuple[list[int], "tuple[int, int] | None"]
 

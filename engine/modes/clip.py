@@ -179,7 +179,7 @@ def denoise(pipe, settings: dict, records: list[dict], cond: Conditioning, laten
             total[window] += w * _predict(pipe, cond, model_input, t, window, guidance, rescale)
             weight[window] += w
         latents = scheduler.step(total / weight, t, latents, **extra, return_dict=False)[0]
-        on_step(frames, i + 1, len(timesteps))  # may raise Cancelled: nothing runs after this step
+        on_step(frames, i + 1, len(timesteps), latents)  # may raise Cancelled: nothing runs after this step
     return latents
 
 

@@ -354,7 +354,8 @@ def _step_callback(job: Job, batch: Batch, pull):
     total = steps_run(batch.steps, batch.strength) if batch.inits is not None else batch.steps
 
     def step_end(_pipe, step, _timestep, tensors):
-        job.on_step(frames, min(step + 1, total), total)  # may raise Cancelled: the loop stops within this step
+        # may raise Cancelled: the loop stops within this step
+        job.on_step(frames, min(step + 1, total), total, tensors.get("latents"))
         if pull is not None:
             tensors["latents"] = pull(tensors["latents"], step)
         return tensors

@@ -79,7 +79,7 @@ def _denoised(pipe, settings: dict, records: list[dict], on_step: StepCallback, 
         steps = batch[0]["steps"]
 
         def step_end(_pipe, step, _timestep, kwargs, frames=frames, steps=steps):
-            on_step(frames, step + 1, steps)  # may raise Cancelled: the loop stops within this step
+            on_step(frames, step + 1, steps, kwargs.get("latents"))  # may raise Cancelled: the loop stops here
             return kwargs
 
         parts = 1 if weights is None else weights.shape[1]

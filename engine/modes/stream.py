@@ -204,12 +204,14 @@ def _step(job: Job, pipe, pool: list[_Slot], time_ids) -> None:
         slot.index += 1
     # Progress per group of frames at the same step (may raise Cancelled: the pool stops within this step).
     groups: dict[tuple[int, int], list[int]] = {}
+    first: dict[tuple[int, int], torch.Tensor] = {}  # each group's first frame's latents, for the live preview
     for slot in pool:
         total = len(slot.timesteps) // slot.scheduler.order
         step = min(-(-slot.index // slot.scheduler.order), total)
         groups.setdefault((step, total), []).append(slot.record["frame"])
+        first.setdefault((step, total), slot.latents)
     for (step, total), frames in groups.items():
-        job.on_step(frames, step, total)
+        job.on_step(frames, step, total, first[(step, total)])
 
 
 def _step_kwargs(scheduler, generator: torch.Generator) -> dict:

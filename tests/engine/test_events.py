@@ -20,6 +20,7 @@ from engine import events
 from engine import plan as plan_mod
 from engine.__main__ import main
 from engine.frames import FrameStore
+from engine.progress import Pace
 from engine.renderer import Renderer
 from engine.tiny_model import make_tiny_upscaler
 
@@ -122,11 +123,13 @@ def test_the_ray_driver_tags_its_workers_events(tmp_path):
     sent = []
     run.emit, run.names, run.store = sent.append, {"actor": "host:12"}, FrameStore(str(tmp_path))
     run.done, run.total, run.rendered, run.by_frame = 1, 3, 0, {}
+    run.pace = Pace([2, 3])  # the driver's own elapsed and estimate, over all the workers' frames
     for event in (events.loading("embedded:tiny"), events.progress([2, 3], 1, 2, 0, 2),
                   events.frame(2, "/scratch/frame_000002.png", False, 1, 2)):
         run._on_event("actor", None, event)
     assert [check(e)["worker"] for e in sent] == ["host:12"] * 3
     assert sent[1]["done"] == 1 and sent[2]["done"] == 2 and sent[2]["total"] == 3
+    assert "elapsed" in sent[1] and "elapsed" in sent[2]
 
 
 def _fake_python(tmp_path, name: str, script: str) -> str:
@@ -162,7 +165,8 @@ def test_the_engine_command_line_says_the_events(tiny_model_dir, tmp_path, capsy
     path = os.path.join(str(tmp_path / "out"), "frame_00000{}.png")
     said = ["2 of 2 frames to render", f"Loading {tiny_model_dir}", f"[1/2] frame 1 -> {path.format(1)}",
             f"[2/2] frame 2 -> {path.format(2)}", "Done: 2 rendered, 0 up to date"]
-    assert [line for line in err.splitlines() if line in said] == said  # libraries may print between them
+    lines = [line.split(" \u00b7 ")[0] for line in err.splitlines()]  # frame lines end with the elapsed time
+    assert [line for line in lines if line in said] == said  # libraries may print between them
 
 
 PATH = "/out/frame_000002.png"
@@ -181,6 +185,11 @@ TEXTS = [
     (events.progress([2, 3], 20, 20, 1, 3, upscale=True), "1/3 upscaled, frames 2-3: step 20/20"),
     (events.frame(2, PATH, False, 2, 3), f"[2/3] frame 2 -> {PATH}"),
     (events.frame(2, PATH, True, 2, 3), ""),
+    (events.frame(2, PATH, False, 2, 3, timing={"elapsed": 61.2, "eta": None}), f"[2/3] frame 2 -> {PATH} \u00b7 1:01 "
+                                                                                "elapsed"),
+    (events.progress([4], 3, 30, 3, 5, timing={"elapsed": 42.0, "eta": 130.0}),
+     "3/5 done, frame 4: step 3/30 \u00b7 0:42 elapsed, about 2:10 left"),
+    (events.preview(4, 3, 30, "/out/manifest.preview.png"), ""),
     (events.upscale_start([1, 2, 3], [2, 3], [], "/up"), "Upscaling 2 of 3 frames"),
     (events.upscale_start([1, 2], [2], [3, 4], "/up"),
      "Upscaling 1 of 2 frames; 2 frames skipped: no current main frame on disk (render them first)"),
