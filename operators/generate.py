@@ -7,18 +7,35 @@ import bpy
 from bpy.props import BoolProperty, StringProperty
 
 from ..bake.scene import BakeError, write_plan
+from ..engine.events import timing
 from ..engine.plan import parse_frame_range
 from ..engine_link import workers
+from ..run import estimate
 from ..run.generate import GenerateError, GenerateJob
+from ..timeline.frame_range import describe_range, render_range
+from .messages import report
 
 _active_job: GenerateJob | None = None
 
 
-def _tag_redraw(context) -> None:
+def _tag_redraw(context, whole: bool = True) -> None:
+    """Redraw the status bar and the Sequencer: whole (its preview too: a frame landed), or only its sidebar."""
     for window in context.window_manager.windows:
         for area in window.screen.areas:
-            if area.type in {"SEQUENCE_EDITOR", "STATUSBAR"}:
+            if area.type == "STATUSBAR" or area.type == "SEQUENCE_EDITOR" and whole:
                 area.tag_redraw()
+            elif area.type == "SEQUENCE_EDITOR":
+                for region in area.regions:
+                    if region.type == "UI":
+                        region.tag_redraw()
+
+
+def _view(job: GenerateJob) -> tuple:
+    """What the sidebar and the status bar show of a job, to the second: they redraw only when it changes. (Redrawn
+    on every timer tick, Blender's drawing took CPU time from the engine worker beside it.)"""
+    elapsed, eta = job.timing()
+    return (job.finished, round(job.progress, 3), job.message, job.detail, job.error, int(elapsed),
+            None if eta is None else int(eta), job.previews)
 
 
 def _set_status(context, job: GenerateJob | None) -> None:
@@ -26,7 +43,30 @@ def _set_status(context, job: GenerateJob | None) -> None:
     status.running = job is not None and not job.finished
     if job is not None:
         status.progress = job.progress
-        status.message = job.error.splitlines()[0] if job.error else job.message
+        status.message = job.error or job.message
+        status.error = job.error  # shown in full with its fix-it buttons (operators/messages.py)
+        # Elapsed and left, ticking between events (panels/progress.py); the live preview's caption.
+        status.detail = job.detail
+        elapsed, eta = job.timing()
+        status.elapsed, status.eta = elapsed, -1.0 if eta is None else eta
+        status.preview = job.preview
+
+
+def _show_failure(context, error: str) -> None:
+    """A Generate that failed before it started says why in the sidebar too (with its fix-it buttons)."""
+    status = context.window_manager.keyframe_diffusion_status
+    status.running = False
+    status.message = status.error = error
+    _tag_redraw(context)
+
+
+def _check_inside(scene, frames: tuple[int, int]) -> None:
+    """Frames asked for (Current Frame, Frames A-B) must meet the Frame Range: the plan has no others."""
+    first, last = render_range(scene)
+    if frames[1] < first or frames[0] > last:
+        asked = f"frame {frames[0]}" if frames[0] == frames[1] else f"frames {frames[0]}-{frames[1]}"
+        raise GenerateError(f"{asked[0].upper()}{asked[1:]} lies outside the Frame Range ({describe_range(scene)}): "
+                            "move the playhead into it, or choose another Frame Range in the panel")
 
 
 def _draw_status_bar(header, context):
@@ -34,8 +74,11 @@ def _draw_status_bar(header, context):
     row = header.layout.row(align=True)
     row.label(text="Keyframe Diffusion", icon="RENDER_ANIMATION")
     bar = row.row()
-    bar.ui_units_x = 18  # wide enough for "12/48 done, frames 13-16: step 3/4"
-    bar.progress(factor=status.progress, type="BAR", text=status.message or "Generating")
+    bar.ui_units_x = 18  # wide enough for "12/48 done, frames 13-16: step 30/30"
+    bar.progress(factor=status.progress, type="BAR", text=status.detail or status.message or "Generating")
+    said = timing(status.elapsed, status.eta)  # "0:42 elapsed, about 2:10 left", as the sidebar and terminal say
+    if said:
+        row.label(text=said, icon="TIME")
     row.label(text="Esc to cancel")
 
 
@@ -73,8 +116,20 @@ class KD_OT_generate(bpy.types.Operator):
                           "the scene's setting)", default=False)
     ray_address: StringProperty(name="Ray Cluster", description="Ray cluster address (default: the scene's; empty "
                                 "there starts Ray on this machine)", default="")
+    # Set once the user said yes to a long render (run/estimate.py's is_long), so the render starts without asking.
+    confirmed: BoolProperty(name="Confirmed", default=False, options={"HIDDEN", "SKIP_SAVE"},
+                            description="Start without asking, even when the render is long")
 
     _timer = None
+
+    @classmethod
+    def poll(cls, context):
+        settings = context.scene.keyframe_diffusion if context.scene else None
+        if settings is not None and settings.prompt_source == "KEYS" and not any(
+                key.text.strip() for key in settings.prompts):
+            cls.poll_message_set("Add a prompt first: what the frames should show (Prompts, +)")
+            return False
+        return True
 
     def _make_job(self, context) -> GenerateJob:
         scene = context.scene
@@ -82,6 +137,8 @@ class KD_OT_generate(bpy.types.Operator):
             frame_range = (scene.frame_current, scene.frame_current)
         else:
             frame_range = parse_frame_range(self.frames) if self.frames.strip() else None
+        if frame_range is not None:
+            _check_inside(scene, frame_range)
         # Set on the operator (a script, a keymap), the Ray choice overrides the scene's.
         props = self.properties
         use_ray = self.use_ray if props.is_property_set("use_ray") else None
@@ -94,8 +151,35 @@ class KD_OT_generate(bpy.types.Operator):
             return True
         return False
 
+    def _ask(self, context, event):
+        """Before a long render, Blender's confirmation with the frame count and estimate; None: no need to ask.
+        OK there calls execute(), which starts the render the way the button does (_start_confirmed)."""
+        if self.confirmed or self.current_frame:
+            return None
+        try:
+            frames = parse_frame_range(self.frames) if self.frames.strip() else None
+        except ValueError:
+            return None  # _make_job reports it
+        est = estimate.estimate(context.scene, self.model or None, frames)
+        if not estimate.is_long(est):
+            return None
+        title, message = estimate.confirm_text(est)
+        self.confirmed = True
+        return context.window_manager.invoke_confirm(self, event, title=title, message=message,
+                                                     confirm_text="Generate", icon="QUESTION")
+
+    def _start_confirmed(self):
+        """The render the user confirmed, started modal as from the button (execute() would block the UI)."""
+        props = self.properties
+        names = ["current_frame", "frames", "model", "output"]
+        names += [name for name in ("use_ray", "ray_address") if props.is_property_set(name)]
+        return bpy.ops.keyframe_diffusion.generate("INVOKE_DEFAULT", confirmed=True,
+                                                   **{name: getattr(self, name) for name in names})
+
     def execute(self, context):
         global _active_job
+        if self.confirmed and not bpy.app.background and context.window is not None:
+            return self._start_confirmed()
         if self._busy():
             return {"CANCELLED"}
         try:
@@ -103,7 +187,7 @@ class KD_OT_generate(bpy.types.Operator):
             _active_job = job
             job.run_blocking(context)
         except (GenerateError, ValueError) as e:
-            self.report({"ERROR"}, str(e))
+            report(self, "ERROR", str(e))
             return {"CANCELLED"}
         finally:
             _active_job = None
@@ -116,14 +200,19 @@ class KD_OT_generate(bpy.types.Operator):
             return self.execute(context)
         if self._busy():
             return {"CANCELLED"}
+        asked = self._ask(context, event)
+        if asked is not None:
+            return asked
         try:
             job = self._make_job(context)
             job.start(context)
         except (GenerateError, ValueError) as e:
-            self.report({"ERROR"}, str(e))
+            report(self, "ERROR", str(e))
+            _show_failure(context, str(e))
             return {"CANCELLED"}
         _active_job = job
         _set_status(context, job)
+        self._shown, self._landed = _view(job), 0
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         context.workspace.status_text_set(_draw_status_bar)
@@ -138,9 +227,12 @@ class KD_OT_generate(bpy.types.Operator):
             return {"RUNNING_MODAL"}  # Esc is ours while generating; don't let it reach other tools
         if event.type == "TIMER":
             job.poll()
-            _set_status(context, job)
-            _tag_redraw(context)
-            context.workspace.status_text_set(_draw_status_bar)  # setting it again redraws the status bar
+            shown, landed = _view(job), len(job.rendered) + len(job.upscaled)
+            if shown != self._shown or landed != self._landed:
+                _set_status(context, job)
+                _tag_redraw(context, whole=landed != self._landed)  # the Sequencer's preview: only for a new frame
+                context.workspace.status_text_set(_draw_status_bar)  # setting it again redraws the status bar
+                self._shown, self._landed = shown, landed
             if job.finished:
                 return self._finish(context, job)
         return {"PASS_THROUGH"}
@@ -153,7 +245,7 @@ class KD_OT_generate(bpy.types.Operator):
         _set_status(context, job)
         _tag_redraw(context)
         if job.error:
-            self.report({"ERROR"}, job.error)
+            report(self, "ERROR", job.error)
             return {"CANCELLED"}
         self.report({"INFO"}, job.message)
         return {"FINISHED"} if not job.cancelled else {"CANCELLED"}

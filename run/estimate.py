@@ -216,8 +216,8 @@ def is_long(est: Estimate) -> bool:
 def confirm_text(est: Estimate) -> tuple[str, str]:
     """(title, message) of the question Generate asks before a long render."""
     title = f"Generate {est.frames} frames?"
-    message = (f"Frames {est.range_text} ({est.source}), {_steps_text(est.steps)}: {_time_text(est.seconds)}. "
-               "Frames already rendered with the same settings are kept. Frame Range in the panel sets the frames")
+    message = (f"Frames {est.range_text} ({est.source}), {_steps_text(est.steps)}, {_time_text(est.seconds)}. "
+               "Frame Range in the sidebar chooses the frames")
     return title, message
 
 

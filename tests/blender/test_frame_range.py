@@ -178,7 +178,8 @@ def test_generate_asks_before_a_long_render(keyed, timings):
     assert timings.is_long(est)  # 250 frames
     title, message = timings.confirm_text(est)
     assert title == "Generate 250 frames?"
-    assert message.startswith(f"Frames 1-250 (the scene range), {settings.steps} steps each: time not known")
+    assert message == (f"Frames 1-250 (the scene range), {settings.steps} steps each, time not known until the first "
+                       "frames finish. Frame Range in the sidebar chooses the frames")
     # Few frames but a long estimate asks too.
     settings.frame_range = "PROMPTS"
     key = timings.timing_key(settings.model, settings.width, settings.height, settings.device, settings.mode)
