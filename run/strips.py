@@ -106,15 +106,20 @@ def match_render_size(scene: bpy.types.Scene, width: int, height: int) -> str:
     """Called when Generate first makes our strip in a scene: a render whose shape differs from the frames' (the
     factory 1920x1080 for 64x64 or 512x512 frames) would show them small or letterboxed, so the render size becomes
     the frames' own size (one output pixel per generated pixel; resolution_percentage stays). Once per scene: the
-    mark is set even when the shapes match, and a size the user picks afterwards stays. Returns the text for the user
+    mark is set even when the shapes match, and a size the user picks afterwards stays. A Sequencer holding strips of
+    the user's is their edit, sized as they chose: there the text only says what to do. Returns the text for the user
     ('' when nothing changed)."""
     if SIZE_MARK in scene:
         return ""
     render = scene.render
     was = (render.resolution_x, render.resolution_y)
-    scene[SIZE_MARK] = was
     if was[0] * height == was[1] * width:
+        scene[SIZE_MARK] = was
         return ""  # the same shape: the fitted strip fills the picture at the user's size
+    if not _sequencer_is_ours(scene):
+        return (f"The frames ({width}x{height}) are another shape than the render ({was[0]}x{was[1]}), so they show "
+                f"with bars; to fill the picture set Output Properties > Format > Resolution to {width}x{height}")
+    scene[SIZE_MARK] = was
     render.resolution_x, render.resolution_y = width, height
     return (f"Render size set to {width}x{height} (the frames' size; was {was[0]}x{was[1]}); change it in "
             "Output Properties > Format")

@@ -43,6 +43,8 @@ scene.frame_start, scene.frame_end = 1, 4
 bpy.ops.keyframe_diffusion.prompt_add(text="a red circle", frame=1)
 bpy.ops.keyframe_diffusion.prompt_add(text="a blue square", frame=4)
 settings = scene.keyframe_diffusion
+# The check changes the scene range to regenerate; the default Frame Range (the prompt keys') has its own tests.
+settings.frame_range = "SCENE"
 # '//' paths (relative to the .blend) take no "does not support blend relative" warning where Blender knows the option.
 settings.output_dir = "//frames/"
 settings.output_dir = out
@@ -75,6 +77,9 @@ def pixels(path):
 
 # The Sequencer's final render shows frame 1 as generated (the first strip switched the factory AgX to Standard).
 result["view"] = [scene.view_settings.view_transform, scene.get(package_module.run.strips.VIEW_MARK)]
+# The first Generate set the factory 1920x1080 render size to the frames' 64x64 (once) and fitted the strip to it.
+result["render_size"] = [scene.render.resolution_x, scene.render.resolution_y,
+                         list(scene.get(package_module.run.strips.SIZE_MARK) or [])]
 scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 64, 100
 compat.set_image_output(scene.render.image_settings, "PNG")
 scene.render.filepath = os.path.join(out, "sequencer_render.png")
@@ -82,6 +87,28 @@ scene.frame_set(1)
 bpy.ops.render.render(write_still=True)
 rendered, generated = pixels(scene.render.filepath), pixels(os.path.join(out, "frame_000001.png"))
 result["render_difference"] = max(abs(a - b) for i, (a, b) in enumerate(zip(rendered, generated)) if i % 4 != 3)
+
+# The user picks 128x96 (another shape): the next Generate keeps it and fits the strip to its height (scale 1.5, the
+# picture in columns 16-111 between black bars); the Sequencer renders it so.
+scene.render.resolution_x, scene.render.resolution_y = 128, 96
+bpy.ops.keyframe_diffusion.generate()
+scene.render.filepath = os.path.join(out, "sequencer_fit.png")
+bpy.ops.render.render(write_still=True)
+fitted = pixels(scene.render.filepath)
+
+
+def mean_rgb(values, width, columns):
+    """The mean of R, G and B over every row of the given columns of an RGBA image `width` pixels wide."""
+    chosen = [v for i, v in enumerate(values) if i % 4 != 3 and (i // 4) % width in columns]
+    return sum(chosen) / len(chosen)
+
+
+result["fit"] = {"size": [scene.render.resolution_x, scene.render.resolution_y],
+                 "transform": [round(v, 4) for v in compat.strip_transform(strip)],
+                 "picture_minus_frame": mean_rgb(fitted, 128, range(16, 112)) - mean_rgb(generated, 64, range(64)),
+                 "bars": mean_rgb(fitted, 128, [*range(0, 15), *range(113, 128)])}
+scene.render.resolution_x, scene.render.resolution_y = 64, 64
+bpy.ops.keyframe_diffusion.generate()
 
 # Generating after the range changed updates our strip in place: an effect on it and its blend settings stay.
 blur = new_effect(strips, "Blur", "GAUSSIAN_BLUR", 4, 1, 5, inputs=[strip])

@@ -69,6 +69,12 @@ def test_extension_installs_bakes_and_generates_on_other_blenders(version, built
     # The Sequencer's render is the generated frame: the first strip set the factory AgX view to Standard.
     assert result["view"] == ["Standard", "AgX"]
     assert result["render_difference"] <= 2
+    # Frames fill the picture: the first Generate set the render size to the frames' (once); a size of another shape
+    # the user picks afterwards stays, and the strip fits its height with bars at the sides.
+    assert result["render_size"] == [64, 64, [1920, 1080]]
+    fit = result["fit"]
+    assert fit["size"] == [128, 96] and fit["transform"] == [1.5, 1.5, 0, 0, 0, 0.5, 0.5]
+    assert abs(fit["picture_minus_frame"]) < 3 and fit["bars"] < 1
     # A longer, then a shorter range: the strip is updated in place, the effect on it and its opacity stay.
     longer, shorter = result["regenerated"]
     for state, (first, last) in ((longer, (1, 6)), (shorter, (2, 3))):

@@ -224,3 +224,36 @@ def test_a_failure_after_frames_exist_keeps_the_strip(scene, extension, tmp_path
     with pytest.raises(extension.run.generate.GenerateError):
         extension.run.generate.GenerateJob(scene).run_blocking()
     assert our_strip(extension, scene) is not None and (scene.render.resolution_x, scene.render.resolution_y) == (64, 64)
+
+
+def test_with_the_upscale_pass_the_render_size_is_the_upscaled_frames(scene, extension, tmp_path):
+    """The upscaler's factor shows only in its first frame: the first-use size grows to it and both strips fit."""
+    from engine.tiny_model import make_tiny_upscaler
+
+    settings = keyed(scene)
+    settings.use_upscale = True
+    settings.upscale_model = make_tiny_upscaler(str(tmp_path / "x2"), kind="x2")
+    settings.upscale_steps = 1
+    settings.upscale_guidance = 0.0
+    job = gui_generate(extension, scene)
+    assert not job.error and sorted(job.upscaled) == [1, 2]
+    assert "Render size set to 128x128 (the upscaled frames' size; was 1920x1080)" in job.message
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (128, 128)
+    strips = extension.run.strips
+    upscaled = strips.find_strip(scene, strips.upscaled_name(scene))
+    assert scale(extension, our_strip(extension, scene))[:2] == (2, 2) and scale(extension, upscaled)[:2] == (1, 1)
+    rendered = render(scene, str(tmp_path / "upscaled.png"))
+    path = os.path.join(bpy.path.abspath(upscaled.directory), frame_filename(1))
+    assert np.abs(rendered - np.asarray(Image.open(path).convert("RGB"))).max() <= 2
+
+
+def test_a_sequencer_with_the_users_strips_keeps_its_render_size(scene, extension, tmp_path):
+    from blender_helpers import new_effect
+
+    keyed(scene)
+    new_effect(strip_collection(scene), "Title", "COLOR", 9, 1, 3)
+    job = gui_generate(extension, scene)
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (1920, 1080)
+    assert "The frames (64x64) are another shape than the render (1920x1080)" in job.message
+    assert "Resolution to 64x64" in job.message
+    assert scale(extension, our_strip(extension, scene))[:2] == (1080 / 64, 1080 / 64)  # fitted, with bars
