@@ -5,8 +5,14 @@ from __future__ import annotations
 import bpy
 
 from ..engine import vocabulary as vocab
+from ..engine.models.examples import examples_for
+from ..operators.messages import draw_fixes, draw_wrapped, panel_width
+from ..operators.models import recommended_differs
 from ..operators.presets import KD_PT_presets
+from ..run.estimate import duration_text, estimate
 from ..settings import compat
+from ..timeline.frame_range import describe_range
+from .progress import draw_running
 
 
 class _Panel:
@@ -16,11 +22,15 @@ class _Panel:
 
 
 class KD_UL_prompts(bpy.types.UIList):
+    """A key's frame and prompt, the text taking the row. The weight is animated (a later key is at 0 before its
+    frame), so the row shows whether the prompt is in the picture at the current frame, not a 0.00 that reads as
+    "disabled"; the weight slider is below the list."""
+
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
         row = layout.row(align=True)
-        row.label(text=f"{item.frame}", icon="KEYFRAME")
-        row.prop(item, "text", text="", emboss=False)
-        row.prop(item, "weight", text="", slider=True)
+        split = row.split(factor=0.2, align=True)
+        split.label(text=f"{item.frame}", icon="KEYFRAME_HLT" if item.weight > 0 else "KEYFRAME")
+        split.prop(item, "text", text="", emboss=False)
 
 
 class KD_UL_audio_links(bpy.types.UIList):
@@ -31,6 +41,8 @@ class KD_UL_audio_links(bpy.types.UIList):
 
 
 class KD_PT_main(_Panel, bpy.types.Panel):
+    """What a first render needs: the model, the mode, the frames, Generate; the rest is in closed sub-panels."""
+
     bl_label = "Keyframe Diffusion"
 
     def draw(self, context):
@@ -38,22 +50,46 @@ class KD_PT_main(_Panel, bpy.types.Panel):
         settings = context.scene.keyframe_diffusion
         status = context.window_manager.keyframe_diffusion_status
         if status.running:
-            layout.progress(factor=status.progress, type="BAR", text=status.message or "Generating")
-            layout.operator("keyframe_diffusion.cancel", icon="CANCEL")
-        else:
-            row = layout.row(align=True)
-            row.scale_y = 1.4
-            row.operator("keyframe_diffusion.generate", icon="RENDER_ANIMATION")
-            op = row.operator("keyframe_diffusion.generate", text="Frame", icon="RENDER_STILL")
-            op.current_frame = True
-            if status.message:
-                layout.label(text=status.message)
-        layout.prop(settings, "model")
-        layout.prop(settings, "output_dir")
+            draw_running(layout, context)
+            return
+        col = layout.column()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        row = col.row(align=True)
+        row.prop(settings, "model")
+        row.menu("KD_MT_model_picker", text="", icon="DOWNARROW_HLT")
+        hint = recommended_differs(settings)
+        if hint:
+            box = col.box()
+            draw_wrapped(box, hint, panel_width(context), icon="INFO")
+            box.operator("keyframe_diffusion.model_recommended")
+        col.prop(settings, "mode")
+        col.prop(settings, "frame_range")
+        if settings.frame_range == "CUSTOM":
+            sub = col.column(align=True)
+            sub.prop(settings, "frame_custom_start", text="Start")
+            sub.prop(settings, "frame_custom_end", text="End")
         row = layout.row(align=True)
-        row.operator("keyframe_diffusion.bake", icon="FILE_TICK")
-        row.operator("keyframe_diffusion.export", icon="EXPORT")
-        row.operator("keyframe_diffusion.release", text="", icon="X")
+        row.scale_y = 1.4
+        row.operator("keyframe_diffusion.generate", icon="RENDER_ANIMATION")
+        op = row.operator("keyframe_diffusion.generate", text="This Frame", icon="RENDER_STILL")
+        op.current_frame = True
+        col = layout.column(align=True)
+        col.label(text=describe_range(context.scene), icon="PREVIEW_RANGE")
+        est = estimate(context.scene)
+        took = duration_text(est.seconds) if est.seconds is not None else "time known after the first frames"
+        col.label(text=f"{est.steps[1]} steps per frame, {took}", icon="TIME")
+        _draw_outcome(layout, context, status)
+
+
+def _draw_outcome(layout, context, status) -> None:
+    """How the last Generate ended: the whole message, wrapped, and the buttons that fix its cause."""
+    if status.error:
+        box = layout.box()
+        draw_wrapped(box, status.error, panel_width(context), icon="ERROR")
+        draw_fixes(box.column(align=True), status.error)
+    elif status.message:
+        draw_wrapped(layout, status.message, panel_width(context), icon="CHECKMARK")
 
 
 class KD_PT_prompts(_Panel, bpy.types.Panel):
@@ -68,34 +104,66 @@ class KD_PT_prompts(_Panel, bpy.types.Panel):
             row = layout.row(align=True)
             row.prop(settings, "prompt_channel")
             row.prop(settings, "prompt_channels")
-            col = layout.column(align=True)
-            col.label(text="A text strip holds its prompt; strips overlapping", icon="INFO")
-            col.label(text="on neighbouring channels crossfade.")
-            col.label(text="Mute the channel to keep the text out of the render.")
-        else:
-            row = layout.row()
-            row.template_list("KD_UL_prompts", "", settings, "prompts", settings, "active_prompt", rows=3)
-            col = row.column(align=True)
-            col.operator("keyframe_diffusion.prompt_add", icon="ADD", text="")
-            col.operator("keyframe_diffusion.prompt_remove", icon="REMOVE", text="")
-            col.separator()
-            col.operator("keyframe_diffusion.inspire", icon="LIGHT", text="")
-            if 0 <= settings.active_prompt < len(settings.prompts):
-                item = settings.prompts[settings.active_prompt]
-                col = layout.column()
-                col.prop(item, "text")
-                col.prop(item, "negative")
-                col.prop(item, "weight")
-                col.prop(item, "seed")
-            row = layout.row(align=True)
-            row.operator("keyframe_diffusion.prompt_transitions", icon="IPO_EASE_IN_OUT")
-            row.operator("keyframe_diffusion.prompts_import", icon="IMPORT")
-        layout.prop(settings, "negative_prompt")
+            draw_wrapped(layout, "A text strip holds its prompt; strips overlapping on neighbouring channels "
+                         "crossfade. Mute the channel to keep the text out of the render.",
+                         panel_width(context), icon="INFO")
+            return
+        if not len(settings.prompts):
+            _draw_first_step(layout, context, settings)
+        row = layout.row()
+        row.template_list("KD_UL_prompts", "", settings, "prompts", settings, "active_prompt", rows=3)
+        col = row.column(align=True)
+        col.operator("keyframe_diffusion.prompt_add", icon="ADD", text="")
+        col.operator("keyframe_diffusion.prompt_remove", icon="REMOVE", text="")
+        col.separator()
+        col.operator("keyframe_diffusion.inspire", icon="LIGHT", text="")
+        if 0 <= settings.active_prompt < len(settings.prompts):
+            item = settings.prompts[settings.active_prompt]
+            col = layout.column()
+            col.prop(item, "text", text="")
+            col.use_property_split = True
+            col.use_property_decorate = False
+            col.prop(item, "weight", slider=True)
+            col.prop(item, "negative", text="Avoid")
+
+
+def _draw_first_step(layout, context, settings) -> None:
+    """An empty prompt list says what to do, with prompts the current model knows."""
+    examples = examples_for(settings.model)
+    box = layout.box()
+    width = panel_width(context)
+    draw_wrapped(box, "Add a prompt at a frame (+): the frames show it there and crossfade to the next prompt.",
+                 width, icon="HELP")
+    if examples.knows:
+        draw_wrapped(box, examples.knows + ".", width)
+    box.operator("keyframe_diffusion.prompt_examples", icon="ADD")
+
+
+class KD_PT_prompt_options(_Panel, bpy.types.Panel):
+    bl_label = "Crossfades and Import"
+    bl_parent_id = "KD_PT_prompts"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene.keyframe_diffusion.prompt_source == "KEYS"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.keyframe_diffusion
+        col = layout.column(align=True)
+        col.operator("keyframe_diffusion.prompt_transitions", icon="IPO_EASE_IN_OUT")
+        col.operator("keyframe_diffusion.prompts_import", icon="IMPORT")
+        if 0 <= settings.active_prompt < len(settings.prompts):
+            col = layout.column()
+            col.use_property_split = True
+            col.prop(settings.prompts[settings.active_prompt], "seed", text="Key Seed")
 
 
 class KD_PT_settings(_Panel, bpy.types.Panel):
     bl_label = "Settings"
     bl_parent_id = "KD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
 
     def draw_header_preset(self, context):
         KD_PT_presets.draw_panel_header(self.layout)
@@ -104,38 +172,91 @@ class KD_PT_settings(_Panel, bpy.types.Panel):
         layout = self.layout
         layout.use_property_split = True
         settings = context.scene.keyframe_diffusion
-        layout.prop(settings, "mode")
         col = layout.column(align=True)
-        col.prop(settings, "width")
-        col.prop(settings, "height")
-        for name in ("steps", "guidance", "guidance_rescale", "strength"):
-            layout.prop(settings, name)
-        col = layout.column(align=True)
-        col.prop(settings, "seed")
-        col.prop(settings, "seed_behavior")
-        if settings.seed_behavior == "ITER":
-            col.prop(settings, "seed_iter_n")
-        layout.prop(settings, "latent_source")
+        col.prop(settings, "width", text="Size X")
+        col.prop(settings, "height", text="Y")
+        layout.prop(settings, "steps")
+        layout.prop(settings, "guidance")
+        if settings.mode in STRENGTH_MODES:
+            layout.prop(settings, "strength")
+        layout.prop(settings, "seed")
+        layout.prop(settings, "negative_prompt", text="Avoid")
+
+
+# Where Strength acts here: feedback starts each frame from the last one; video has Strength in its Input panel, and
+# interpolate and clip diffuse from noise.
+STRENGTH_MODES = ("FEEDBACK",)
+
+
+class KD_PT_advanced(_Panel, bpy.types.Panel):
+    bl_label = "Advanced"
+    bl_parent_id = "KD_PT_settings"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        settings = context.scene.keyframe_diffusion
         layout.prop(settings, "scheduler")
         if settings.scheduler == vocab.SCHEDULER_OTHER:
             layout.prop(settings, "scheduler_class")
+        layout.prop(settings, "guidance_rescale")
+        col = layout.column(align=True)
+        col.prop(settings, "seed_behavior")
+        if settings.seed_behavior == "ITER":
+            col.prop(settings, "seed_iter_n")
+        if settings.mode == "INTERPOLATE":
+            layout.prop(settings, "latent_source")
         layout.prop(settings, "batch_size")
         layout.prop(settings, "device")
-        layout.prop(settings, "use_ray")
-        if settings.use_ray:
-            col = layout.column(align=True)
-            col.prop(settings, "ray_address")
-            col.prop(settings, "ray_workers")
+
+
+class KD_PT_output(_Panel, bpy.types.Panel):
+    bl_label = "Output"
+    bl_parent_id = "KD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.keyframe_diffusion
+        col = layout.column()
+        col.use_property_split = True
+        col.prop(settings, "output_dir", text="Folder")
+        sub = col.column(align=True)
+        sub.prop(settings, "strip_name", text="Strip")
+        sub.prop(settings, "strip_channel")
+        col.prop(settings, "generate_before_render")
         col = layout.column(align=True)
-        col.prop(settings, "strip_name")
-        col.prop(settings, "strip_channel")
-        layout.prop(settings, "generate_before_render")
+        col.operator("keyframe_diffusion.export", text="Export Video", icon="EXPORT")
+        col.operator("keyframe_diffusion.bake", text="Save Plan File", icon="FILE_TICK")
+        col.operator("keyframe_diffusion.release", text="Free Engine Memory", icon="UNLINKED")
+
+
+class KD_PT_ray(_Panel, bpy.types.Panel):
+    bl_label = "Render Farm (Ray)"
+    bl_parent_id = "KD_PT_output"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw_header(self, context):
+        self.layout.prop(context.scene.keyframe_diffusion, "use_ray", text="")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        settings = context.scene.keyframe_diffusion
+        layout.active = settings.use_ray
+        layout.prop(settings, "ray_address")
+        layout.prop(settings, "ray_workers")
 
 
 class KD_PT_motion(_Panel, bpy.types.Panel):
     bl_label = "Motion"
     bl_parent_id = "KD_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene.keyframe_diffusion.mode == "FEEDBACK"
 
     def draw(self, context):
         layout = self.layout
@@ -299,6 +420,10 @@ class KD_PT_controlnet(_Panel, bpy.types.Panel):
     bl_parent_id = "KD_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
 
+    @classmethod
+    def poll(cls, context):
+        return context.scene.keyframe_diffusion.mode != "CLIP"  # the video models take no ControlNet
+
     def draw(self, context):
         layout = self.layout
         settings = context.scene.keyframe_diffusion
@@ -421,6 +546,7 @@ class KD_PT_schedules(_Panel, bpy.types.Panel):
         col.operator("keyframe_diffusion.deforum_export", icon="EXPORT")
 
 
-classes = (KD_UL_prompts, KD_UL_audio_links, KD_UL_controlnets, KD_PT_main, KD_PT_prompts, KD_PT_settings,
-           KD_PT_input, KD_PT_clip, KD_PT_motion, KD_PT_inpaint, KD_PT_controlnet, KD_PT_model, KD_PT_upscale,
-           KD_PT_speed, KD_PT_audio, KD_PT_schedules)
+# Registration order is the sidebar's order of sub-panels.
+classes = (KD_UL_prompts, KD_UL_audio_links, KD_UL_controlnets, KD_PT_main, KD_PT_prompts, KD_PT_prompt_options,
+           KD_PT_settings, KD_PT_advanced, KD_PT_input, KD_PT_clip, KD_PT_motion, KD_PT_inpaint, KD_PT_controlnet,
+           KD_PT_model, KD_PT_upscale, KD_PT_speed, KD_PT_audio, KD_PT_schedules, KD_PT_output, KD_PT_ray)

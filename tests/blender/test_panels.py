@@ -47,11 +47,19 @@ class Layout:
                 self.operator(op)
         self.calls.append(("template_ID", prop))
 
+    def menu(self, menu, **kwargs):
+        assert hasattr(bpy.types, menu), f"no menu {menu}"
+        self.calls.append(("menu", menu))
+
     def label(self, **kwargs):
         self.calls.append(("label", kwargs.get("text", "")))
 
     def progress(self, **kwargs):
         self.calls.append(("progress", ""))
+
+    def template_icon(self, icon_value=0, scale=1.0):  # the live preview (panels/progress.py)
+        assert isinstance(icon_value, int) and icon_value >= 0  # (0 without a window: Blender makes no icons)
+        self.calls.append(("icon", icon_value))
 
     def separator(self, **kwargs):
         pass
