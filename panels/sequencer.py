@@ -226,6 +226,7 @@ class KD_PT_output(_Panel, bpy.types.Panel):
         sub.prop(settings, "strip_name", text="Strip")
         sub.prop(settings, "strip_channel")
         col.prop(settings, "generate_before_render")
+        col.prop(settings, "live_preview")
         col = layout.column(align=True)
         col.operator("keyframe_diffusion.export", text="Export Video", icon="EXPORT")
         col.operator("keyframe_diffusion.bake", text="Save Plan File", icon="FILE_TICK")
