@@ -1,9 +1,10 @@
 """The renderer: takes a validated plan, skips frames already on disk, renders the rest, reports events.
 
 Events (records and texts: events.py) are plain dicts so the worker can print them as JSON lines and in-process
-callers can read them directly: start, loading, progress, frame, finished. With settings.upscale, the upscaling pass
-runs before "finished" (its events: see upscale.py) and "finished" gains "upscaled", "upscale_skipped",
-"upscale_missing" (counts) and "upscale_dir".
+callers can read them directly: start, loading, progress (with elapsed time and an estimate: progress.py), preview
+(when asked: preview.py), frame, finished. With settings.upscale, the upscaling pass runs before "finished" (its
+events: see upscale.py) and "finished" gains "upscaled", "upscale_skipped", "upscale_missing" (counts) and
+"upscale_dir".
 """
 
 from __future__ import annotations
