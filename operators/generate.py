@@ -214,7 +214,7 @@ class KD_OT_generate(bpy.types.Operator):
         _set_status(context, job)
         self._shown, self._landed = _view(job), 0
         wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
+        self._timer = wm.event_timer_add(0.25, window=context.window)  # 4 polls a second: see _view
         context.workspace.status_text_set(_draw_status_bar)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
