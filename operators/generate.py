@@ -52,6 +52,19 @@ def _set_status(context, job: GenerateJob | None) -> None:
         status.preview = job.preview
 
 
+def _frame_previews(context) -> None:
+    """Zoom every Sequencer Preview to the whole picture: after a first Generate changed the render size, the Preview
+    keeps its old zoom and would show the new, smaller picture as a dot until the user presses Home."""
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type != "SEQUENCE_EDITOR" or area.spaces.active.view_type == "SEQUENCER":
+                continue
+            region = next((r for r in area.regions if r.type == "PREVIEW"), None)
+            if region is not None:
+                with context.temp_override(window=window, area=area, region=region):
+                    bpy.ops.sequencer.view_all_preview()
+
+
 def _show_failure(context, error: str) -> None:
     """A Generate that failed before it started says why in the sidebar too (with its fix-it buttons)."""
     status = context.window_manager.keyframe_diffusion_status
@@ -212,6 +225,8 @@ class KD_OT_generate(bpy.types.Operator):
             return {"CANCELLED"}
         _active_job = job
         _set_status(context, job)
+        if "size" in job.first_use:
+            _frame_previews(context)
         self._shown, self._landed = _view(job), 0
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.25, window=context.window)  # 4 polls a second: see _view
