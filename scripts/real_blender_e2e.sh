@@ -178,7 +178,7 @@ def start():
     s.steps, s.guidance = 30, 6.0
     s.output_dir = "//frames_gui/"
     with bpy.context.temp_override(window=state["win"], area=state["area"]):
-        bpy.ops.keyframe_diffusion.generate("INVOKE_DEFAULT")
+        bpy.ops.keyframe_diffusion.generate("INVOKE_DEFAULT", confirmed=True)  # (no "long render?" popup)
 bpy.app.timers.register(setup, first_interval=2.0)
 PY
 "$RB" shot "$OUT/generating.png" --wait 40 --size 1400x800 --bind "$BASE" --bind "$OUT" -- "$OUT/scene.blend" --python "$OUT/gui.py"
@@ -196,7 +196,7 @@ def setup():
     s = bpy.context.scene.keyframe_diffusion
     s.steps, s.batch_size, s.output_dir = 8, 1, "//frames_esc/"
     with bpy.context.temp_override(window=win, area=area):
-        bpy.ops.keyframe_diffusion.generate("INVOKE_DEFAULT")
+        bpy.ops.keyframe_diffusion.generate("INVOKE_DEFAULT", confirmed=True)  # (no "long render?" popup)
     bpy.app.timers.register(press_esc, first_interval=1.0)
 def press_esc():
     st = bpy.context.window_manager.keyframe_diffusion_status
