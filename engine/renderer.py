@@ -29,7 +29,6 @@ from .models.loras import apply_loras
 from .models.options import LoadOptions
 from .models.schedulers import set_scheduler
 from .models.speed import apply_speed, uncompiled
-from .preview import INTERVAL, Previewer
 from .progress import Pace
 
 Emit = events.Emit
@@ -195,6 +194,8 @@ class Renderer:
             pipe, nets = self.prepare(settings, emit)
             previewer = None
             if preview is not False and preview is not None:
+                from .preview import INTERVAL, Previewer  # (torch: the worker starts without it and says so)
+
                 interval = INTERVAL if preview is True else float(preview)
                 try:
                     previewer = Previewer(pipe, settings, store.folder, emit, interval)
