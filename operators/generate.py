@@ -226,7 +226,8 @@ class KD_OT_generate(bpy.types.Operator):
         _active_job = job
         _set_status(context, job)
         if "size" in job.first_use:
-            _frame_previews(context)
+            # From a timer: inside this operator call the Preview still fits the old size (its view is set at redraw).
+            bpy.app.timers.register(lambda: _frame_previews(bpy.context), first_interval=0.3)
         self._shown, self._landed = _view(job), 0
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.25, window=context.window)  # 4 polls a second: see _view
