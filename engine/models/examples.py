@@ -1,5 +1,6 @@
 """Example prompts a model knows, for a user's first render: the sidebar's empty prompt list and the Add Prompt dialog
-offer them. Pure Python (no torch, no diffusers): Blender's side imports it."""
+offer them, and recommend.py hands them on with a model's recommended settings (a model card's own prompts win there).
+Pure Python (no torch, no diffusers): Blender's side imports it."""
 
 from __future__ import annotations
 

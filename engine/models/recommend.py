@@ -19,6 +19,7 @@ from ..errors import ModelError
 from ..plan import EMBEDDED_MODEL, FRAME_RANGES, TINY_RANDOM_MODEL
 from ..vocabulary import SCHEDULERS, names
 from .embedded import SHAPES_MODEL_DIR
+from .examples import GENERAL_EXAMPLES, SHAPES_EXAMPLES
 from .hub import looks_like_repo_id
 
 # A model folder may carry its own figures: {"steps": 30, "guidance": 6, "width": 64, "height": 64,
@@ -118,7 +119,7 @@ def shapes_recommended() -> Recommended:
         notes=f"Knows only flat shapes: 'a COLOUR SHAPE on a COLOUR background' ({', '.join(dataset.COLORS)}; "
               f"{', '.join(dataset.SHAPES)}), optionally 'small'/'large' and a corner ('top left')",
         source=f"engine/shapes/model/training.json, its held-out evaluation{score}",
-        prompts=("a red circle on a blue background", "a yellow triangle on a purple background"))
+        prompts=SHAPES_EXAMPLES.prompts)
 
 
 # The random-weight test model: its pictures are noise at any setting, so the fastest settings are the right ones
@@ -172,8 +173,7 @@ _LCM = "https://huggingface.co/SimianLuo/LCM_Dreamshaper_v7"
 _SDXL = "https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0"
 _SD2 = "https://huggingface.co/stabilityai/stable-diffusion-2-1"
 _SD1 = "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5"
-# Example prompts for the general-purpose families (a first render's hint).
-_PROMPTS = ("a lighthouse on a cliff at sunset, oil painting", "a lighthouse in a snow storm at night, oil painting")
+_PROMPTS = GENERAL_EXAMPLES.prompts  # a first render's hint for the general-purpose families (examples.py)
 _WIDTHS = {768: "sd1", 1024: "sd2", 2048: "sdxl"}  # UNet cross-attention width -> base family
 
 
