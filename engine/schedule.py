@@ -44,6 +44,8 @@ and a message ``position N: what is wrong, near "excerpt"``. The decisions, case
   and the expression.
 * parentheses nested more than ``MAX_NESTING`` (100) levels deep: error at the first '(' too deep. Python's parser,
   which numexpr uses, stops at 200; the check keeps parsing linear however deep the text goes.
+* operators nested more than ``MAX_DEPTH`` (200) deep, such as 900 minus signs in a row: "too long or nested too
+  deeply", at that fixed depth rather than wherever the process's recursion limit stands (libraries raise it).
 * a frame beyond ``MAX_FRAME`` (1048574, Blender's last frame), with any number of digits, or a frame expression
   beyond -1048574..1048574: error at the frame. ``max_frames`` lies within 1..1048575.
 * an expression longer than ``MAX_EXPRESSION`` (1000) characters, or more than ``MAX_EXPRESSIONS`` (500) different
@@ -337,6 +339,14 @@ class _ConstantTooLarge(OverflowError):
     pass
 
 
+class _TooDeep(RecursionError):
+    """Operators nested deeper than MAX_DEPTH (e.g. 900 unary minus signs): refused at a fixed depth, not wherever
+    the process's recursion limit happens to stand (a library may raise it)."""
+
+
+MAX_DEPTH = 200  # operator nesting of one expression; parentheses have their own limit (MAX_NESTING)
+
+
 @functools.lru_cache(maxsize=256)  # per-frame evaluation (reductions) checks one expression once per frame
 def _guard_constants(expr: str) -> None:
     try:
@@ -346,7 +356,11 @@ def _guard_constants(expr: str) -> None:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return  # numexpr compiles it the same way and reports it
     bits: dict[int, float | None] = {}
+    depth: dict[int, int] = {}
     for node in reversed(list(ast.walk(tree))):  # breadth-first, reversed: children before their parents
+        depth[id(node)] = 1 + max((depth[id(child)] for child in ast.iter_child_nodes(node)), default=0)
+        if depth[id(node)] > MAX_DEPTH:
+            raise _TooDeep(f"operators nested more than {MAX_DEPTH} deep")
         bits[id(node)] = _int_bits(node, bits)
         if (bits[id(node)] or 0.0) > _MAX_CONSTANT_BITS:
             raise _ConstantTooLarge("an integer constant in it is far too large")

@@ -339,7 +339,7 @@ def records(texts: list[str], guidance: float = 5.0) -> list[dict]:
 def render(pipe, recs, batch_size):
     settings = {"width": 64, "height": 64, "batch_size": batch_size, "latent_source": "PROMPT_SEEDS"}
     steps = []
-    frames = list(interpolate.render(pipe, settings, recs, lambda f, s, n: steps.append((f, s))))
+    frames = list(interpolate.render(pipe, settings, recs, lambda f, s, n, _latents: steps.append((f, s))))
     return frames, steps
 
 
