@@ -59,4 +59,4 @@ def test_blender_generate_distributes_over_ray(idle_cluster, scene, capsys):
     capsys.readouterr()
     assert extension.run.cli.main(["generate", "--ray", idle_cluster]) == 0
     printed = capsys.readouterr().out
-    assert f"Ray cluster {idle_cluster}: 2 workers" in printed and "6 of 6 frames to render" in printed
+    assert f"Ray cluster {idle_cluster}: 2 workers" in printed and "6 frames to generate (1-6, the scene range)" in printed

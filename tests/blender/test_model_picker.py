@@ -67,6 +67,8 @@ LISTED = [
 @pytest.fixture
 def listed(extension):
     session = extension.engine_link.session
+    session.state.models.clear()  # as in a new Blender session: earlier tests' Refreshes are not this one's
+    session.state.models_listed = False
     yield session
     session.state.models.clear()
     session.state.models_listed = False
