@@ -144,7 +144,8 @@ def undo_render_size(scene: bpy.types.Scene, sizes: tuple[tuple[int, int], ...])
     was = scene.get(SIZE_MARK)
     if was is None:
         return
-    del scene[SIZE_MARK]
+    was = (int(was[0]), int(was[1]))  # copied out first: the ID property's array is freed with it (read after
+    del scene[SIZE_MARK]              # that, it gave 65536x65536 on one run)
     render = scene.render
     if (render.resolution_x, render.resolution_y) in sizes:
         render.resolution_x, render.resolution_y = was
