@@ -195,6 +195,8 @@ def apply_settings_file(scene, path: str, prompt_transition: str = "CONSTANT") -
                                          getattr(e, "position", None)) from e
         warnings += [f"{SPECS[prop].deforum_key}: {w}" for w in planned[prop][2]]
     scene.frame_end = scene.frame_start + count - 1
+    if "frame_count" in data.scene:
+        settings.frame_range = "SCENE"  # Deforum renders max_frames frames, not just up to its last prompt
     if "fps" in data.scene:
         scene.render.fps, scene.render.fps_base = _fps_pair(float(data.scene["fps"]))
     for prop, value in data.values.items():

@@ -375,8 +375,10 @@ def test_inspiration_fills_prompt_keys_from_the_vocabulary(scene):
 def test_cli_imports_and_exports_deforum_settings(scene, extension, tmp_path, capsys):
     path = tmp_path / "settings.json"
     path.write_text(json.dumps(A1111_SETTINGS))
+    scene.keyframe_diffusion.frame_range = "PROMPTS"
     assert extension.run.cli.main(["import-deforum", str(path)]) == 0
     assert scene.frame_end == 12 and scene.keyframe_diffusion.prompts[1].text == "a lion"
+    assert scene.keyframe_diffusion.frame_range == "SCENE"  # Deforum renders max_frames, past its last prompt
     assert "not imported (no counterpart)" in capsys.readouterr().out
     out = tmp_path / "back.json"
     assert extension.run.cli.main(["export-deforum", str(out)]) == 0
