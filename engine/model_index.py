@@ -13,7 +13,6 @@ path for anything else. Also: `download_files`, the files of a Hub repo worth do
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Any
@@ -22,7 +21,7 @@ from .errors import ModelError
 from .models.hub import looks_like_repo_id
 from .models.locate import PIPELINE_CLASSES
 from .models.options import PICKLE_EXTENSIONS, SAFE_EXTENSIONS
-from .models.recommend import recommended
+from .models.recommend import read_json_object, recommended
 
 KINDS = ("pipeline", "checkpoint", "lora", "controlnet", "motion_adapter", "vae", "other")
 MAX_DEPTH = 3  # folder levels below a models folder that are searched
@@ -175,10 +174,10 @@ def _folder_size(folder: str) -> int:
 def classify_folder(folder: str) -> tuple[str, str] | None:
     """(kind, detail) of a diffusers folder (a pipeline by its model_index.json, a single model by its config.json),
     or None when it is not one."""
-    index = _read_json(os.path.join(folder, "model_index.json"))
+    index = read_json_object(os.path.join(folder, "model_index.json"))
     if index is not None:
         return "pipeline", _pipeline_detail(folder, index)
-    config = _read_json(os.path.join(folder, "config.json"))
+    config = read_json_object(os.path.join(folder, "config.json"))
     if config is None:
         return None
     if not isinstance(config.get("_class_name"), str):
@@ -199,18 +198,9 @@ def _pipeline_detail(folder: str, index: dict) -> str:
         return f"{class_name}: the engine runs SD 1.x/2.x and SDXL pipelines only"
     if PIPELINE_CLASSES[class_name] == "sdxl":
         return f"{class_name}, SDXL"
-    unet = _read_json(os.path.join(folder, "unet", "config.json")) or {}
+    unet = read_json_object(os.path.join(folder, "unet", "config.json")) or {}
     base = _BASE_BY_WIDTH.get(unet.get("cross_attention_dim"), "")
     return ", ".join(filter(None, [class_name, base]))
-
-
-def _read_json(path: str) -> dict | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _file_entry(path: str, name: str, source: str) -> dict:

@@ -20,6 +20,18 @@ def draw_transition(layout, op) -> None:
         layout.prop(op, "curve")
 
 
+class TransitionOptions:
+    """The crossfade choice of the operators that rewrite every prompt's transition (mixin: Blender collects
+    inherited annotations); drawn by draw_transition."""
+
+    transition: EnumProperty(name="Transition", items=TRANSITION_ITEMS, default="LINEAR",
+                             description="Shape of the crossfade between neighbouring prompts")
+    frequencies: StringProperty(name="Frequencies", default="1.0",
+                                description="Giffusion Sine: comma-separated frequencies, e.g. 1.0, 2.0")
+    curve: StringProperty(name="Curve", default="0:(0), 10:(1)",
+                          description="Giffusion Curve: Deforum-format keys of the mix (0-1), frames from 0")
+
+
 # Shapes one key pair can have (Giffusion's schedules need all keys at once: the transitions operator).
 KEY_TRANSITIONS = [item for item in TRANSITION_ITEMS if item[0] in TRANSITIONS]
 
@@ -104,19 +116,13 @@ class KD_OT_prompt_remove(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class KD_OT_prompt_transitions(bpy.types.Operator):
+class KD_OT_prompt_transitions(TransitionOptions, bpy.types.Operator):
     """Rewrite every prompt's crossfade with one shape (Blender easing, or Giffusion's sine and curve schedules)"""
 
     bl_idname = "keyframe_diffusion.prompt_transitions"
     bl_label = "Set Transitions"
     bl_options = {"REGISTER", "UNDO"}
 
-    transition: EnumProperty(name="Transition", items=TRANSITION_ITEMS, default="LINEAR",
-                             description="Shape of the crossfade between neighbouring prompts")
-    frequencies: StringProperty(name="Frequencies", default="1.0",
-                                description="Giffusion Sine: comma-separated frequencies, e.g. 1.0, 2.0")
-    curve: StringProperty(name="Curve", default="0:(0), 10:(1)",
-                          description="Giffusion Curve: Deforum-format keys of the mix (0-1), frames from 0")
 
     def invoke(self, context, event):
         return context.window_manager.invoke_props_dialog(self)

@@ -12,7 +12,7 @@ from ..engine import deforum, schedule
 from ..settings.properties import ANIMATABLE
 from ..timeline import schedules
 from ..timeline.fcurves import TRANSITION_ITEMS
-from .prompts import draw_transition
+from .prompts import TransitionOptions, draw_transition
 
 _PROP_ITEMS = [(p, p.replace("_", " ").title(), f"scene.keyframe_diffusion.{p}") for p in ANIMATABLE]
 
@@ -66,7 +66,7 @@ class KD_OT_schedule_export(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class KD_OT_prompts_import(bpy.types.Operator):
+class KD_OT_prompts_import(TransitionOptions, bpy.types.Operator):
     """Replace the prompt keys with a Deforum prompt schedule ({"0": "...", "30": "... --neg ..."}) or Giffusion
     prompt lines ("0: a corgi"), from a Text datablock or a string"""
 
@@ -81,12 +81,6 @@ class KD_OT_prompts_import(bpy.types.Operator):
     ], default="AUTO", description="How the schedule text is written")
     text_name: StringProperty(name="Text", description="Text datablock holding the schedule (Text Editor)")
     text: StringProperty(name="Schedule", description="The schedule itself, when no Text datablock is named")
-    transition: EnumProperty(name="Transition", items=TRANSITION_ITEMS, default="LINEAR",
-                             description="Shape of the crossfade between neighbouring prompts")
-    frequencies: StringProperty(name="Frequencies", default="1.0",
-                                description="Giffusion Sine: comma-separated frequencies, e.g. 1.0, 2.0")
-    curve: StringProperty(name="Curve", default="0:(0), 10:(1)",
-                          description="Giffusion Curve: Deforum-format keys of the mix (0-1), frames from 0")
 
     def invoke(self, context, event):
         return context.window_manager.invoke_props_dialog(self, width=500)

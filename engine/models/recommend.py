@@ -157,7 +157,7 @@ def read_card(folder: str) -> Recommended | None:
         problems.append(f"scheduler {scheduler!r} is none of {', '.join(names(SCHEDULERS))}")
     if problems:
         raise ModelError(f"model card {path}: {'; '.join(problems)}")
-    size = _native_size(_read_json(os.path.join(folder, "unet", "config.json")) or {}) or 512
+    size = _native_size(read_json_object(os.path.join(folder, "unet", "config.json")) or {}) or 512
     return Recommended(family=str(card.get("family") or os.path.basename(os.path.normpath(folder))), steps=steps,
                        guidance=float(guidance), width=width or size, height=height or size, scheduler=scheduler,
                        notes=str(card.get("notes", "")), source=path, prompts=prompts)
@@ -179,9 +179,9 @@ _WIDTHS = {768: "sd1", 1024: "sd2", 2048: "sdxl"}  # UNet cross-attention width 
 
 def family_recommended(ref: str, folder: str | None, lcm_lora: bool = False, hint: str = "") -> Recommended | None:
     """The figures of the family the model's configs and name show, or None when they show none."""
-    index = _read_json(os.path.join(folder, "model_index.json")) if folder else None
-    unet = (_read_json(os.path.join(folder, "unet", "config.json")) if folder else None) or {}
-    scheduler = (_read_json(os.path.join(folder, "scheduler", "scheduler_config.json")) if folder else None) or {}
+    index = read_json_object(os.path.join(folder, "model_index.json")) if folder else None
+    unet = (read_json_object(os.path.join(folder, "unet", "config.json")) if folder else None) or {}
+    scheduler = (read_json_object(os.path.join(folder, "scheduler", "scheduler_config.json")) if folder else None) or {}
     index = index or {}
     named = _folder_name(ref) if os.sep in ref or ref.startswith(("~", ".")) else ref  # a path: only its name
     words = " ".join(str(w) for w in (named, _folder_name(folder), hint, index.get("_name_or_path", ""),
@@ -255,7 +255,8 @@ def _native_size(unet: dict) -> int | None:
     return size * 8 if isinstance(size, int) and size > 0 else None
 
 
-def _read_json(path: str) -> dict | None:
+def read_json_object(path: str) -> dict | None:
+    """A JSON file holding an object, or None (missing, unreadable, not JSON, not an object)."""
     try:
         with open(path, encoding="utf-8") as f:
             value = json.load(f)
