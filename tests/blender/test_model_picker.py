@@ -156,7 +156,9 @@ def test_the_preset_menu_lists_the_shipped_presets(scene, extension):
         shipped = {i[2]: i[3].filepath for i in items if i[0] == "operator" and i[1] == "script.execute_preset"}
         assert set(shipped) >= {"Preview", "Final", "Turbo", "Mode Interpolate", "Mode Feedback", "Mode Video",
                                 "Mode Clip"}, cls
-        assert all(os.path.dirname(path) == presets.SHIPPED_PRESETS for path in shipped.values())
+        names = {"Preview", "Final", "Turbo", "Mode Interpolate", "Mode Feedback", "Mode Video", "Mode Clip"}
+        # (a user preset an earlier test saved may be listed too, from the user's folder)
+        assert all(os.path.dirname(shipped[name]) == presets.SHIPPED_PRESETS for name in names)
     # The popover keeps the row that saves the user's own preset (no user preset folder exists yet).
     assert any(i[0] == "operator" and i[1] == "keyframe_diffusion.preset_add" for i in items)
     assert ("label", "* Missing Paths *") not in items
