@@ -3,9 +3,9 @@ draw properties and call operators by their ids; they may import operators (for 
 
 import bpy
 
-from . import preferences, sequencer
+from . import compositor, preferences, sequencer
 
-classes = (preferences.KD_Preferences, *sequencer.classes)
+classes = (preferences.KD_Preferences, *sequencer.classes, *compositor.classes)
 
 
 register, unregister = bpy.utils.register_classes_factory(classes)

@@ -12,6 +12,7 @@ from ..operators.presets import KD_PT_presets
 from ..run.estimate import duration_text, estimate
 from ..settings import compat
 from ..timeline.frame_range import describe_range
+from .compositor import draw_compositor
 from .progress import draw_running
 
 
@@ -231,6 +232,15 @@ class KD_PT_output(_Panel, bpy.types.Panel):
         col.operator("keyframe_diffusion.export", text="Export Video", icon="EXPORT")
         col.operator("keyframe_diffusion.bake", text="Save Plan File", icon="FILE_TICK")
         col.operator("keyframe_diffusion.release", text="Free Engine Memory", icon="UNLINKED")
+
+
+class KD_PT_compositor(_Panel, bpy.types.Panel):
+    bl_label = "Compositor"
+    bl_parent_id = "KD_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        draw_compositor(self.layout, context.scene)
 
 
 class KD_PT_ray(_Panel, bpy.types.Panel):
@@ -550,4 +560,4 @@ class KD_PT_schedules(_Panel, bpy.types.Panel):
 # Registration order is the sidebar's order of sub-panels.
 classes = (KD_UL_prompts, KD_UL_audio_links, KD_UL_controlnets, KD_PT_main, KD_PT_prompts, KD_PT_prompt_options,
            KD_PT_settings, KD_PT_advanced, KD_PT_input, KD_PT_clip, KD_PT_motion, KD_PT_inpaint, KD_PT_controlnet,
-           KD_PT_model, KD_PT_upscale, KD_PT_speed, KD_PT_audio, KD_PT_schedules, KD_PT_output, KD_PT_ray)
+           KD_PT_model, KD_PT_upscale, KD_PT_speed, KD_PT_audio, KD_PT_schedules, KD_PT_output, KD_PT_compositor, KD_PT_ray)

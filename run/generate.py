@@ -19,7 +19,7 @@ from ..engine.frames import frame_filename
 from ..engine_link import workers
 from ..engine_link.worker_client import WorkerClient, WorkerError
 from ..timeline import audio_keys, frame_range
-from . import estimate, live_preview, strips
+from . import compositor, estimate, live_preview, strips
 
 
 class GenerateError(RuntimeError):
@@ -116,16 +116,10 @@ class GenerateJob:
         frames = [r["frame"] for r in plan["frames"]]
         self.size = (settings["width"], settings["height"])
         if strips.find_strip(scene) is None:
-            # (Either mark present already: done in this scene before, so neither changes again.)
-            had_size, had_view = strips.SIZE_MARK in scene, strips.VIEW_MARK in scene
-            said_size = strips.match_render_size(scene, *self.size)
-            said_view = strips.show_as_generated(scene)
-            if not had_size and strips.SIZE_MARK in scene:
-                self.first_use["size"] = said_size
-            if not had_view and strips.VIEW_MARK in scene:
-                self.first_use["view"] = said_view
             self.made.append(scene.keyframe_diffusion.strip_name)
-            self._say(said_size, said_view)
+            # With the frames in the compositor the render size and look are the render's own: neither changes.
+            if compositor.group_node(scene) is None:
+                self._match_scene()
         strips.update_strip(scene, self.folder, frames, size=self.size)
         if settings.get("upscale"):
             self.upscale_folder = settings["upscale"]["output_dir"]
@@ -135,6 +129,20 @@ class GenerateJob:
             strips.update_strip(scene, self.upscale_folder, frames, upscaled=True)
             paths = (os.path.join(self.upscale_folder, frame_filename(f)) for f in frames)
             self._fit_upscaled(next((p for p in paths if os.path.isfile(p)), ""))
+        compositor.sync(scene)
+
+    def _match_scene(self) -> None:
+        """The first strip in a scene: the render size and view transform become the frames' (once per scene: either
+        mark present already means done before, so neither changes again)."""
+        scene = self.scene
+        had_size, had_view = strips.SIZE_MARK in scene, strips.VIEW_MARK in scene
+        said_size = strips.match_render_size(scene, *self.size)
+        said_view = strips.show_as_generated(scene)
+        if not had_size and strips.SIZE_MARK in scene:
+            self.first_use["size"] = said_size
+        if not had_view and strips.VIEW_MARK in scene:
+            self.first_use["view"] = said_view
+        self._say(said_size, said_view)
 
     def _say(self, *texts: str) -> None:
         self.notice = ". ".join(text for text in texts if text)
@@ -211,6 +219,7 @@ class GenerateJob:
             return  # the status keeps saying the step progress, not each file
         elif kind == "finished":
             self._record_pace()
+            compositor.sync(self.scene, reload=True)  # the compositor re-reads the frames that changed
             self.finished = True
             self.cancelled = event["cancelled"]
             if self.cancelled:

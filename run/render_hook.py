@@ -1,4 +1,5 @@
-"""Generate before render: `blender -b scene.blend -a` first renders the missing frames, then the Sequencer."""
+"""Generate before render: `blender -b scene.blend -a` first renders the missing frames, then the Sequencer or the
+compositor (which is pointed at the frames on disk before every render)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from bpy.app.handlers import persistent
 
 from ..bake import passes
 from ..timeline import frame_range
+from . import compositor
 from .cli import printer
 from .generate import GenerateJob
 
 
 @persistent
 def generate_before_render(scene, *_args) -> None:
-    if not scene.keyframe_diffusion.generate_before_render or passes.rendering():
+    if passes.rendering():
         return  # (the scene passes a generate renders are renders too: they must not start another generate)
+    if not scene.keyframe_diffusion.generate_before_render:
+        compositor.sync(scene, reload=True)  # the compositor shows the frames on disk now, wherever the strip is
+        return
     print("keyframe_diffusion: generating missing frames before render", flush=True)
     job = GenerateJob(scene)
     # An exception here makes Blender cancel the render, which is right: rendering stale frames silently is not.

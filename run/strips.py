@@ -116,7 +116,7 @@ def match_render_size(scene: bpy.types.Scene, width: int, height: int) -> str:
     if was[0] * height == was[1] * width:
         scene[SIZE_MARK] = was
         return ""  # the same shape: the fitted strip fills the picture at the user's size
-    if not _sequencer_is_ours(scene):
+    if not sequencer_is_ours(scene):
         return (f"The frames ({width}x{height}) are another shape than the render ({was[0]}x{was[1]}), so they show "
                 f"with bars; to fill the picture set Output Properties > Format > Resolution to {width}x{height}")
     scene[SIZE_MARK] = was
@@ -243,7 +243,7 @@ def show_as_generated(scene: bpy.types.Scene) -> str:
         return ""  # switched once already; the user changed it back
     was = view.view_transform
     where = "Render Properties > Color Management > View Transform"
-    if _factory_look(view) and _sequencer_is_ours(scene) and not _renders_scene_as_input(scene.keyframe_diffusion):
+    if _factory_look(view) and sequencer_is_ours(scene) and not _renders_scene_as_input(scene.keyframe_diffusion):
         scene[VIEW_MARK] = was
         view.view_transform = "Standard"
         return (f"View transform set to Standard (was {was}) so the Sequencer renders the frames with their generated "
@@ -257,7 +257,7 @@ def _factory_look(view) -> bool:
             and view.gamma == 1 and not view.use_curve_mapping)
 
 
-def _sequencer_is_ours(scene: bpy.types.Scene) -> bool:
+def sequencer_is_ours(scene: bpy.types.Scene) -> bool:
     ours = {scene.keyframe_diffusion.strip_name, upscaled_name(scene)}
     return all(strip.name in ours for strip in compat.all_strips(scene))
 

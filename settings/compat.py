@@ -7,8 +7,10 @@
   4.2 doesn't know it.
 - Strip timing: 5.2 deprecates `frame_start`, `frame_final_*` and `frame_offset_*` (removal in 6.0) for
   `content_start`, `left_handle`, `right_handle`, `duration` and `*_handle_offset`.
-- Compositor: the tree moved to `scene.compositing_node_group` in 5.0; File Output nodes changed their items; the
-  Mask node follows the scene size only when told before 5.0; image settings gained `media_type` in 5.0.
+- Compositor: the tree moved to `scene.compositing_node_group` in 5.0, and its output from a Composite node to the
+  group's output; File Output nodes changed their items; the Mask node follows the scene size only when told before
+  5.0; image settings gained `media_type` in 5.0. Math, Map Range and Mix are the shader nodes from 4.5 (the only ones
+  in 5.0), the Compositor* nodes before; the Scale node's options became menu sockets in 5.0.
 - Builds: the 4.2 bpy wheel has no audio (audaspace).
 - Strip transform (strip_transform): the same on 4.2 to 5.2; the version check renders a fitted strip on each.
 """
@@ -271,3 +273,86 @@ def pass_file(directory: str, name: str, frame: int) -> str:
     if bpy.app.version >= (5, 0, 0):
         return os.path.join(directory, f"{name}.exr")
     return os.path.join(directory, f"{name}{frame:04d}.exr")
+
+
+# The scene compositor a user keeps (not the temporary one compositor_tree makes for passes).
+
+def scene_compositor(scene, create: bool = True):
+    """The scene's own compositor tree, made as Blender makes a new one (Render Layers into the output) when there is
+    none and `create`; None otherwise. Compositing is switched on (render.use_compositing; use_nodes before 5.0)."""
+    if hasattr(scene, "compositing_node_group"):
+        tree = scene.compositing_node_group
+        if tree is None and create:
+            tree = bpy.data.node_groups.new("Compositor Nodes", "CompositorNodeTree")
+            tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+            layers = tree.nodes.new("CompositorNodeRLayers")
+            output = tree.nodes.new("NodeGroupOutput")
+            layers.location, output.location = (-300, 0), (200, 0)
+            tree.links.new(layers.outputs["Image"], output.inputs[0])
+            scene.compositing_node_group = tree
+    else:
+        if not scene.use_nodes and create:
+            scene.use_nodes = True  # makes the default tree (Render Layers into Composite) when there is none
+        tree = scene.node_tree if scene.use_nodes else None
+    if tree is not None and create:
+        scene.render.use_compositing = True
+    return tree
+
+
+def compositor_output(tree):
+    """The input the compositor's result goes into: the Composite node's Image (before 5.0), the active group output's
+    first input (5.0); None when the tree has neither."""
+    for node in tree.nodes:
+        if node.bl_idname == "CompositorNodeComposite":
+            return node.inputs["Image"]
+    outputs = [n for n in tree.nodes if n.bl_idname == "NodeGroupOutput"]
+    active = [n for n in outputs if n.is_active_output] or outputs
+    if active and active[0].inputs and active[0].inputs[0].type != "CUSTOM":
+        return active[0].inputs[0]
+    return None
+
+
+_LEGACY_COMPOSITOR_NODES = hasattr(bpy.types, "CompositorNodeMixRGB")  # 4.2-4.5; 5.0 has only the shader nodes
+
+
+def math_node(tree, operation: str):
+    """A Math node (two Value inputs, one Value output) doing `operation` (ADD, LESS_THAN, ...)."""
+    node = tree.nodes.new("CompositorNodeMath" if _LEGACY_COMPOSITOR_NODES else "ShaderNodeMath")
+    node.operation = operation
+    return node
+
+
+def map_range_node(tree):
+    """A clamped Map Range node; returns (node, [Value, From Min, From Max, To Min, To Max] inputs, output)."""
+    if _LEGACY_COMPOSITOR_NODES:
+        node = tree.nodes.new("CompositorNodeMapRange")
+        node.use_clamp = True
+    else:
+        node = tree.nodes.new("ShaderNodeMapRange")
+        node.data_type, node.clamp = "FLOAT", True
+    return node, list(node.inputs)[:5], node.outputs[0]
+
+
+def mix_node(tree):
+    """A colour mix: result = A * (1 - factor) + B * factor. Returns (node, factor, a, b, result) sockets."""
+    if _LEGACY_COMPOSITOR_NODES:
+        node = tree.nodes.new("CompositorNodeMixRGB")
+        node.use_clamp = False
+        return node, node.inputs[0], node.inputs[1], node.inputs[2], node.outputs[0]
+    node = tree.nodes.new("ShaderNodeMix")
+    node.data_type, node.blend_type, node.clamp_factor = "RGBA", "MIX", True
+    colours = [s for s in node.inputs if s.type == "RGBA"]
+    result = next(s for s in node.outputs if s.type == "RGBA")
+    return node, node.inputs["Factor"], colours[0], colours[1], result
+
+
+def scale_to_render_node(tree):
+    """A Scale node fitting its image, centred, to the render size (letterboxed where the shapes differ, as the
+    strips are)."""
+    node = tree.nodes.new("CompositorNodeScale")
+    if "Type" in node.inputs:
+        node.inputs["Type"].default_value = "Render Size"
+        node.inputs["Frame Type"].default_value = "Fit"
+    else:
+        node.space, node.frame_method = "RENDER_SIZE", "FIT"
+    return node

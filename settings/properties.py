@@ -511,6 +511,29 @@ class KD_Settings(bpy.types.PropertyGroup):
     mask_invert: BoolProperty(name="Invert", description="Repaint the rest instead", default=False)
     mask_blur: IntProperty(name="Feather", description="Pixels of soft edge at the mask's border", default=4, min=0,
                            max=256, subtype="PIXEL")
+    # The generated frames in the compositor (run/compositor.py): how the node group mixes them over the render. The
+    # amounts (Factor, Index, Near, Far, Invert) are the group node's inputs, animatable there.
+    compositor_mix: EnumProperty(
+        options=FIXED, name="Mix", default="FACTOR",
+        description="Where the generated frame shows over the render (Use Frames in Compositor applies it)",
+        items=[("FACTOR", "Factor", "Everywhere, by the Factor (1: only the generated frame)"),
+               ("OBJECT_INDEX", "Object Index", "The render stays on the objects whose Pass Index is Index (an ID "
+                "mask; Cycles), the generated frame shows elsewhere"),
+               ("MATERIAL_INDEX", "Material Index", "The render stays on the surfaces whose material Pass Index is "
+                "Index (Cycles), the generated frame shows elsewhere"),
+               ("DEPTH", "Depth", "Near keeps the render: closer than Near the render, beyond Far the generated frame, "
+                "blended between"),
+               ("MASK", "Mask", "A mask (the Mask editor's, or a mask strip's): white shows the generated frame"),
+               ("IMAGE", "Painted Image", "An image painted in the Image Editor: white shows the generated frame")])
+    compositor_mask: PointerProperty(name="Mask", type=bpy.types.Mask,
+                                     description="Mask for the Mask mix: white shows the generated frame")
+    compositor_mask_image: PointerProperty(name="Image", type=bpy.types.Image,
+                                           description="Painted image for the Painted Image mix: white shows the "
+                                           "generated frame")
+    compositor_source: EnumProperty(
+        options=FIXED, name="Frames", default="FRAMES", description="Which frames the compositor uses",
+        items=[("FRAMES", "Generated", "The generated frames (the strip)"),
+               ("UPSCALED", "Upscaled", "The upscale pass's frames (the Upscaled strip)")])
     # Depth-to-image models (SD 2 depth)
     use_scene_depth: BoolProperty(
         options=FIXED,
