@@ -39,12 +39,15 @@ def add_prompt_key(scene, text: str, negative: str = "", frame: int | None = Non
         raise ValueError(f"'{transition}' is applied to all prompts at once (Prompts > Transitions), not per key")
     settings = scene.keyframe_diffusion
     frame = scene.frame_current if frame is None else frame
-    others = list(settings.prompts)
-    earlier = [p.frame for p in others if p.frame < frame]
-    later = [p.frame for p in others if p.frame > frame]
+    count = len(settings.prompts)
+    earlier = [p.frame for p in settings.prompts if p.frame < frame]
+    later = [p.frame for p in settings.prompts if p.frame > frame]
+    seed = max((p.seed for p in settings.prompts), default=-1) + 1  # distinct noise per key
     item = settings.prompts.add()
-    item.text, item.negative, item.frame = text, negative, frame
-    item.seed = max((p.seed for p in others), default=-1) + 1  # distinct noise per key
+    # Fetched after add(): growing the collection can move its items, and a reference taken before would be stale
+    # (keyframe_insert then "could not make path", from the sixth key of a fresh scene on).
+    others = [settings.prompts[i] for i in range(count)]
+    item.text, item.negative, item.frame, item.seed = text, negative, frame, seed
     for other in others:
         if other.frame != frame:
             _key(scene, other, frame, 0.0, transition)

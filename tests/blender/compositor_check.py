@@ -73,8 +73,8 @@ def build_scene():
     settings.frame_range = "SCENE"
     settings.steps = 2
     settings.width = settings.height = SIZE
-    settings.prompts.add().text, settings.prompts[0].frame = "a red circle", 1
-    settings.seed_behavior = "ITER"  # a new seed each frame: every frame differs, so a wrong frame shows
+    for frame in range(1, 7):  # a key with its own seed at every frame: every frame differs, so a wrong one shows
+        bpy.ops.keyframe_diffusion.prompt_add(text="a red circle", frame=frame)
     return scene
 
 
@@ -204,6 +204,19 @@ settings.compositor_mix = "IMAGE"
 bpy.ops.keyframe_diffusion.compositor_use()
 shown = render(scene, 3, "painted")
 result["painted"] = {"left": difference(shown, generated3, inner(left)), "right": difference(shown, plain, inner(right))}
+# A Mask datablock (as the Mask editor or a mask strip makes): a square over the left half, from x -0.5 to 0.5.
+mask = bpy.data.masks.new("Left Half")
+spline = mask.layers.new().splines.new()
+spline.points.add(3)
+for point, co in zip(spline.points, ((-0.5, -0.5), (-0.5, 1.5), (0.5, 1.5), (0.5, -0.5))):
+    point.co = point.handle_left = point.handle_right = co
+    point.handle_type = "VECTOR"
+spline.use_cyclic = True
+settings.compositor_mask = mask
+settings.compositor_mix = "MASK"
+bpy.ops.keyframe_diffusion.compositor_use()
+shown = render(scene, 3, "mask")
+result["mask"] = {"left": difference(shown, generated3, inner(left)), "right": difference(shown, plain, inner(right))}
 result["ours_after_mixes"] = ours(scene)
 
 # Animated: Factor keyed 0 at frame 2 and 1 at frame 5 on the group node (as pressing I over it in the sidebar does).
@@ -253,6 +266,7 @@ settings.compositor_source = "FRAMES"
 bpy.ops.keyframe_diffusion.compositor_use()
 
 # Errors a user can act on.
+settings.compositor_mask = None
 errors = {}
 for mix, engine in (("OBJECT_INDEX", "BLENDER_EEVEE_NEXT" if bpy.app.version < (5, 0, 0) else "BLENDER_EEVEE"),
                     ("MASK", "CYCLES")):
