@@ -290,17 +290,15 @@ def _connect_output(tree, layers, node) -> str:
 
 def _sequencer_note(scene) -> str:
     """With strips in the Sequencer and its post-processing on, a render is the edit, not the compositor. When the
-    strips are only ours (the frames, shown already in the compositor) the render switches to the compositor."""
+    strips are only ours (the frames, now in the compositor), or none yet (Generate makes ours later, Generate Before
+    Render in the middle of `-a`), renders switch to the compositor."""
     render = scene.render
     if not render.use_sequencer:
         return ""
-    shown = [s for s in compat.all_strips(scene) if not s.mute and s.type != "SOUND"]
-    if not shown:
-        return ""
     if strips.sequencer_is_ours(scene):
         render.use_sequencer = False
-        return ("Output Properties > Post Processing > Sequencer is now off, so renders show the compositor (the strip "
-                "stays for viewing)")
+        return ("Output Properties > Post Processing > Sequencer is now off, so renders show the compositor (the "
+                "Sequencer still shows the strip)")
     return ("The Sequencer has strips and Post Processing > Sequencer is on, so renders show the edit: add this scene "
             "as a scene strip, or turn Sequencer off, to render the compositor")
 

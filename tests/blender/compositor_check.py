@@ -299,12 +299,16 @@ fresh = build_scene()
 fresh.frame_end = 3
 fresh.keyframe_diffusion.output_dir = os.path.join(out, "fresh")
 fresh.keyframe_diffusion.generate_before_render = True
-compositor.use_frames(fresh)
+fresh.keyframe_diffusion.compositor_mix = "OBJECT_INDEX"
+compositor.use_frames(fresh)  # before any strip: renders switch to the compositor, so the strip made later won't hide it
+compositor.group_node(fresh).inputs["Index"].default_value = 3.0
 fresh.render.filepath = os.path.join(out, "animation", "")
 bpy.ops.render.render(animation=True)
 animation = [pixels(os.path.join(out, "animation", f"{n:04d}.png")) for n in (1, 2, 3)]
 made = [pixels(frame_file(os.path.join(out, "fresh"), n)) for n in (1, 2, 3)]
-result["animation"] = [difference(animation[i], made[i])[0] for i in range(3)]
-result["animation_wrong_frame"] = [difference(animation[i], made[(i + 1) % 3])[0] for i in range(3)]
+# Elsewhere than the cube each frame is its generated frame (not the next one's); on the cube, the render.
+result["animation"] = [difference(animation[i], made[i], inner(world))[0] for i in range(3)]
+result["animation_wrong_frame"] = [difference(animation[i], made[(i + 1) % 3], inner(world))[0] for i in range(3)]
+result["animation_cube"] = [difference(animation[i], plain, inner(cube))[0] for i in range(3)]
 
 print(json.dumps(result))

@@ -126,9 +126,11 @@ def test_upscaled_frames_as_input(checked):
 
 
 def test_generate_before_render_covers_the_compositor(checked):
-    # `-a` on a scene never generated: the frames are made first, and each rendered frame is its generated frame.
+    # `-a` on a scene never generated, Object Index mix: the frames are made first, and each rendered frame is its
+    # generated frame around the cube and the render on it (not the Sequencer's strip: renders use the compositor).
     assert all(d <= SAME for d in checked["animation"])
     assert all(d >= DIFFERENT for d in checked["animation_wrong_frame"])
+    assert all(d <= SAME for d in checked["animation_cube"])
 
 
 def test_errors_say_what_to_do(checked):

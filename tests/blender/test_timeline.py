@@ -404,3 +404,16 @@ def test_expressions_fall_back_to_the_engine_python_when_blender_lacks_numexpr(s
     expected, _ = schedule.evaluate(text, 6)
     baked = [r["motion"]["zoom"] for r in extension.bake.scene.bake_scene(scene)["frames"]]
     assert baked == pytest.approx(list(expected), abs=1e-5)
+
+
+def test_many_prompt_keys_each_peak_at_their_frame(scene):
+    """Adding keys grows the prompt collection, which can move its items in memory: twelve keys (the sixth failed
+    once, on a stale reference) each reach weight 1 at their frame and 0 at their neighbours', with distinct seeds."""
+    for frame in range(1, 13):
+        assert bpy.ops.keyframe_diffusion.prompt_add(text=f"prompt {frame}", frame=frame) == {"FINISHED"}
+    prompts = scene.keyframe_diffusion.prompts
+    assert len({p.seed for p in prompts}) == 12
+    for frame in range(1, 13):
+        scene.frame_set(frame)
+        weights = [round(p.weight, 4) for p in prompts]
+        assert weights == [1.0 if p.frame == frame else 0.0 for p in prompts]
