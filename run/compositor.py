@@ -87,6 +87,10 @@ def use_frames(scene: bpy.types.Scene) -> str:
     _link_passes(scene, tree, layers, node, mix)
     said.append(_connect_output(tree, layers, node))
     said.append(_sequencer_note(scene))
+    view = scene.view_settings.view_transform
+    if view != "Standard":  # the look applies to everything the compositor outputs, the generated frames included
+        said.append(f"The {view} view transform changes the generated frames' colours as it does the render's: "
+                    "Render Properties > Color Management > Standard shows them as generated")
     sync(scene)
     return ". ".join(text for text in said if text)
 
