@@ -78,7 +78,7 @@ def use_frames(scene: bpy.types.Scene) -> str:
         node = tree.nodes.new("CompositorNodeGroup")
         node.node_tree = group
         node.name = node.label = GROUP
-        node.location = (layers.location.x + 300, layers.location.y - 120)
+        node.location = (layers.location.x + 60, layers.location.y - 420)  # under Render Layers, clear of the output
         said.append(f"Added the \"{group.name}\" node group to the compositor")
     else:
         for name in _build(node.node_tree, mix, settings):  # inputs a newer version added: their defaults

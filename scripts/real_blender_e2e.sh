@@ -3,7 +3,7 @@
 # install the built zip with `blender -c extension install-file`, make a scene, run
 # `blender scene.blend -c keyframe_diffusion generate --save` with this repo's .venv as the external engine Python,
 # check the frames and the saved strip, then `-a` with Generate Before Render; GUI screenshots of a generation, Esc,
-# the timeline and audio features, 3D feedback, the preferences with Check Engine, and Create Engine Environment run
+# the timeline and audio features, 3D feedback, the compositor (-a through the node group), the preferences with Check Engine, and Create Engine Environment run
 # modal in the GUI.
 #   scripts/real_blender_e2e.sh [OUT_DIR]      (make e2e-real-blender)
 set -euo pipefail
@@ -378,6 +378,98 @@ PY
 "$RB" shot "$OUT/feedback_3d.png" --wait 15 --size 1400x800 --bind "$BASE" --bind "$OUT" -- "$OUT/scene_3d.blend" \
   --python "$OUT/gui_3d.py"
 
+# The compositor side (issue 27): a scene with Suzanne (pass index 1) on a floor; Use Frames in Compositor with the
+# Object Index mix; `blender -b comp.blend -a` with Generate Before Render makes the frames first, and the output keeps
+# the rendered Suzanne over the generated frame; then a GUI screenshot of the compositor with the group.
+cat > "$OUT/make_comp.py" <<PY
+import bpy
+scene = bpy.context.scene
+for obj in list(scene.objects):
+    if obj.type == "MESH":
+        bpy.data.objects.remove(obj)
+bpy.ops.mesh.primitive_monkey_add(size=2.2, location=(0, 0, 1.1))
+monkey = bpy.context.active_object
+monkey.pass_index = 1
+bpy.ops.object.shade_smooth()
+bpy.ops.mesh.primitive_plane_add(size=30)
+cam = scene.camera
+cam.location, cam.rotation_euler = (0.0, -7.5, 2.2), (1.42, 0.0, 0.0)
+scene.frame_start, scene.frame_end = 1, 6
+scene.render.engine = "CYCLES"
+scene.view_settings.view_transform = "Standard"  # the generated frames as generated (docs/compositing.md)
+scene.cycles.samples = 8
+scene.cycles.use_denoising = False  # (Debian's Blender has no OpenImageDenoise)
+scene.render.resolution_x = scene.render.resolution_y = 128
+scene.render.resolution_percentage = 100
+scene.render.image_settings.file_format = "PNG"
+scene.render.filepath = "//render_comp/"
+settings = scene.keyframe_diffusion
+bpy.ops.keyframe_diffusion.prompt_add(text="a large orange circle on a black background", frame=1)
+bpy.ops.keyframe_diffusion.prompt_add(text="a large blue square on a yellow background", frame=6)
+settings.output_dir = "//frames_comp/"
+settings.generate_before_render = True
+settings.compositor_mix = "OBJECT_INDEX"
+assert bpy.ops.keyframe_diffusion.compositor_use() == {"FINISHED"}
+bpy.ops.wm.save_as_mainfile(filepath="$OUT/comp.blend")
+PY
+run -b --python "$OUT/make_comp.py"
+run -b "$OUT/comp.blend" -a | tee "$OUT/comp.log"
+grep -q "generating missing frames before render" "$OUT/comp.log"
+test "$(ls "$OUT"/frames_comp/frame_*.png | wc -l)" -eq 6
+test "$(ls "$OUT"/render_comp/*.png | wc -l)" -eq 6
+"$ENGINE_PY" - "$OUT" <<'PY'
+import sys
+import cv2
+import numpy as np
+out = sys.argv[1]
+for n in (2, 5):
+    shown = cv2.imread(f"{out}/render_comp/{n:04d}.png").astype(float)
+    generated = cv2.resize(cv2.imread(f"{out}/frames_comp/frame_{n:06d}.png"), (128, 128),
+                           interpolation=cv2.INTER_LINEAR).astype(float)
+    # The corners are floor (generated); the centre is Suzanne (the render: grey, not the generated colours).
+    corner = np.abs(shown[:16, :16] - generated[:16, :16]).mean()
+    centre = np.abs(shown[56:72, 56:72] - generated[56:72, 56:72]).mean()
+    print(f"compositor frame {n}: corner vs generated {corner:.1f}, centre vs generated {centre:.1f}")
+    assert corner < 12 and centre > 30, (n, corner, centre)
+print("compositor with the generated frames, -a with Generate Before Render on real Blender: OK")
+PY
+cat > "$OUT/comp_gui.py" <<'PY'
+import bpy
+state = {}
+def setup():
+    win = bpy.context.window_manager.windows[0]
+    scene = bpy.context.scene
+    scene.frame_set(3)
+    bpy.ops.render.render()  # Render Layers holds this frame, so the compositor shows it
+    area = max(win.screen.areas, key=lambda a: a.width * a.height)
+    area.type = "NODE_EDITOR"
+    area.spaces.active.tree_type = "CompositorNodeTree"
+    with bpy.context.temp_override(window=win, area=area):
+        bpy.ops.screen.area_split(direction="VERTICAL", factor=0.68)
+    nodes, image = sorted((a for a in win.screen.areas if a.type == "NODE_EDITOR"), key=lambda a: a.x)
+    nodes.spaces.active.show_region_ui = True
+    image.type = "IMAGE_EDITOR"
+    image.spaces.active.image = bpy.data.images["Render Result"]
+    state.update(win=win, nodes=nodes, image=image)
+    bpy.app.timers.register(later, first_interval=1.5)
+def later():
+    nodes = state["nodes"]
+    for region in nodes.regions:
+        if region.type == "UI":
+            region.active_panel_category = "Diffusion"
+            region.tag_redraw()
+    for area in (nodes, state["image"]):
+        region = next(r for r in area.regions if r.type == "WINDOW")
+        with bpy.context.temp_override(window=state["win"], area=area, region=region):
+            if area.type == "NODE_EDITOR":
+                bpy.ops.node.view_all()
+            else:
+                bpy.ops.image.view_all(fit_view=True)
+bpy.app.timers.register(setup, first_interval=2.0)
+PY
+"$RB" shot "$OUT/compositor.png" --wait 25 --size 1400x800 --bind "$BASE" --bind "$OUT" -- "$OUT/comp.blend" \
+  --python "$OUT/comp_gui.py"
+
 # The preferences: Check Engine with the external engine Python, then Create Engine Environment run modal in the GUI
 # (offline from a folder holding one pure-Python wheel): a progress bar with Cancel while pip works, then Engine Python
 # points at the new environment. Blender's Python is Debian's python3.13 here, whose venv needs python3-venv.
@@ -444,4 +536,4 @@ PY
 # Back to the external engine Python for later runs (the preferences live in the chroot's home).
 run -b --python-expr "import bpy; bpy.context.preferences.addons['bl_ext.user_default.keyframe_diffusion'].preferences.python_path = '$ENGINE_PY'; bpy.ops.wm.save_userpref()"
 
-echo "real Blender end to end: OK (frames in $OUT/frames, screenshots $OUT/generating.png, $OUT/timeline.png, $OUT/audio.png, $OUT/feedback_3d.png, $OUT/preferences.png, $OUT/venv_running.png)"
+echo "real Blender end to end: OK (frames in $OUT/frames, screenshots $OUT/generating.png, $OUT/timeline.png, $OUT/audio.png, $OUT/feedback_3d.png, $OUT/compositor.png, $OUT/preferences.png, $OUT/venv_running.png)"
