@@ -3,8 +3,8 @@
 # install the built zip with `blender -c extension install-file`, make a scene, run
 # `blender scene.blend -c keyframe_diffusion generate --save` with this repo's .venv as the external engine Python,
 # check the frames and the saved strip, then `-a` with Generate Before Render; GUI screenshots of a generation, Esc,
-# the timeline and audio features, 3D feedback, the compositor (-a through the node group), the preferences with Check Engine, and Create Engine Environment run
-# modal in the GUI.
+# the timeline and audio features, 3D feedback, the compositor (-a through the node group), the preferences with
+# Check Engine, and Create Engine Environment run modal in the GUI.
 #   scripts/real_blender_e2e.sh [OUT_DIR]      (make e2e-real-blender)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
