@@ -5,12 +5,12 @@ engine <- settings <- engine_link <- timeline <- bake <- run <- operators <- pan
 """
 
 from .engine_link import workers
-from .run import cli, render_hook
+from .run import cli, compositor, render_hook
 from .settings import properties
 from . import operators, panels
 
 # Properties first (operators and panels refer to them), the preferences with the panels.
-_modules = (properties, operators, panels, cli, render_hook)
+_modules = (properties, operators, panels, cli, render_hook, compositor)
 
 
 def register() -> None:

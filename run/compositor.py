@@ -15,6 +15,7 @@ import os
 import re
 
 import bpy
+from bpy.app.handlers import persistent
 
 from ..bake.scene import UPSCALE_FOLDER, output_dir
 from ..engine.frames import frame_filename
@@ -328,18 +329,43 @@ def sync(scene: bpy.types.Scene, reload: bool = False) -> bool:
         image.source = "SEQUENCE"
         image.colorspace_settings.name = "sRGB"  # as the strips: generated frames are sRGB PNGs
         frames.image = image
-    if bpy.path.abspath(image.filepath) != path:
+    if os.path.normpath(bpy.path.abspath(image.filepath)) != path:
         image.filepath = path
         reload = True
-    # The image node shows file number (N - frame_start + 1 + frame_offset) at scene frame N.
-    frames.frame_start = start
-    frames.frame_duration = max(1, end - start)
-    frames.frame_offset = first_file - 1
-    group.nodes["First Frame"].inputs[1].default_value = start - 0.5
-    group.nodes["End Frame"].inputs[1].default_value = end - 0.5
+    # The image node shows file number (N - frame_start + 1 + frame_offset) at scene frame N. Values are written only
+    # when they change: this runs on every depsgraph update (follow_strip), and a write is an update itself.
+    _set(frames, "frame_start", start)
+    _set(frames, "frame_duration", max(1, end - start))
+    _set(frames, "frame_offset", first_file - 1)
+    _set(group.nodes["First Frame"].inputs[1], "default_value", start - 0.5)
+    _set(group.nodes["End Frame"].inputs[1], "default_value", end - 0.5)
     if reload:
         image.reload()
     return True
+
+
+def _set(owner, name: str, value) -> None:
+    if getattr(owner, name) != value:
+        setattr(owner, name, value)
+
+
+@persistent
+def follow_strip(scene, depsgraph) -> None:
+    """The compositor follows the strip as the user moves or trims it (a strip change updates the scene)."""
+    if depsgraph.id_type_updated("SCENE"):
+        try:
+            sync(scene)
+        except CompositorError as e:  # a strip renamed by hand to something not ours: said where it is used
+            print(f"keyframe_diffusion: the compositor can't follow the strip: {e}")
+
+
+def register() -> None:
+    bpy.app.handlers.depsgraph_update_post.append(follow_strip)
+
+
+def unregister() -> None:
+    if follow_strip in bpy.app.handlers.depsgraph_update_post:
+        bpy.app.handlers.depsgraph_update_post.remove(follow_strip)
 
 
 def _source(scene) -> tuple[str, int, int, int]:

@@ -216,6 +216,7 @@ class GenerateJob:
                 upscaled = kind == "upscaled"
                 (self.upscaled if upscaled else self.rendered).append(event["frame"])
                 strips.refresh_strip(self.scene, upscaled=upscaled)
+                compositor.sync(self.scene, reload=True)
             return  # the status keeps saying the step progress, not each file
         elif kind == "finished":
             self._record_pace()

@@ -239,6 +239,9 @@ result["keyed"] = {"2_vs_render": difference(shown2, plain2)[0],
 # The strip moved two frames later in the Sequencer: the compositor follows it at the next render (render_init).
 strip = sys.modules[package].run.strips.find_strip(scene)
 compat.set_content_start(strip, compat.content_start(strip) + 2)
+bpy.context.view_layer.update()  # a depsgraph update, as any edit in the Sequencer makes: the group follows at once
+frames_node = node.node_tree.nodes["Generated Frames"]
+result["followed"] = [frames_node.frame_start, frames_node.frame_offset, frames_node.frame_duration]
 result["moved"] = difference(render(scene, 5, "moved_5"), pixels(frame_file(folder, 3)))[0]
 result["moved_before_start"] = difference(render(scene, 2, "moved_2"), plain2)[0]
 compat.set_content_start(strip, compat.content_start(strip) - 2)
@@ -302,6 +305,9 @@ fresh.keyframe_diffusion.generate_before_render = True
 fresh.keyframe_diffusion.compositor_mix = "OBJECT_INDEX"
 compositor.use_frames(fresh)  # before any strip: renders switch to the compositor, so the strip made later won't hide it
 compositor.group_node(fresh).inputs["Index"].default_value = 3.0
+fresh.keyframe_diffusion.generate_before_render = False
+result["before_frames"] = difference(render(fresh, 2, "fresh_before"), plain)[0]  # no frame yet: the render
+fresh.keyframe_diffusion.generate_before_render = True
 fresh.render.filepath = os.path.join(out, "animation", "")
 bpy.ops.render.render(animation=True)
 animation = [pixels(os.path.join(out, "animation", f"{n:04d}.png")) for n in (1, 2, 3)]

@@ -117,6 +117,13 @@ def test_follows_the_strip(checked):
     # The strip moved 2 frames later: scene frame 5 shows generated frame 3, and frame 2 (before it) the render.
     assert checked["moved"] <= SAME
     assert checked["moved_before_start"] <= SAME
+    # ... and the image node followed at the depsgraph update the move made, before any render: it starts at frame 3
+    # (the strip's new first frame) with file 1 there, for the strip's 6 frames.
+    assert checked["followed"] == [3, 0, 6]
+
+
+def test_frames_not_generated_yet_show_the_render(checked):
+    assert checked["before_frames"] <= SAME
 
 
 def test_upscaled_frames_as_input(checked):
