@@ -7,7 +7,7 @@ from __future__ import annotations
 import bpy
 
 from ..operators.compositor import KD_OT_compositor_use
-from ..run import compositor
+from ..run import compositor, compositor_group
 
 
 def draw_compositor(layout, scene) -> None:
@@ -25,12 +25,12 @@ def draw_compositor(layout, scene) -> None:
     layout.operator(KD_OT_compositor_use.bl_idname, icon="NODE_COMPOSITING", text=text)
     if node is None:
         return
-    built = node.node_tree.get(compositor.MARK)
+    built = node.node_tree.get(compositor_group.MARK)
     if built != settings.compositor_mix:
         layout.label(text="Update Compositor to apply the new mix", icon="INFO")
     col = layout.column(align=True)
     col.use_property_split = True
-    for name in compositor.CONTROLS.get(built, ()):
+    for name in compositor_group.CONTROLS.get(built, ()):
         col.prop(node.inputs[name], "default_value", text=name)
 
 
