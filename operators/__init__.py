@@ -2,8 +2,8 @@
 
 import bpy
 
-from . import (audio, compositor, engine_check, engine_env, export, generate, inspire, messages, models, presets, prompts,
-               schedules, units)
+from . import (audio, compositor, engine_check, engine_env, export, generate, inspire, messages, models, presets,
+               prompts, schedules, units)
 
 classes = (*prompts.classes, *generate.classes, *export.classes, *schedules.classes, *presets.classes,
            *inspire.classes, *audio.classes, *units.classes, *engine_check.classes, *engine_env.classes,

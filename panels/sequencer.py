@@ -560,4 +560,5 @@ class KD_PT_schedules(_Panel, bpy.types.Panel):
 # Registration order is the sidebar's order of sub-panels.
 classes = (KD_UL_prompts, KD_UL_audio_links, KD_UL_controlnets, KD_PT_main, KD_PT_prompts, KD_PT_prompt_options,
            KD_PT_settings, KD_PT_advanced, KD_PT_input, KD_PT_clip, KD_PT_motion, KD_PT_inpaint, KD_PT_controlnet,
-           KD_PT_model, KD_PT_upscale, KD_PT_speed, KD_PT_audio, KD_PT_schedules, KD_PT_output, KD_PT_compositor, KD_PT_ray)
+           KD_PT_model, KD_PT_upscale, KD_PT_speed, KD_PT_audio, KD_PT_schedules, KD_PT_output, KD_PT_compositor,
+           KD_PT_ray)

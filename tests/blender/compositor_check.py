@@ -203,7 +203,8 @@ right = [not v for v in left]
 settings.compositor_mix = "IMAGE"
 bpy.ops.keyframe_diffusion.compositor_use()
 shown = render(scene, 3, "painted")
-result["painted"] = {"left": difference(shown, generated3, inner(left)), "right": difference(shown, plain, inner(right))}
+result["painted"] = {"left": difference(shown, generated3, inner(left)),
+                     "right": difference(shown, plain, inner(right))}
 # A Mask datablock (as the Mask editor or a mask strip makes): a square over the left half, from x -0.5 to 0.5.
 mask = bpy.data.masks.new("Left Half")
 spline = mask.layers.new().splines.new()
@@ -303,7 +304,7 @@ fresh.frame_end = 3
 fresh.keyframe_diffusion.output_dir = os.path.join(out, "fresh")
 fresh.keyframe_diffusion.generate_before_render = True
 fresh.keyframe_diffusion.compositor_mix = "OBJECT_INDEX"
-compositor.use_frames(fresh)  # before any strip: renders switch to the compositor, so the strip made later won't hide it
+compositor.use_frames(fresh)  # before any strip: renders switch to the compositor, so the later strip won't hide it
 compositor.group_node(fresh).inputs["Index"].default_value = 3.0
 fresh.keyframe_diffusion.generate_before_render = False
 result["before_frames"] = difference(render(fresh, 2, "fresh_before"), plain)[0]  # no frame yet: the render
