@@ -1,5 +1,5 @@
 """Command line: python -m engine {render,upscale,worker,check,models,download,make-tiny-model,export,schedule,inspire,
-audio,score}, run from the extension folder."""
+audio,score,flicker}, run from the extension folder."""
 
 from __future__ import annotations
 
@@ -312,6 +312,26 @@ def cmd_audio(args) -> int:
     return cli(args.rest)
 
 
+def add_flicker(sub) -> None:
+    from .flicker import FLOW_METHODS
+
+    p = sub.add_parser("flicker", help="the temporal warping error of a folder of frames (and of its input) as JSON")
+    p.add_argument("frames", help="folder of PNG or JPEG frames, in the order of the numbers in their names")
+    p.add_argument("--reference", metavar="INPUT_DIR",
+                   help="the frames' input (scene render, movie frames): its motion is the flow, and its own figure "
+                        "is the limit the frames can reach")
+    p.add_argument("--flow", choices=FLOW_METHODS, default="dis", help="optical flow method (default: dis)")
+    p.add_argument("--pairs", action="store_true", help="also each consecutive pair's figures")
+    p.set_defaults(func=cmd_flicker)
+
+
+def cmd_flicker(args) -> int:
+    from .flicker import cli
+
+    print(json.dumps(cli(args.frames, args.reference, args.flow, args.pairs), indent=2))
+    return 0
+
+
 # Commands with their own parser: handed everything after their name (argparse's REMAINDER can't take a leading
 # option such as --help).
 _DELEGATED = {"inspire": cmd_inspire, "audio": cmd_audio}
@@ -325,7 +345,7 @@ def _distributed_error() -> type:
 
 # The subcommands in the order --help lists them: each adds its parser, whose func runs it.
 SUBCOMMANDS = (add_render, add_upscale, add_worker, add_score, add_check, add_models, add_download,
-               add_make_tiny_model, add_export, add_schedule, add_inspire, add_audio)
+               add_make_tiny_model, add_export, add_schedule, add_inspire, add_audio, add_flicker)
 
 
 def parser() -> argparse.ArgumentParser:

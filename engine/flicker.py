@@ -1,0 +1,198 @@
+"""Flicker: the temporal warping error of a frame sequence (Lai et al., "Learning Blind Video Temporal Consistency",
+ECCV 2018). For each pair of consecutive frames, frame t-1 is warped into frame t along the motion and compared with
+frame t over the pixels visible in both; a sequence that only moves scores ~0, one that boils or flickers scores high.
+
+The flow convention, engine-wide: flow[y, x] = (dx, dy) in pixels, x to the right and y down (image rows), from a frame
+to the one before it ("backward flow"): the pixel at (x, y) in frame t was at (x + dx, y + dy) in frame t-1. So an
+object moving 3 pixels to the right has dx = -3 on its pixels, and warp_previous(frame t-1, flow) rebuilds frame t.
+
+Where the flow comes from: the reference (the input the frames were made from: the scene render or the movie strip,
+whose motion is the true one) when given, else the frames themselves. Estimated flow is OpenCV's DIS optical flow.
+The reference's own figure, with the same flow, is the limit the output can reach.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+import numpy as np
+
+# Forward-backward consistency (Sundaram, Brox and Keutzer, 2010; as Lai et al. use it): a pixel is visible in both
+# frames when going back and forth along the flows returns to it, within this share of the motion plus a constant.
+CONSISTENCY_SHARE = 0.01
+CONSISTENCY_PIXELS = 0.5
+
+
+class FlickerError(ValueError):
+    """The frames can't be measured; the message says which and why."""
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image[..., :3].astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    return image.astype(np.uint8)
+
+
+FLOW_METHODS = ("dis", "farneback")
+
+
+def estimate_flow(current: np.ndarray, previous: np.ndarray, method: str = "dis") -> np.ndarray:
+    """The backward flow from `current` to `previous` (uint8 RGB or grey, same size), by OpenCV's DIS optical flow or
+    Farneback's: (H, W, 2) float32, in the convention above."""
+    import cv2
+
+    # Both give the flow with I0(p) ~ I1(p + flow(p)) for (I0, I1): current against previous is the backward flow.
+    if method == "dis":
+        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(_grey(current), _grey(previous), None)
+    elif method == "farneback":
+        flow = cv2.calcOpticalFlowFarneback(_grey(current), _grey(previous), None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    else:
+        raise FlickerError(f"unknown flow method '{method}': one of {', '.join(FLOW_METHODS)}")
+    return flow.astype(np.float32)
+
+
+def _sample(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    import cv2
+
+    height, width = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(np.ascontiguousarray(image), grid_x + flow[..., 0], grid_y + flow[..., 1],
+                     interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_previous(previous: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Frame t made from frame t-1 along the backward flow of frame t."""
+    return _sample(previous, flow.astype(np.float32))
+
+
+def visible_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
+    """Pixels of frame t visible in frame t-1 too (bool, H x W): the backward flow lands inside frame t-1, and the
+    forward flow there (t-1 to t) leads back to where it started. Revealed background (hidden by a moving object in
+    t-1) and pixels that came from outside the picture are not visible."""
+    height, width = backward.shape[:2]
+    back_there = _sample(forward.astype(np.float32), backward.astype(np.float32))
+    loop = backward + back_there
+    size = (backward ** 2).sum(-1) + (back_there ** 2).sum(-1)
+    consistent = (loop ** 2).sum(-1) < CONSISTENCY_SHARE * size + CONSISTENCY_PIXELS
+    grid_x, grid_y = np.meshgrid(np.arange(width), np.arange(height))
+    x, y = grid_x + backward[..., 0], grid_y + backward[..., 1]
+    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    return consistent & inside
+
+
+def pair_error(current: np.ndarray, previous: np.ndarray, backward: np.ndarray, forward: np.ndarray) -> dict:
+    """The warping error of one pair: Lai et al.'s mean squared colour distance (RGB in 0-1) over the visible pixels,
+    the mean absolute difference per channel on a 0-255 scale, and the share of pixels visible."""
+    mask = visible_mask(backward, forward)
+    if not mask.any():
+        return {"warping_error": None, "mean_difference": None, "visible": 0.0}
+    warped = warp_previous(previous.astype(np.float32), backward)
+    diff = (current.astype(np.float32) - warped)[mask]
+    return {"warping_error": float(((diff / 255.0) ** 2).sum(-1).mean()),
+            "mean_difference": float(np.abs(diff).mean()), "visible": float(mask.mean())}
+
+
+def flows_for(frames: list[np.ndarray], method: str = "dis") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(backward, forward) flows of each consecutive pair, estimated from these frames."""
+    return [(estimate_flow(frames[i], frames[i - 1], method), estimate_flow(frames[i - 1], frames[i], method))
+            for i in range(1, len(frames))]
+
+
+def sequence_error(frames: list[np.ndarray], flows: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """The warping error of a sequence: each pair's figures and their means over the pairs."""
+    pairs = [pair_error(frames[i], frames[i - 1], *flows[i - 1]) for i in range(1, len(frames))]
+    measured = [p for p in pairs if p["warping_error"] is not None]
+
+    def mean(key: str) -> float | None:
+        return float(np.mean([p[key] for p in measured])) if measured else None
+
+    return {"warping_error": mean("warping_error"), "mean_difference": mean("mean_difference"),
+            "visible": float(np.mean([p["visible"] for p in pairs])) if pairs else None, "pairs": pairs}
+
+
+def flicker(frames: list[np.ndarray], reference: list[np.ndarray] | None = None,
+            flows: list[tuple[np.ndarray, np.ndarray]] | None = None, method: str = "dis") -> dict:
+    """The flicker figures of `frames` (uint8 RGB, same size, in order), and of `reference` with the same flow when
+    given. The flow: `flows` as given, else estimated (by `method`) from the reference, else from the frames."""
+    _check(frames, "frames")
+    if reference is not None:
+        _check(reference, "reference")
+        if len(reference) != len(frames) or reference[0].shape != frames[0].shape:
+            raise FlickerError(f"the reference has {len(reference)} frames of {_size(reference[0])}, the frames "
+                               f"{len(frames)} of {_size(frames[0])}: they must match")
+    if flows is not None:
+        source = "given"
+        if len(flows) != len(frames) - 1:
+            raise FlickerError(f"{len(flows)} flows for {len(frames)} frames: one per frame after the first")
+    else:
+        source = f"{method} from the {'reference' if reference is not None else 'frames'}"
+        flows = flows_for(reference if reference is not None else frames, method)
+    result = {"frames": len(frames), "flow": source, **sequence_error(frames, flows)}
+    if reference is not None:
+        result["reference"] = sequence_error(reference, flows)
+    return result
+
+
+def _size(image: np.ndarray) -> str:
+    return f"{image.shape[1]}x{image.shape[0]}"
+
+
+def _check(frames: list[np.ndarray], what: str) -> None:
+    if len(frames) < 2:
+        raise FlickerError(f"the {what} need at least two frames to measure flicker (got {len(frames)})")
+    for i, frame in enumerate(frames):
+        if frame.shape != frames[0].shape:
+            raise FlickerError(f"{what} frame {i + 1} is {_size(frame)}, the first is {_size(frames[0])}: "
+                               "all frames must be one size")
+
+
+def frame_files(folder: str) -> list[str]:
+    """The PNG/JPEG frames of a folder in frame order (by the number in their names, e.g. frame_000012.png)."""
+    if not os.path.isdir(folder):
+        raise FlickerError(f"no folder '{folder}'")
+    paths = [p for ext in ("png", "jpg", "jpeg") for p in glob.glob(os.path.join(folder, f"*.{ext}"))]
+    paths = [p for p in paths if not os.path.basename(p).startswith(".")]
+
+    def number(path: str) -> tuple[int, str]:
+        found = re.findall(r"\d+", os.path.basename(path))
+        return (int(found[-1]) if found else -1, path)
+
+    if not paths:
+        raise FlickerError(f"no PNG or JPEG frames in '{folder}'")
+    return sorted(paths, key=number)
+
+
+def read_frames(paths: list[str]) -> list[np.ndarray]:
+    import cv2
+
+    frames = []
+    for path in paths:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            raise FlickerError(f"can't read the image '{path}'")
+        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def cli(folder: str, reference: str | None = None, method: str = "dis", pairs: bool = False) -> dict:
+    """`python -m engine flicker`: the figures of a folder of frames (and of a reference folder) as a dict."""
+    paths = frame_files(folder)
+    frames = read_frames(paths)
+    ref = None
+    if reference is not None:
+        ref_paths = frame_files(reference)
+        if len(ref_paths) != len(paths):
+            raise FlickerError(f"'{reference}' has {len(ref_paths)} frames and '{folder}' {len(paths)}: the "
+                               "reference must have one frame per frame")
+        ref = read_frames(ref_paths)
+    result = {"folder": folder, **flicker(frames, ref, method=method)}
+    if not pairs:
+        result.pop("pairs")
+        if "reference" in result:
+            result["reference"].pop("pairs")
+    return result
