@@ -22,6 +22,8 @@ from ..settings import compat
 PASS_SOCKETS = {"depth": ("Depth", "FLOAT", "use_pass_z"), "normal": ("Normal", "VECTOR", "use_pass_normal"),
                 "object_index": ("IndexOB", "FLOAT", "use_pass_object_index"),
                 "material_index": ("IndexMA", "FLOAT", "use_pass_material_index"),
+                # Blender's motion vectors (engine/flow.py reads them into the engine's flow convention)
+                "vector": ("Vector", "RGBA", "use_pass_vector"),
                 "mask": ("Mask", "FLOAT", None)}  # a Mask datablock (a mask strip's), rasterised by the compositor
 
 
@@ -59,7 +61,7 @@ class _RenderState:
         self.scene = scene
         self.saved = [(render, k, getattr(render, k)) for k in
                       ("resolution_x", "resolution_y", "resolution_percentage", "filepath", "use_compositing",
-                       "use_sequencer")]
+                       "use_sequencer", "use_motion_blur")]
         # Metadata stamps (render time, date, memory) differ between renders of the same pixels: off for passes.
         self.saved += [(render, k, getattr(render, k)) for k in dir(render) if k.startswith("use_stamp")]
         self.layers = [(vl, a, getattr(vl, a)) for vl in scene.view_layers for _s, _t, a in PASS_SOCKETS.values()
@@ -99,7 +101,7 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
     tmp = tempfile.mkdtemp(prefix=".kd-passes-", dir=folder)
     restore_tree = None
     try:
-        _set_up_render(scene, tmp, size, fast)
+        _set_up_render(scene, tmp, size, fast, "vector" in passes)
         data_passes = [p for p in passes if p in PASS_SOCKETS]
         if data_passes:
             restore_tree = _set_up_compositor(scene, tmp, data_passes, size, mask)
@@ -118,13 +120,15 @@ def render_passes(scene: bpy.types.Scene, folder: str, frames: list[int], passes
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _set_up_render(scene, tmp: str, size: tuple[int, int], fast: bool) -> None:
+def _set_up_render(scene, tmp: str, size: tuple[int, int], fast: bool, vector: bool = False) -> None:
     render = scene.render
     render.resolution_x, render.resolution_y = size
     render.resolution_percentage = 100
     render.filepath = os.path.join(tmp, "render_")
     # With strips in the Sequencer (ours among them) the render would be the edit, not the scene.
     render.use_sequencer = False
+    if vector:
+        render.use_motion_blur = False  # Blender writes no Vector pass with motion blur on
     for key in dir(render):
         if key.startswith("use_stamp"):
             setattr(render, key, False)

@@ -313,7 +313,7 @@ def cmd_audio(args) -> int:
 
 
 def add_flicker(sub) -> None:
-    from .flicker import FLOW_METHODS
+    from .flow import FLOW_METHODS
 
     p = sub.add_parser("flicker", help="the temporal warping error of a folder of frames (and of its input) as JSON")
     p.add_argument("frames", help="folder of PNG or JPEG frames, in the order of the numbers in their names")

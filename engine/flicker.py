@@ -2,9 +2,7 @@
 ECCV 2018). For each pair of consecutive frames, frame t-1 is warped into frame t along the motion and compared with
 frame t over the pixels visible in both; a sequence that only moves scores ~0, one that boils or flickers scores high.
 
-The flow convention, engine-wide: flow[y, x] = (dx, dy) in pixels, x to the right and y down (image rows), from a frame
-to the one before it ("backward flow"): the pixel at (x, y) in frame t was at (x + dx, y + dy) in frame t-1. So an
-object moving 3 pixels to the right has dx = -3 on its pixels, and warp_previous(frame t-1, flow) rebuilds frame t.
+The flow is in engine/flow.py's convention (backward: where each pixel of frame t was in frame t-1).
 
 Where the flow comes from: the reference (the input the frames were made from: the scene render or the movie strip,
 whose motion is the true one) when given, else the frames themselves. Estimated flow is OpenCV's DIS optical flow.
@@ -19,70 +17,11 @@ import re
 
 import numpy as np
 
-# Forward-backward consistency (Sundaram, Brox and Keutzer, 2010; as Lai et al. use it): a pixel is visible in both
-# frames when going back and forth along the flows returns to it, within this share of the motion plus a constant.
-CONSISTENCY_SHARE = 0.01
-CONSISTENCY_PIXELS = 0.5
+from .flow import FlowError, estimate_flow, visible_mask, warp_previous
 
 
-class FlickerError(ValueError):
+class FlickerError(FlowError):
     """The frames can't be measured; the message says which and why."""
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    import cv2
-
-    image = np.asarray(image)
-    if image.ndim == 3:
-        image = cv2.cvtColor(image[..., :3].astype(np.uint8), cv2.COLOR_RGB2GRAY)
-    return image.astype(np.uint8)
-
-
-FLOW_METHODS = ("dis", "farneback")
-
-
-def estimate_flow(current: np.ndarray, previous: np.ndarray, method: str = "dis") -> np.ndarray:
-    """The backward flow from `current` to `previous` (uint8 RGB or grey, same size), by OpenCV's DIS optical flow or
-    Farneback's: (H, W, 2) float32, in the convention above."""
-    import cv2
-
-    # Both give the flow with I0(p) ~ I1(p + flow(p)) for (I0, I1): current against previous is the backward flow.
-    if method == "dis":
-        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(_grey(current), _grey(previous), None)
-    elif method == "farneback":
-        flow = cv2.calcOpticalFlowFarneback(_grey(current), _grey(previous), None, 0.5, 3, 15, 3, 5, 1.2, 0)
-    else:
-        raise FlickerError(f"unknown flow method '{method}': one of {', '.join(FLOW_METHODS)}")
-    return flow.astype(np.float32)
-
-
-def _sample(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    import cv2
-
-    height, width = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return cv2.remap(np.ascontiguousarray(image), grid_x + flow[..., 0], grid_y + flow[..., 1],
-                     interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def warp_previous(previous: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Frame t made from frame t-1 along the backward flow of frame t."""
-    return _sample(previous, flow.astype(np.float32))
-
-
-def visible_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
-    """Pixels of frame t visible in frame t-1 too (bool, H x W): the backward flow lands inside frame t-1, and the
-    forward flow there (t-1 to t) leads back to where it started. Revealed background (hidden by a moving object in
-    t-1) and pixels that came from outside the picture are not visible."""
-    height, width = backward.shape[:2]
-    back_there = _sample(forward.astype(np.float32), backward.astype(np.float32))
-    loop = backward + back_there
-    size = (backward ** 2).sum(-1) + (back_there ** 2).sum(-1)
-    consistent = (loop ** 2).sum(-1) < CONSISTENCY_SHARE * size + CONSISTENCY_PIXELS
-    grid_x, grid_y = np.meshgrid(np.arange(width), np.arange(height))
-    x, y = grid_x + backward[..., 0], grid_y + backward[..., 1]
-    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
-    return consistent & inside
 
 
 def pair_error(current: np.ndarray, previous: np.ndarray, backward: np.ndarray, forward: np.ndarray) -> dict:

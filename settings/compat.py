@@ -223,9 +223,9 @@ def mask_node_follows_scene(node) -> None:
 
 
 def file_output_node(tree, directory: str, inputs: list[tuple[str, str]]):
-    """A File Output node writing one float EXR per input (name, socket type 'FLOAT'/'VECTOR'); returns the node.
-    5.0 names items by `file_output_items` and writes `file_name + item`; earlier versions use file slots and
-    append the frame number (see pass_file)."""
+    """A File Output node writing one float EXR per input (name, socket type 'FLOAT'/'VECTOR'/'RGBA': 'RGBA' keeps
+    four channels, the Vector pass's); returns the node. 5.0 names items by `file_output_items` and writes
+    `file_name + item`; earlier versions use file slots and append the frame number (see pass_file)."""
     node = tree.nodes.new("CompositorNodeOutputFile")
     if hasattr(node, "file_output_items"):
         node.directory = directory
@@ -234,15 +234,21 @@ def file_output_node(tree, directory: str, inputs: list[tuple[str, str]]):
         node.format.file_format = "OPEN_EXR"
         node.format.color_depth = "32"
         for name, socket_type in inputs:
-            node.file_output_items.new(socket_type, name)
+            node.file_output_items.new(socket_type, name).save_as_render = False  # data, not a picture
     else:
         node.base_path = directory
         node.format.file_format = "OPEN_EXR"
         node.format.color_depth = "32"
         node.format.color_mode = "RGB"
         node.file_slots.clear()
-        for name, _socket_type in inputs:
+        for name, socket_type in inputs:
             node.file_slots.new(name)
+            if socket_type == "RGBA":  # this slot keeps the fourth channel the node's RGB format would drop
+                slot = node.file_slots[len(node.file_slots) - 1]
+                slot.use_node_format = False
+                slot.save_as_render = False
+                slot.format.file_format, slot.format.color_depth = "OPEN_EXR", "32"
+                slot.format.color_mode = "RGBA"
     return node
 
 
@@ -257,11 +263,21 @@ def render_layer_output(node, name: str):
 
 def link_to_file_output(tree, source, target, socket_type: str) -> None:
     """Link a pass output to a File Output input. Before 5.0 a float input is written as a single "V" channel, which
-    OpenCV can't read, so it goes through a Combine Color node into R, G and B."""
+    OpenCV can't read, so it goes through a Combine Color node into R, G and B; before 4.5 an RGBA one (the Vector
+    pass) goes through Separate and Combine Color so its four values reach R, G, B and A."""
     if socket_type == "FLOAT" and bpy.app.version < (5, 0, 0):
         combine = tree.nodes.new("CompositorNodeCombineColor")
         for i in range(3):
             tree.links.new(source, combine.inputs[i])
+        source = combine.outputs[0]
+    elif socket_type == "RGBA" and bpy.app.version < (4, 5, 0):
+        # 4.2 writes a vector socket as X, Y, Z; the Vector pass has a fourth value, which Separate Color reaches.
+        # (4.5 and later write all four, as X, Y, Z, W, and Separate Color there drops the fourth.)
+        split = tree.nodes.new("CompositorNodeSeparateColor")
+        combine = tree.nodes.new("CompositorNodeCombineColor")
+        tree.links.new(source, split.inputs[0])
+        for i in range(4):
+            tree.links.new(split.outputs[i], combine.inputs[i])
         source = combine.outputs[0]
     tree.links.new(source, target)
 

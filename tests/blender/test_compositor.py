@@ -19,7 +19,8 @@ SAME = 1.0  # at most this mean difference: the same picture (colour-management 
 DIFFERENT = 20.0  # at least this: another picture (the frames differ by their seeds; render vs generated far more)
 
 
-def run_check(version: str, built_zip: str, out: str) -> dict:
+def run_check(version: str, built_zip: str, out: str, script: str = "compositor_check.py", engine: bool = True) -> dict:
+    """Run a check script in the bpy wheel of `version` (5.0: this Python) and return the JSON it printed last."""
     python = sys.executable if version == "5.0" else bpy_python(version)
     if not os.path.isfile(python):
         if version == "5.2" and python313() is None:
@@ -28,9 +29,9 @@ def run_check(version: str, built_zip: str, out: str) -> dict:
         pytest.fail(f"the bpy {version} venv is missing ({python}): run `make setup`")
     env = dict(os.environ)
     env.pop("BLENDER_USER_RESOURCES", None)
-    done = subprocess.run([python, os.path.join(ROOT, "tests", "blender", "compositor_check.py"), built_zip,
-                           sys.executable, out], capture_output=True, text=True, timeout=900, env=env,
-                          cwd=os.path.join(ROOT, "tests", "blender"))
+    args = [built_zip, sys.executable, out] if engine else [built_zip, out]
+    done = subprocess.run([python, os.path.join(ROOT, "tests", "blender", script), *args], capture_output=True,
+                          text=True, timeout=900, env=env, cwd=os.path.join(ROOT, "tests", "blender"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
 

@@ -1,4 +1,4 @@
-"""engine.flicker: the flow convention against a known motion, occlusion on revealed background, and the warping
+"""engine.flow and engine.flicker: the flow convention against a known motion, occlusion on revealed background, and
 error of sequences whose answer is known (moving texture: ~0; independent noise: large), through the command too.
 
 The textures are smoothed random noise (flow estimation needs texture everywhere); motion is made by np.roll of a
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from common import ROOT
-from engine import flicker
+from engine import flicker, flow as flows
 
 W, H = 96, 72
 
@@ -38,16 +38,16 @@ def interior(a: np.ndarray, margin: int = 12) -> np.ndarray:
     return a[margin:-margin, margin:-margin]
 
 
-@pytest.mark.parametrize("method", flicker.FLOW_METHODS)
+@pytest.mark.parametrize("method", flows.FLOW_METHODS)
 def test_flow_convention_against_a_known_motion(method):
     picture = texture(1)
     previous, current = panned(picture, 0), panned(picture, 3, -2)  # the content moved 3 right and 2 up
-    flow = flicker.estimate_flow(current, previous, method)
+    flow = flows.estimate_flow(current, previous, method)
     assert flow.shape == (H, W, 2) and flow.dtype == np.float32
     # Backward flow: the pixel at (x, y) now was at (x - 3, y + 2) before.
     assert np.median(interior(flow[..., 0])) == pytest.approx(-3.0, abs=0.3)
     assert np.median(interior(flow[..., 1])) == pytest.approx(2.0, abs=0.3)
-    rebuilt = flicker.warp_previous(previous, flow)
+    rebuilt = flows.warp_previous(previous, flow)
     assert np.abs(interior(rebuilt).astype(float) - interior(current)).mean() < 6
 
 
@@ -59,7 +59,7 @@ def test_an_object_moved_by_n_pixels_has_flow_n_on_its_pixels():
         frame = background.copy()
         frame[18:54, x:x + 36] = square
         frames.append(frame)
-    flow = flicker.estimate_flow(frames[1], frames[0])
+    flow = flows.estimate_flow(frames[1], frames[0])
     on_square = flow[26:46, 38:58]  # well inside the square at its new place
     assert np.median(on_square[..., 0]) == pytest.approx(-6.0, abs=0.6)
     assert np.median(on_square[..., 1]) == pytest.approx(0.0, abs=0.5)
@@ -73,14 +73,14 @@ def test_revealed_background_is_not_visible():
     backward[26:46, 36:56, 0] = -6.0  # the square now at x 36-55 was 6 to the left
     forward = np.zeros((H, W, 2), np.float32)
     forward[26:46, 30:50, 0] = 6.0  # the square then at x 30-49 goes 6 to the right
-    visible = flicker.visible_mask(backward, forward)
+    visible = flows.visible_mask(backward, forward)
     revealed = visible[26:46, 30:36]
     assert not revealed.any()
     assert visible[26:46, 37:55].all() and visible[:26].all() and visible[46:].all()
     # Flow that leaves the picture has nothing to compare with.
     out = np.zeros((H, W, 2), np.float32)
     out[..., 0] = -5.0
-    assert not flicker.visible_mask(out, -out)[:, :4].any()
+    assert not flows.visible_mask(out, -out)[:, :4].any()
 
 
 def test_a_moving_picture_does_not_flicker_and_noise_does():
@@ -103,8 +103,8 @@ def test_errors_say_what_is_wrong():
         flicker.flicker([frame])
     with pytest.raises(flicker.FlickerError, match="frames frame 2 is 48x36, the first is 96x72"):
         flicker.flicker([frame, np.zeros((36, 48, 3), np.uint8)])
-    with pytest.raises(flicker.FlickerError, match="unknown flow method 'raft'"):
-        flicker.estimate_flow(frame, frame, "raft")
+    with pytest.raises(flows.FlowError, match="unknown flow method 'raft'"):
+        flows.estimate_flow(frame, frame, "raft")
 
 
 def _write(folder, frames):
