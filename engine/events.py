@@ -136,6 +136,7 @@ class _Finished(TypedDict):
 
 class Finished(_Finished, total=False):
     retried: int  # a Ray render: units handed to another worker after theirs died
+    flicker: dict  # the range's temporal warping error, and its input's (engine/flicker.render_figures)
     upscaled: int  # with settings.upscale: the upscaling pass's counts and folder
     upscale_skipped: int
     upscale_missing: int
@@ -321,7 +322,16 @@ def _finished(e: Finished | UpscaleFinished) -> str:
         return f"{head}: {e['upscaled']} upscaled, {e['upscale_skipped']} up to date" + (
             f", {missing} without a current main frame" if missing else "")
     return f"{head}: {e['rendered']} rendered, {e['skipped']} up to date" + (
-        f", {e['upscaled']} upscaled" if e.get("upscaled") else "")
+        f", {e['upscaled']} upscaled" if e.get("upscaled") else "") + _flicker(e.get("flicker"))
+
+
+def _flicker(figures: dict | None) -> str:
+    """The flicker figure as a person reads it: the warping error (engine/flicker.py), beside the input's."""
+    if not figures or figures.get("warping_error") is None:
+        return ""
+    said = f"; flicker {figures['warping_error']:.4f}"
+    reference = (figures.get("reference") or {}).get("warping_error")
+    return said + (f" (input {reference:.4f})" if reference is not None else "")
 
 
 def _exit(e: Exit) -> str:

@@ -135,3 +135,32 @@ def cli(folder: str, reference: str | None = None, method: str = "dis", pairs: b
         if "reference" in result:
             result["reference"].pop("pairs")
     return result
+
+
+def render_figures(folder: str, records: list[dict], size: tuple[int, int]) -> dict | None:
+    """The flicker of a render's finished frames (the plan records of its range, in order), with the input's (video and
+    scene modes: each record's init frame) as the reference and the source of the flow: {"frames", "warping_error",
+    "mean_difference", "visible"} plus "reference" with the input's. None when fewer than two consecutive frames are
+    on disk. For the finished event: a render reports its flicker beside the limit its input sets."""
+    from .frames import frame_filename
+    from .modes.video import read_init
+
+    run: list[dict] = []
+    for record in records:  # the longest stretch of consecutive frames on disk, from the start
+        if not os.path.isfile(os.path.join(folder, frame_filename(record["frame"]))):
+            if len(run) >= 2:
+                break
+            run = []
+            continue
+        if run and record["frame"] != run[-1]["frame"] + 1:
+            break
+        run.append(record)
+    if len(run) < 2:
+        return None
+    frames = read_frames([os.path.join(folder, frame_filename(r["frame"])) for r in run])
+    reference = [read_init(r["init"], size) for r in run] if all(r.get("init") for r in run) else None
+    result = flicker(frames, reference)
+    result.pop("pairs")
+    if reference is not None:
+        result["reference"].pop("pairs")
+    return result

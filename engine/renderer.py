@@ -238,12 +238,27 @@ class Renderer:
         elif todo:
             cancelled = True
         summary = events.finished(rendered, total - len(todo), cancelled, store.folder)
+        _add_flicker(summary, store.folder, records, settings)
         if settings.get("upscale"):  # the range's finished frames (all of them, also when none was rendered now)
             result = self._upscale_pass(plan, work.records, work.hashes, store, emit, cancel, skip=cancelled)
             summary["cancelled"] = cancelled or result.pop("cancelled")
             summary.update(result)
         emit(summary)
         return summary
+
+
+def _add_flicker(summary: dict, folder: str, records: list[dict], settings: dict) -> None:
+    """The range's flicker (and its input's) in the finished event; a figure that can't be made is no reason to
+    fail a finished render."""
+    from .flicker import render_figures
+
+    try:
+        figures = render_figures(folder, records, (settings["width"], settings["height"]))
+    except Exception as e:  # noqa: BLE001 - said, and the render's summary goes out without it
+        print(f"warning: no flicker figure for this render: {e}", file=sys.stderr)
+        return
+    if figures is not None:
+        summary["flicker"] = figures
 
 
 class BackgroundWriter:

@@ -138,3 +138,42 @@ def test_command_prints_json_for_frames_and_reference(tmp_path):
     _write(tmp_path / "short", moving[:3])
     mismatch = _command(str(tmp_path / "out"), "--reference", str(tmp_path / "short"))
     assert mismatch.returncode == 2 and "has 3 frames" in mismatch.stderr
+
+
+def _video_plan(out, inits: list[str], strength: float) -> dict:
+    from engine import plan as plan_mod
+
+    records = [{"frame": 1 + i, "seed": 7, "steps": 4, "guidance": 5.0, "strength": strength,
+                "prompts": [{"text": "a red circle", "negative": "", "weight": 1.0}], "init": {"path": path}}
+               for i, path in enumerate(inits)]
+    return plan_mod.validate({
+        "schema": plan_mod.SCHEMA, "version": plan_mod.VERSION,
+        "settings": {"mode": "VIDEO", "model": "embedded:tiny", "width": W, "height": H, "output_dir": str(out),
+                     "batch_size": 3},
+        "frames": records})
+
+
+def test_every_render_reports_its_flicker_beside_its_inputs(tmp_path):
+    """A video-mode render over a panning texture: strength 0 keeps the input (its flicker is the input's), strength
+    0.8 diffuses each frame on its own (random weights: far more flicker). The finished event carries both figures
+    and the status line says them."""
+    from engine.events import describe
+    from engine.renderer import Renderer
+
+    picture = texture(8)
+    inits = []
+    for t in range(5):
+        inits.append(str(tmp_path / f"in_{t}.png"))
+        cv2.imwrite(inits[-1], cv2.cvtColor(panned(picture, 2 * t), cv2.COLOR_RGB2BGR))
+    renderer = Renderer()
+    events = []
+    kept = renderer.render(_video_plan(tmp_path / "kept", inits, 0.0), None, events.append)
+    boiled = renderer.render(_video_plan(tmp_path / "boiled", inits, 0.8), None, events.append)
+    for summary in (kept, boiled):
+        figures = summary["flicker"]
+        assert figures["frames"] == 5 and figures["flow"] == "dis from the reference"
+        assert figures["reference"]["warping_error"] < 0.003  # the input only pans
+    assert kept["flicker"]["warping_error"] < 0.005
+    assert boiled["flicker"]["warping_error"] > 5 * kept["flicker"]["warping_error"]
+    said = describe(boiled)
+    assert said.startswith("Done: 5 rendered") and "; flicker 0." in said and "(input 0.00" in said
