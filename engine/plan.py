@@ -95,6 +95,9 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "free_noise": ((bool,), False),  # FreeNoise: every window starts from a shuffle of the first window's noise
     "cpu_offload": ((bool,), False),  # diffusers' model CPU offload: each model on the GPU only while it runs
     "mask_blur": ((int,), False),  # inpainting: pixels of feathering at the mask's edge
+    # Video mode: each frame starts from its input blended with the previous output warped along the motion (each
+    # frame's "guide" weight; modes/guided.py), so frames chain like feedback.
+    "flow_guide": ((bool,), False),
     # An upscaling pass over finished frames into its own folder: {"model": x4 or latent upscaler, "steps", "guidance",
     # "noise_level" (x4 only), "output_dir"}
     "upscale": ((dict,), False),
@@ -121,6 +124,10 @@ FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     # index-pass file, "index": movie frame (0-based), "select": [pass index values] (an object or material index pass:
     # the pixels with one of these values), "invert": true to repaint the others}
     "mask": ((dict,), False),
+    # Flow-guided video mode: how much of the previous output, warped along the motion, the frame starts from (0-1),
+    # and Blender's Vector pass of this frame (engine/flow.py); without it the motion is estimated from the inputs.
+    "guide": (_NUMBER, False),
+    "flow": ((str,), False),
 }
 PROMPT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "text": ((str,), True),
@@ -152,7 +159,7 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "free_noise": True,
     "mask_blur": 4,
 }
-FRAME_DEFAULTS: dict[str, Any] = {"guidance_rescale": 0.0, "strength": 0.6}
+FRAME_DEFAULTS: dict[str, Any] = {"guidance_rescale": 0.0, "strength": 0.6, "guide": 0.5}
 _CHOICES = {"precision": vocab.names(vocab.PRECISIONS), "motion_mode": MOTION_MODES,
             "camera_source": CAMERA_SOURCES, "depth_source": DEPTH_SOURCES,
             "depth_kind": ("planar", "radial"), "border": BORDERS, "color_coherence": COLOR_MODES}
@@ -200,7 +207,7 @@ SETTINGS_RANGES = {
 }
 FRAME_RANGES = {
     "frame": Range(-MAX_FRAME, MAX_FRAME), "seed": Range(0, MAX_SEED), "steps": Range(1, MAX_STEPS),
-    "guidance": Range(0, 100), "strength": Range(0, 1), "guidance_rescale": Range(0, 1),
+    "guidance": Range(0, 100), "strength": Range(0, 1), "guidance_rescale": Range(0, 1), "guide": Range(0, 1),
 }
 PROMPT_RANGES = {"weight": Range(0, 1e6), "seed": Range(0, MAX_SEED)}
 LORA_RANGES = {"scale": Range(-100, 100)}
@@ -597,7 +604,7 @@ _OPTIONAL_HASHED = ("controlnets", "loras", "scheduler_kwargs", "pipeline_kwargs
 _FRAME_BASE = ("prompts", "seed", "steps", "guidance", "guidance_rescale")
 _HASHED_FRAME = {
     "INTERPOLATE": _FRAME_BASE,
-    "VIDEO": (*_FRAME_BASE, "strength", "init", "control", "image", "depth", "mask"),
+    "VIDEO": (*_FRAME_BASE, "strength", "init", "control", "image", "depth", "mask", "guide", "flow"),
     "FEEDBACK": (*_FRAME_BASE, "strength", "motion", "image", "camera", "depth", "control", "mask"),
     "CLIP": _FRAME_BASE,
 }
@@ -637,6 +644,11 @@ def _frame_data(settings: dict, record: dict) -> dict:
         data.pop("mask", None)  # frames hashed before masks existed keep their hash
     if settings["mode"] == "VIDEO" and data.get("depth") is None:
         data.pop("depth", None)  # likewise video frames before depth-to-image
+    if settings["mode"] == "VIDEO" and not settings.get("flow_guide"):
+        data.pop("guide", None)  # and unguided video frames (the guide is unused there)
+        data.pop("flow", None)
+    elif data.get("flow"):
+        data["flow"] = _file_stamp(data["flow"])
     for (group, key), name in _WERE_SETTINGS.items():
         values = data.get(group)
         if isinstance(values, dict) and key in values and values[key] == settings.get(name):
@@ -647,6 +659,8 @@ def _frame_data(settings: dict, record: dict) -> dict:
 def _settings_data(settings: dict) -> dict:
     data = {k: settings.get(k) for k in _HASHED_SETTINGS}
     data.update({k: settings[k] for k in _OPTIONAL_HASHED if settings.get(k)})
+    if settings.get("flow_guide"):
+        data["flow_guide"] = True
     if settings["mode"] == "CLIP":
         data.update({k: settings.get(k) for k in _HASHED_CLIP})
     if settings["mode"] == "FEEDBACK":
@@ -671,7 +685,7 @@ def frame_hashes(settings: dict, records: list[dict]) -> dict[int, str]:
     restart (and only those). A clip's frames are denoised together, so each depends on every frame of its clip."""
     if settings["mode"] == "CLIP":
         return _clip_hashes(settings, records)
-    if settings["mode"] != "FEEDBACK":
+    if not is_chained(settings):
         return {r["frame"]: frame_hash(settings, r) for r in records}
     base = _settings_data(settings)
     hashes = {}
@@ -681,12 +695,17 @@ def frame_hashes(settings: dict, records: list[dict]) -> dict[int, str]:
             previous = _digest({"settings": base, "frame": _frame_data(settings, record), "previous": previous})
             chain.append(previous)
         # A cadence in-between is a blend of the keys on both sides, so it also depends on the next key.
-        keys = cadence_keys(len(segment), settings.get("cadence", 1))
+        keys = cadence_keys(len(segment), settings.get("cadence", 1) if settings["mode"] == "FEEDBACK" else 1)
         for i, record in enumerate(segment):
             next_key = next(k for k in keys if k >= i)
             hashes[record["frame"]] = chain[i] if next_key == i else _digest({"own": chain[i],
                                                                               "next": chain[next_key]})
     return hashes
+
+
+def is_chained(settings: dict) -> bool:
+    """Whether each frame is made from the one before it: feedback, and flow-guided video."""
+    return settings["mode"] == "FEEDBACK" or (settings["mode"] == "VIDEO" and bool(settings.get("flow_guide")))
 
 
 def _clip_hashes(settings: dict, records: list[dict]) -> dict[int, str]:

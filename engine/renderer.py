@@ -324,8 +324,8 @@ def plan_work(plan: dict, frame_range: tuple[int, int] | None, store: FrameStore
     chain = sorted(plan["frames"], key=lambda r: r["frame"])
     # A linked mode's frames depend on the other frames of their chain (feedback) or clip, so their hashes need every
     # frame, and the render covers the other frames the mode says (a chain's missing earlier frames, a whole clip).
-    hashes = plan_mod.frame_hashes(settings, chain if mode.linked else records)
-    records = mode.covered(records, chain, store, hashes)
+    hashes = plan_mod.frame_hashes(settings, chain if mode.is_linked(settings) else records)
+    records = mode.covered(records, chain, store, hashes, settings)
     todo = [r for r in records if not store.is_current(r["frame"], hashes[r["frame"]])]
     return Work(chain, records, todo, hashes)
 

@@ -14,11 +14,13 @@ name: they look it up with `get(settings["mode"])` and use only this interface:
 - `linked`: False (the default) when every frame is made on its own; True when a frame depends on the other frames of
   its chain (a run of frames from the plan's first frame or a `restart` to the next): then frame hashes are taken over
   the whole plan (plan.frame_hashes chains them) and `covered` says which other frames a render must include.
-- `covered(records, chain, store, hashes)`: the frames a render of `records` (a frame range's frames) takes on, in
-  frame order. Default: `records`.
+  `is_linked(settings)` says it for a plan (a mode whose option chains its frames, as flow-guided video, overrides it).
+- `covered(records, chain, store, hashes, settings)`: the frames a render of `records` (a frame range's frames) takes
+  on, in frame order. Default: `records`; chained frames: `chain_covered`.
 - `units(plan, todo, records)`: the distributed renderer's pieces of work, each `(frames, frame_range)`: a sub-plan of
   those frames, rendered over `frame_range` (None: all of them) by one worker. Default: the mode's `batches` of
-  `todo`, so workers form the batches a local render would and the frames come out identical.
+  `todo`, so workers form the batches a local render would and the frames come out identical; chained frames:
+  `chain_units`.
 
 Adding a mode:
 1. A new file here, engine/modes/<name>.py, with a subclass of `Mode` that sets `name` (the plan's mode
@@ -91,10 +93,14 @@ class Mode:
     def render(self, ctx: Context) -> Frames:
         raise NotImplementedError(f"mode {self.name} has no render")
 
+    def is_linked(self, settings: dict) -> bool:
+        return self.linked
+
     def prepare(self, renderer, pipe, settings: dict, emit) -> tuple[object, list]:
         return renderer.image_pipeline(pipe, settings, emit)
 
-    def covered(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict) -> list[dict]:
+    def covered(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict,
+                settings: dict) -> list[dict]:
         return records
 
     def units(self, plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
@@ -104,6 +110,32 @@ class Mode:
         """Runs of frames the mode renders in one call (default: consecutive frames, batch_size at a time)."""
         for start in range(0, len(records), batch_size):
             yield records[start:start + batch_size]
+
+
+def chain_covered(records: list[dict], chain: list[dict], store: FrameStore, hashes: dict) -> list[dict]:
+    """For chained frames: the chosen frames plus the earlier frames of their chains that are missing on disk. A
+    chain's frames need every frame before them back to its start (a restart cuts the chain); missing ones are
+    rendered and kept too."""
+    chosen = set(plan_mod.frames_of(records))
+    needed = []
+    for segment in touched(chain, chosen):
+        first = min(chosen.intersection(plan_mod.frames_of(segment)))
+        needed += [r for r in segment if r["frame"] in chosen
+                   or (r["frame"] < first and not store.is_current(r["frame"], hashes[r["frame"]]))]
+    return needed
+
+
+def chain_units(plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
+    """For chained frames, per chain with frames to render: the chain up to its last frame this render covers, over
+    the range of its covered frames; frames before the range are links the worker reads back (or renders when
+    missing)."""
+    chosen = set(plan_mod.frames_of(records))
+    out = []
+    for segment in touched(plan["frames"], set(plan_mod.frames_of(todo))):
+        frames = plan_mod.frames_of(segment)
+        inside = sorted(chosen.intersection(frames))
+        out.append(([f for f in frames if f <= inside[-1]], (inside[0], inside[-1])))
+    return out
 
 
 _MODES: dict[str, Mode] = {}

@@ -20,8 +20,8 @@ import numpy as np
 
 from .. import image_ops, warp
 from ..frames import FrameStore
-from ..plan import cadence_keys, frames_of
-from . import Context, Frames, Mode, WorkUnit, register, touched
+from ..plan import cadence_keys
+from . import Context, Frames, Mode, WorkUnit, chain_covered, chain_units, register
 from .diffuse import Job, diffuse
 
 
@@ -168,25 +168,9 @@ class Feedback(Mode):
         for segment in ctx.segments():
             yield from render(job, segment, todo, ctx.store)
 
-    def covered(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict) -> list[dict]:
-        """The chosen frames plus the earlier frames of their chains that are missing on disk. A chain's frames need
-        every frame before them back to its start (a restart cuts the chain); missing ones are rendered and kept
-        too."""
-        chosen = set(frames_of(records))
-        needed = []
-        for segment in touched(chain, chosen):
-            first = min(chosen.intersection(frames_of(segment)))
-            needed += [r for r in segment if r["frame"] in chosen
-                       or (r["frame"] < first and not store.is_current(r["frame"], hashes[r["frame"]]))]
-        return needed
+    def covered(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict,
+                settings: dict) -> list[dict]:
+        return chain_covered(records, chain, store, hashes)
 
     def units(self, plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
-        """Per chain with frames to render: the chain up to its last frame this render covers, over the range of its
-        covered frames; frames before the range are links the worker reads back (or renders when missing)."""
-        chosen = set(frames_of(records))
-        out = []
-        for segment in touched(plan["frames"], set(frames_of(todo))):
-            frames = frames_of(segment)
-            inside = sorted(chosen.intersection(frames))
-            out.append(([f for f in frames if f <= inside[-1]], (inside[0], inside[-1])))
-        return out
+        return chain_units(plan, todo, records)

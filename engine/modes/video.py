@@ -14,7 +14,8 @@ from typing import Iterator
 import numpy as np
 
 from .. import image_ops
-from . import Context, Frames, Mode, overlap, register, stream
+from ..frames import FrameStore
+from . import Context, Frames, Mode, WorkUnit, chain_covered, chain_units, guided, overlap, register, stream
 from .diffuse import Job, diffuse, diffuse_later
 
 
@@ -83,12 +84,34 @@ def _streamed(job: Job, records: list[dict], size: tuple[int, int]) -> Iterator[
 
 @register
 class Video(Mode):
-    """Independent frames, each from its own init frame; a distributed unit is one batch."""
+    """Independent frames, each from its own init frame; a distributed unit is one batch. Flow-guided (settings
+    "flow_guide"), each frame continues from the one before (modes/guided.py): chains, as feedback."""
 
     name = "VIDEO"
 
+    def is_linked(self, settings: dict) -> bool:
+        return bool(settings.get("flow_guide"))
+
     def render(self, ctx: Context) -> Frames:
-        return render(ctx.job(), ctx.todo)
+        if not self.is_linked(ctx.settings):
+            return render(ctx.job(), ctx.todo)
+        return self._guided(ctx)
+
+    def _guided(self, ctx: Context) -> Frames:
+        job, todo = ctx.job(), ctx.todo_frames
+        for segment in ctx.segments():
+            yield from guided.render(job, segment, todo, ctx.store, read_init)
+
+    def covered(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict,
+                settings: dict) -> list[dict]:
+        if not self.is_linked(settings):
+            return records
+        return chain_covered(records, chain, store, hashes)
+
+    def units(self, plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
+        if self.is_linked(plan["settings"]):
+            return chain_units(plan, todo, records)
+        return super().units(plan, todo, records)
 
     def batches(self, records: list[dict], batch_size: int) -> Iterator[list[dict]]:
         return batches(records, batch_size)

@@ -1,0 +1,70 @@
+"""Flow-guided video and scene frames (video mode with settings["flow_guide"]): each frame starts from its input
+blended with the previous output warped along the motion, so what stays still stays the same and what moves carries
+its look along instead of being re-invented every frame.
+
+Per frame t of a chain: the backward flow of t and the forward flow of t-1 (Blender's Vector pass of each frame, the
+record's "flow", or OpenCV's DIS flow between the inputs: engine/flow.py) warp the previous output into frame t; where
+a pixel is visible in both frames the init is (1 - guide) * input + guide * warped, elsewhere (revealed background,
+what came into the picture) the input alone; then image-to-image with the frame's strength, as unguided video frames.
+
+The chain's only state is the previous output, read back from its PNG on disk when it was made by an earlier run (the
+same 8-bit pixels an uninterrupted run continues from), so a run resumed after a kill or a cancel gives the same
+frames. Frames are diffused one at a time: each needs the one before.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..flow import estimate_flow, read_vector_pass, visible_mask, warp_previous
+from ..frames import FrameStore
+from ..plan import FRAME_DEFAULTS
+from .diffuse import Job, diffuse
+
+
+def _flows(record: dict, previous: dict, current_input: np.ndarray, previous_input: np.ndarray):
+    """(backward flow of frame t, forward flow of frame t-1): from Blender's Vector passes when both records have
+    one, else estimated from the two inputs."""
+    if record.get("flow") and previous.get("flow"):
+        backward, _ = read_vector_pass(record["flow"])
+        _, forward = read_vector_pass(previous["flow"])
+        if backward.shape[:2] == current_input.shape[:2]:
+            return backward, forward
+    return estimate_flow(current_input, previous_input), estimate_flow(previous_input, current_input)
+
+
+def guided_init(current_input: np.ndarray, previous_output: np.ndarray, backward: np.ndarray, forward: np.ndarray,
+                guide: float) -> np.ndarray:
+    """Frame t's init: its input, with the previous output warped along the flow blended in by `guide` where the
+    pixel is visible in both frames."""
+    visible = visible_mask(backward, forward)[..., None]
+    warped = warp_previous(previous_output.astype(np.float32), backward)
+    source = current_input.astype(np.float32)
+    blended = np.where(visible, (1.0 - guide) * source + guide * warped, source)
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def render(job: Job, records: list[dict], todo: set[int], store: FrameStore,
+           read_init: Callable[[dict, tuple[int, int]], np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (frame, RGB uint8 image) for every frame of `records` (a chain from its start) in `todo`, in frame order;
+    a frame before them that this one continues from is read back from disk."""
+    size = (job.settings["width"], job.settings["height"])
+    previous = None
+    held = None  # (frame, input, output) of the last frame made or read back
+    for record in records:
+        frame = record["frame"]
+        if frame in todo:
+            current_input = read_init(record["init"], size)
+            init = current_input
+            if previous is not None:
+                if held is None or held[0] != previous["frame"]:
+                    held = (previous["frame"], read_init(previous["init"], size), store.read(previous["frame"]))
+                backward, forward = _flows(record, previous, current_input, held[1])
+                init = guided_init(current_input, held[2], backward, forward,
+                                   float(record.get("guide", FRAME_DEFAULTS["guide"])))
+            image = diffuse(job, [record], [init])[0]
+            yield frame, image
+            held = (frame, current_input, image)
+        previous = record
