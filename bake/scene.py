@@ -107,6 +107,7 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "context_length": s.context_length,
         "context_overlap": min(s.context_overlap, s.context_length - 1),
         "free_noise": s.free_noise,
+        "flow_guide": s.flow_guide and s.mode == "VIDEO",
         "cpu_offload": s.cpu_offload,
         **_clip_settings(s),
         **_upscale_settings(s, folder),
@@ -176,6 +177,8 @@ def _needed_passes(scene, settings) -> set[str]:
         passes.add("depth")
     if settings.mode == "VIDEO" and settings.init_source == "SCENE":
         passes.add("image")
+        if settings.flow_guide:
+            passes.add("vector")  # the true motion; a strip's is estimated by the engine from its frames
     if settings.use_scene_depth and settings.mode in ("VIDEO", "FEEDBACK"):
         passes.add("depth")
     if _masking(settings):
@@ -299,6 +302,8 @@ def _attach_passes(scene, settings, records: list[dict], masks: list[dict], fold
                 record["mask"]["select"] = [mask["index"]]
         if settings.mode == "VIDEO" and settings.init_source == "SCENE":
             record["init"] = {"path": paths["image"]}
+            if "vector" in paths:
+                record["flow"] = paths["vector"]
         for unit, entry in zip(units, record.get("control", [])):
             source = {"DEPTH": "depth", "NORMAL": "normal", "RENDER": "image"}.get(unit.source)
             if source:

@@ -325,6 +325,10 @@ class KD_PT_input(_Panel, bpy.types.Panel):
         else:
             layout.label(text="Renders the scene with its own engine at each frame", icon="SCENE")
         layout.prop(settings, "strength")
+        layout.prop(settings, "flow_guide")
+        row = layout.row()
+        row.active = settings.flow_guide
+        row.prop(settings, "guide")
 
 
 def _strip_field(layout, scene, owner, prop: str) -> None:

@@ -28,6 +28,7 @@ FRAME_PARAMS: dict[str, tuple[str | None, str]] = {
     "guidance": (None, "guidance"),
     "guidance_rescale": (None, "guidance_rescale"),
     "strength": (None, "strength"),
+    "guide": (None, "guide"),  # flow-guided video: the share of the previous output carried along the motion
     "zoom": ("motion", "zoom"),
     "angle": ("motion", "angle"),
     "translation_x": ("motion", "translation_x"),
@@ -202,6 +203,15 @@ class KD_Settings(bpy.types.PropertyGroup):
         items=[("STRIP", "Strip", "A movie or image strip's frame at each scene frame (trims and offsets count)"),
                ("SCENE", "Scene Render", "Blender's render of the scene at each frame")])
     init_strip: StringProperty(name="Input Strip", description="Movie or image strip whose frames are the inputs")
+    flow_guide: BoolProperty(
+        options=FIXED, name="Follow Motion", default=False,
+        description="Video mode: each frame starts from its input blended with the previous frame's output moved along "
+        "the motion (Blender's Vector pass for the scene render, optical flow for a strip), where both frames see "
+        "the same thing: less flicker. Frames then render in order, one at a time")
+    guide: FloatProperty(
+        name="Motion Guidance", default=0.5, min=0.0, max=1.0,
+        description="Follow Motion: how much of the previous output, moved along the motion, each frame starts from "
+        "(0: only its input). Animatable")
     init_image: StringProperty(name="First Frame", subtype="FILE_PATH", options=PATH_OPTIONS,
                                description="Feedback: image the first frame starts from (empty: from noise)")
     color_reference: StringProperty(name="Color Reference", subtype="FILE_PATH", options=PATH_OPTIONS,
