@@ -241,7 +241,8 @@ class Clip(Mode):
         for segment in segments:
             yield from render(ctx.pipe, ctx.settings, segment, todo, ctx.on_step, prompts)
 
-    def covered(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict) -> list[dict]:
+    def covered(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict,
+                settings: dict) -> list[dict]:
         """A clip is made whole: every frame of the clips the range touches."""
         return [r for segment in touched(chain, set(frames_of(records))) for r in segment]
 
