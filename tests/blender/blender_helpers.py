@@ -20,3 +20,15 @@ def new_effect(strips, name: str, type: str, channel: int, start: int, end: int,
     prefix = "input" if "input1" in parameters else "seq"
     linked = {f"{prefix}{i}": strip for i, strip in enumerate(inputs, 1)}
     return strips.new_effect(name=name, type=type, channel=channel, frame_start=start, **span, **linked)
+
+
+def cube(name: str = "Cube", size: float = 2.0):
+    """A cube object of `size` centred on its origin, not linked to a scene (built from data, the same on every
+    Blender, unlike the primitive operators' defaults)."""
+    import bpy
+
+    h = size / 2
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata([(x, y, z) for x in (-h, h) for y in (-h, h) for z in (-h, h)], [],
+                     [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)])
+    return bpy.data.objects.new(name, mesh)

@@ -19,6 +19,8 @@ zip_path, engine_python, out = sys.argv[1:4]
 os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="kd-user-")
 import bpy  # noqa: E402
 
+import blender_helpers  # noqa: E402 (beside this script)
+
 result = {"blender": bpy.app.version_string}
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
 package = "bl_ext.user_default.keyframe_diffusion"
@@ -52,10 +54,8 @@ def build_scene():
     camera.rotation_euler = (math.pi / 2, 0.0, 0.0)
     scene.collection.objects.link(camera)
     scene.camera = camera
-    mesh = bpy.data.meshes.new("Cube")
-    mesh.from_pydata([(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], [],
-                     [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)])
-    cube = bpy.data.objects.new("Cube", mesh)
+    cube = blender_helpers.cube()
+    mesh = cube.data
     cube.pass_index = 3
     material = bpy.data.materials.new("Red")
     material.use_nodes = True

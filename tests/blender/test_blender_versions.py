@@ -33,8 +33,11 @@ def python313() -> str | None:
     return shutil.which("python3.13")
 
 
-def run_check(version: str, built_zip: str, out: str) -> dict:
-    python = bpy_python(version)
+def run_check(version: str, built_zip: str, out: str, script: str = "blender_version_check.py",
+              engine: bool = True) -> dict:
+    """Run a check script beside this file in the bpy wheel of `version` (5.0: this Python, which has it) with the
+    built zip, the engine Python (when `engine`) and `out`; return the JSON it printed last, with its stderr."""
+    python = sys.executable if version == "5.0" else bpy_python(version)
     if not os.path.isfile(python):
         if version == "5.2" and python313() is None:
             pytest.skip("bpy 5.2 needs Python 3.13, and this machine has none (set PYTHON313, or install it with "
@@ -42,9 +45,11 @@ def run_check(version: str, built_zip: str, out: str) -> dict:
         pytest.fail(f"the bpy {version} venv is missing ({python}): run `make setup`")
     env = dict(os.environ)
     env.pop("BLENDER_USER_RESOURCES", None)
-    done = subprocess.run([python, os.path.join(ROOT, "tests", "blender", "blender_version_check.py"), built_zip,
-                           sys.executable, out], capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    args = [built_zip, sys.executable, out] if engine else [built_zip, out]
+    here = os.path.join(ROOT, "tests", "blender")
+    done = subprocess.run([python, os.path.join(here, script), *args], capture_output=True, text=True, timeout=900,
+                          env=env, cwd=here)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # Blender may print memory statistics at exit after the result line.
     result = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
     result["stderr"] = done.stderr

@@ -5,40 +5,19 @@ a fresh Python per Blender (one Python holds one bpy) and prints what it measure
 Differences are mean absolute differences per channel on a 0-255 scale over the pixels named; the frames go through
 Blender's colour management (sRGB file -> linear -> Standard view -> 8-bit PNG), which costs under a level."""
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from common import ROOT
-from test_blender_versions import VENVS, bpy_python, python313
+from test_blender_versions import VENVS, run_check
 
 SAME = 1.0  # at most this mean difference: the same picture (colour-management rounding only)
 DIFFERENT = 20.0  # at least this: another picture (the frames differ by their seeds; render vs generated far more)
 
 
-def run_check(version: str, built_zip: str, out: str, script: str = "compositor_check.py", engine: bool = True) -> dict:
-    """Run a check script in the bpy wheel of `version` (5.0: this Python) and return the JSON it printed last."""
-    python = sys.executable if version == "5.0" else bpy_python(version)
-    if not os.path.isfile(python):
-        if version == "5.2" and python313() is None:
-            pytest.skip("bpy 5.2 needs Python 3.13, and this machine has none (set PYTHON313, or install it with "
-                        "pyenv or as python3.13 on the PATH, then `make setup`)")
-        pytest.fail(f"the bpy {version} venv is missing ({python}): run `make setup`")
-    env = dict(os.environ)
-    env.pop("BLENDER_USER_RESOURCES", None)
-    args = [built_zip, sys.executable, out] if engine else [built_zip, out]
-    done = subprocess.run([python, os.path.join(ROOT, "tests", "blender", script), *args], capture_output=True,
-                          text=True, timeout=900, env=env, cwd=os.path.join(ROOT, "tests", "blender"))
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
-
-
 @pytest.fixture(scope="module", params=["5.0", *VENVS])
 def checked(request, built_zip, tmp_path_factory):
-    result = run_check(request.param, built_zip, str(tmp_path_factory.mktemp("compositor")))
+    result = run_check(request.param, built_zip, str(tmp_path_factory.mktemp("compositor")), "compositor_check.py")
     assert result["blender"].startswith(request.param)
     return result
 

@@ -4,8 +4,7 @@ test reads the files in the engine's convention (backward flow: where each pixel
 
 import numpy as np
 import pytest
-from test_blender_versions import VENVS
-from test_compositor import run_check
+from test_blender_versions import VENVS, run_check
 
 from engine.flow import read_vector_pass, visible_mask
 from engine.image_ops import read_depth

@@ -14,6 +14,8 @@ zip_path, out = sys.argv[1:3]
 os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="kd-user-")
 import bpy  # noqa: E402
 
+import blender_helpers  # noqa: E402 (beside this script)
+
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
 package = sys.modules["bl_ext.user_default.keyframe_diffusion"]
 bpy.ops.wm.read_homefile(use_empty=True)
@@ -23,10 +25,7 @@ camera.data.type, camera.data.ortho_scale = "ORTHO", 8.0
 camera.location, camera.rotation_euler = (0.0, -10.0, 0.0), (1.5707963, 0.0, 0.0)
 scene.collection.objects.link(camera)
 scene.camera = camera
-mesh = bpy.data.meshes.new("Cube")
-mesh.from_pydata([(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], [],
-                 [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)])
-cube = bpy.data.objects.new("Cube", mesh)
+cube = blender_helpers.cube()
 scene.collection.objects.link(cube)
 for frame, x, z in ((1, -1.0, 0.0), (5, 1.0, 1.0)):  # 0.5 units right and 0.25 up per frame
     cube.location = (x, 0.0, z)

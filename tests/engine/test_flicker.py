@@ -177,3 +177,18 @@ def test_every_render_reports_its_flicker_beside_its_inputs(tmp_path):
     assert boiled["flicker"]["warping_error"] > 5 * kept["flicker"]["warping_error"]
     said = describe(boiled)
     assert said.startswith("Done: 5 rendered") and "; flicker 0." in said and "(input 0.00" in said
+
+
+def test_a_file_that_is_not_a_vector_pass_is_refused_by_name(tmp_path):
+    """Blender's Vector pass has four channels; a depth pass (one) or an image is said to be something else."""
+    import OpenEXR
+
+    depth = str(tmp_path / "depth.exr")
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+                 {"Z": np.ones((8, 8), np.float32)}).write(depth)
+    with pytest.raises(flows.FlowError, match=r"depth\.exr is not a Vector pass: it has channels Z"):
+        flows.read_vector_pass(depth)
+    picture = str(tmp_path / "frame.png")
+    cv2.imwrite(picture, np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="frame.png"):
+        flows.read_vector_pass(picture)
