@@ -137,11 +137,28 @@ def cli(folder: str, reference: str | None = None, method: str = "dis", pairs: b
     return result
 
 
+# Every render measures its frames at no more than this many pixels a side: the figure is a mean over pixels, which
+# a smaller picture keeps, and optical flow on 1024x1024 frames would add seconds a frame to the end of a render.
+RENDER_SIDE = 256
+
+
+def _shrunk(images: list[np.ndarray]) -> list[np.ndarray]:
+    import cv2
+
+    height, width = images[0].shape[:2]
+    scale = RENDER_SIDE / max(height, width)
+    if scale >= 1:
+        return images
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in images]
+
+
 def render_figures(folder: str, records: list[dict], size: tuple[int, int]) -> dict | None:
     """The flicker of a render's finished frames (the plan records of its range, in order), with the input's (video and
     scene modes: each record's init frame) as the reference and the source of the flow: {"frames", "warping_error",
     "mean_difference", "visible"} plus "reference" with the input's. None when fewer than two consecutive frames are
-    on disk. For the finished event: a render reports its flicker beside the limit its input sets."""
+    on disk. For the finished event: a render reports its flicker beside the limit its input sets. Frames larger
+    than RENDER_SIDE are measured scaled down to it."""
     from .frames import frame_filename
     from .modes.video import read_init
 
@@ -157,8 +174,8 @@ def render_figures(folder: str, records: list[dict], size: tuple[int, int]) -> d
         run.append(record)
     if len(run) < 2:
         return None
-    frames = read_frames([os.path.join(folder, frame_filename(r["frame"])) for r in run])
-    reference = [read_init(r["init"], size) for r in run] if all(r.get("init") for r in run) else None
+    frames = _shrunk(read_frames([os.path.join(folder, frame_filename(r["frame"])) for r in run]))
+    reference = _shrunk([read_init(r["init"], size) for r in run]) if all(r.get("init") for r in run) else None
     result = flicker(frames, reference)
     result.pop("pairs")
     if reference is not None:

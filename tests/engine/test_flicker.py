@@ -192,3 +192,12 @@ def test_a_file_that_is_not_a_vector_pass_is_refused_by_name(tmp_path):
     cv2.imwrite(picture, np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ValueError, match="frame.png"):
         flows.read_vector_pass(picture)
+
+
+def test_renders_measure_large_frames_scaled_down():
+    """A render's own figure is taken at most RENDER_SIDE pixels a side (optical flow on full-size frames would add
+    about 0.4 s a frame at 1024x1024); smaller frames are measured as they are."""
+    big = [np.zeros((512, 1024, 3), np.uint8)] * 2
+    assert [f.shape for f in flicker._shrunk(big)] == [(128, 256, 3)] * 2
+    small = [np.zeros((H, W, 3), np.uint8)] * 2
+    assert flicker._shrunk(small)[0] is small[0]
