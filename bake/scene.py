@@ -108,6 +108,7 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "context_overlap": min(s.context_overlap, s.context_length - 1),
         "free_noise": s.free_noise,
         "flow_guide": s.flow_guide and s.mode == "VIDEO",
+        "warp_noise": s.flow_guide and s.mode == "VIDEO" and s.warp_noise,
         "cpu_offload": s.cpu_offload,
         **_clip_settings(s),
         **_upscale_settings(s, folder),

@@ -98,6 +98,8 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     # Video mode: each frame starts from its input blended with the previous output warped along the motion (each
     # frame's "guide" weight; modes/guided.py), so frames chain like feedback.
     "flow_guide": ((bool,), False),
+    # ... and each frame's image-to-image noise is the previous frame's moved along the flow (engine/noise_warp.py).
+    "warp_noise": ((bool,), False),
     # An upscaling pass over finished frames into its own folder: {"model": x4 or latent upscaler, "steps", "guidance",
     # "noise_level" (x4 only), "output_dir"}
     "upscale": ((dict,), False),
@@ -661,6 +663,8 @@ def _settings_data(settings: dict) -> dict:
     data.update({k: settings[k] for k in _OPTIONAL_HASHED if settings.get(k)})
     if settings.get("flow_guide"):
         data["flow_guide"] = True
+        if settings.get("warp_noise"):
+            data["warp_noise"] = True
     if settings["mode"] == "CLIP":
         data.update({k: settings.get(k) for k in _HASHED_CLIP})
     if settings["mode"] == "FEEDBACK":

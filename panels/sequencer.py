@@ -329,6 +329,9 @@ class KD_PT_input(_Panel, bpy.types.Panel):
         row = layout.row()
         row.active = settings.flow_guide
         row.prop(settings, "guide")
+        row = layout.row()
+        row.active = settings.flow_guide
+        row.prop(settings, "warp_noise")
 
 
 def _strip_field(layout, scene, owner, prop: str) -> None:

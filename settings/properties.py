@@ -212,6 +212,10 @@ class KD_Settings(bpy.types.PropertyGroup):
         name="Motion Guidance", default=0.5, min=0.0, max=1.0,
         description="Follow Motion: how much of the previous output, moved along the motion, each frame starts from "
         "(0: only its input). Animatable")
+    warp_noise: BoolProperty(
+        options=FIXED, name="Move Noise", default=False,
+        description="Follow Motion: each frame's noise is the previous frame's moved along the motion too, so "
+        "generated texture travels with the surface instead of staying on the screen")
     init_image: StringProperty(name="First Frame", subtype="FILE_PATH", options=PATH_OPTIONS,
                                description="Feedback: image the first frame starts from (empty: from noise)")
     color_reference: StringProperty(name="Color Reference", subtype="FILE_PATH", options=PATH_OPTIONS,

@@ -9,6 +9,7 @@ mask; a depth-to-image model gets each frame's Blender depth as relative inverse
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import image_ops, masks, warp
+from .. import image_ops, masks, noise_warp, warp
 from ..composable import composed
 from ..latents import seeded_noise
 from ..models.derive import derive, model_kind
@@ -147,7 +148,7 @@ def encode_latents(pipe, images: list[np.ndarray]) -> torch.Tensor:
 
 def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
             coherence_reference: list[np.ndarray] | None = None,
-            keep: list[np.ndarray] | None = None) -> list[np.ndarray]:
+            keep: list[np.ndarray] | None = None, noises: list[torch.Tensor] | None = None) -> list[np.ndarray]:
     """Render one batch of frames that share steps, guidance and strength; returns RGB uint8 arrays.
 
     `inits` None is text-to-image from each frame's seeded noise; otherwise image-to-image where strength is the
@@ -155,13 +156,15 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
     Deforum's strength, which the Deforum import inverts).
 
     Frames with a `mask` are inpainted: outside the feathered mask they are `keep` (default: the inits), exactly.
+    `noises` (one latent-sized tensor per frame) replace the seeded image-to-image noise (flow-warped noise).
     """
-    return diffuse_later(job, records, inits, coherence_reference, keep, defer=False)()
+    return diffuse_later(job, records, inits, coherence_reference, keep, defer=False, noises=noises)()
 
 
 def diffuse_later(job: Job, records: list[dict], inits: list[np.ndarray] | None,
                   coherence_reference: list[np.ndarray] | None = None,
-                  keep: list[np.ndarray] | None = None, defer: bool = True) -> Callable[[], list[np.ndarray]]:
+                  keep: list[np.ndarray] | None = None, defer: bool = True,
+                  noises: list[torch.Tensor] | None = None) -> Callable[[], list[np.ndarray]]:
     """diffuse() up to the denoised latents; the returned function decodes them (and pastes masked frames back), so
     a caller can run it on a thread while the next batch denoises (see modes/overlap.py).
 
@@ -173,8 +176,9 @@ def diffuse_later(job: Job, records: list[dict], inits: list[np.ndarray] | None,
     if inits is not None and steps_run(steps, strength) < 1:
         return _unchanged(job, records, inits, keep)
     if _one_at_a_time(job, records):
-        return _singles(job, records, inits, coherence_reference, keep, defer)
+        return _singles(job, records, inits, coherence_reference, keep, defer, noises)
     batch = check_inputs(job, records, inits, keep)
+    batch.noises = _usable_noises(job, batch, noises)
     pipe = derive(job.pipe, batch.task, job.controlnets or None)
     defer = defer and not overlap.needs_upcast(pipe)
     call, weights = prepare_inputs(job, pipe, batch, defer)
@@ -194,6 +198,7 @@ class Batch:
     soft: list[np.ndarray] | None  # feathered masks (0-1), when frames are inpainted from an init
     depth: torch.Tensor | None  # a depth-to-image model's conditioning
     controls: list[list] | None  # per ControlNet unit, each frame's conditioning image
+    noises: list[torch.Tensor] | None = None  # image-to-image noise given per frame (flow-warped), else seeded
 
     @property
     def frames(self) -> list[int]:
@@ -229,12 +234,13 @@ def _one_at_a_time(job: Job, records: list[dict]) -> bool:
     return (len(job.controlnets) > 1 or any(masked) and not all(masked)) and len(records) > 1
 
 
-def _singles(job: Job, records: list[dict], inits, coherence_reference, keep,
-             defer: bool) -> Callable[[], list[np.ndarray]]:
+def _singles(job: Job, records: list[dict], inits, coherence_reference, keep, defer: bool,
+             noises) -> Callable[[], list[np.ndarray]]:
     none = [None] * len(records)
     singles = [diffuse_later(job, [r], None if inits is None else [i], None if coherence_reference is None else [c],
-                             None if keep is None else [k], defer)
-               for r, i, c, k in zip(records, inits or none, coherence_reference or none, keep or none)]
+                             None if keep is None else [k], defer, None if noises is None else [n])
+               for r, i, c, k, n in zip(records, inits or none, coherence_reference or none, keep or none,
+                                        noises or none)]
     return lambda: [finish()[0] for finish in singles]
 
 
@@ -263,6 +269,15 @@ def check_inputs(job: Job, records: list[dict], inits: list[np.ndarray] | None,
     grey = inits is None and (inpaint or depth is not None)
     task = "inpaint" if inpaint else "img2img" if inits is not None or grey else "txt2img"
     return Batch(records, inits, keep, task, grey, soft, depth, controls)
+
+
+def _usable_noises(job: Job, batch: Batch, noises: list[torch.Tensor] | None) -> list[torch.Tensor] | None:
+    """The given noises where the task makes its start latents from an init image; inpainting and text-to-image
+    draw their own (said once)."""
+    if noises is None or batch.task == "img2img" and not batch.grey:
+        return noises
+    job.warn_once(f"flow-warped noise is for image-to-image frames; {batch.task} frames use their seeded noise")
+    return None
 
 
 def prepare_inputs(job: Job, pipe, batch: Batch, defer: bool) -> tuple[dict, torch.Tensor | None]:
@@ -345,7 +360,8 @@ def denoise(job: Job, pipe, batch: Batch, call: dict, weights: torch.Tensor | No
         reference = encode_latents(pipe, coherence_reference).to(pipe.unet.dtype)
     step_end = _step_callback(job, batch, _coherence_callback(job, batch.records, reference))
     call.update(callback_on_step_end=step_end, callback_on_step_end_tensor_inputs=["latents"])
-    with torch.no_grad(), composed(pipe.unet, weights, 1 if weights is None else weights.shape[1]):
+    given = noise_warp.given_noise(pipe, batch.noises) if batch.noises else contextlib.nullcontext()
+    with torch.no_grad(), composed(pipe.unet, weights, 1 if weights is None else weights.shape[1]), given:
         return pipe(**call)
 
 

@@ -7,6 +7,9 @@ record's "flow", or OpenCV's DIS flow between the inputs: engine/flow.py) warp t
 a pixel is visible in both frames the init is (1 - guide) * input + guide * warped, elsewhere (revealed background,
 what came into the picture) the input alone; then image-to-image with the frame's strength, as unguided video frames.
 
+With settings["warp_noise"] the image-to-image noise is moved along the same flow (engine/noise_warp.py), so what
+the denoiser grows from it moves with the surface too.
+
 The chain's only state is the previous output, read back from its PNG on disk when it was made by an earlier run (the
 same 8-bit pixels an uninterrupted run continues from), so a run resumed after a kill or a cancel gives the same
 frames. Frames are diffused one at a time: each needs the one before.
@@ -17,9 +20,12 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 import numpy as np
+import torch
 
 from ..flow import estimate_flow, read_vector_pass, visible_mask, warp_previous
 from ..frames import FrameStore
+from ..latents import seeded_noise
+from ..noise_warp import warp_noise
 from ..plan import FRAME_DEFAULTS
 from .diffuse import Job, diffuse
 
@@ -46,25 +52,51 @@ def guided_init(current_input: np.ndarray, previous_output: np.ndarray, backward
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
+def _next_noise(job: Job, record: dict, previous: torch.Tensor | None, flows) -> torch.Tensor:
+    """This frame's image-to-image noise with warp_noise: the previous frame's moved along the flow, fresh from the
+    frame's seed where nothing was visible before (and for a chain's first frame)."""
+    pipe, settings = job.pipe, job.settings
+    factor = pipe.vae_scale_factor
+    shape = (pipe.vae.config.latent_channels, settings["height"] // factor, settings["width"] // factor)
+    fresh = seeded_noise(record["seed"], shape)
+    if previous is None or flows is None:
+        return fresh
+    backward, forward = flows
+    return warp_noise(previous, backward, visible_mask(backward, forward), fresh)
+
+
 def render(job: Job, records: list[dict], todo: set[int], store: FrameStore,
            read_init: Callable[[dict, tuple[int, int]], np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame, RGB uint8 image) for every frame of `records` (a chain from its start) in `todo`, in frame order;
-    a frame before them that this one continues from is read back from disk."""
+    a frame before them that this one continues from is read back from disk. With warp_noise the noise chain is
+    recomputed from the chain's start (seeds and flows only: no diffusion), so a resumed run matches."""
     size = (job.settings["width"], job.settings["height"])
+    warped_noise = bool(job.settings.get("warp_noise"))
     previous = None
-    held = None  # (frame, input, output) of the last frame made or read back
+    held = None  # (frame, input, output or None) of the last frame made or passed
+    noise = None  # the last frame's noise (warp_noise)
     for record in records:
         frame = record["frame"]
-        if frame in todo:
-            current_input = read_init(record["init"], size)
+        needed = frame in todo
+        if not needed and not warped_noise:
+            previous = record
+            continue
+        current_input = read_init(record["init"], size)
+        flows = None
+        if previous is not None:
+            if held is None or held[0] != previous["frame"]:
+                held = (previous["frame"], read_init(previous["init"], size), None)
+            if needed and held[2] is None:
+                held = (*held[:2], store.read(previous["frame"]))
+            flows = _flows(record, previous, current_input, held[1])
+        if warped_noise:
+            noise = _next_noise(job, record, noise, flows)
+        image = None
+        if needed:
             init = current_input
-            if previous is not None:
-                if held is None or held[0] != previous["frame"]:
-                    held = (previous["frame"], read_init(previous["init"], size), store.read(previous["frame"]))
-                backward, forward = _flows(record, previous, current_input, held[1])
-                init = guided_init(current_input, held[2], backward, forward,
-                                   float(record.get("guide", FRAME_DEFAULTS["guide"])))
-            image = diffuse(job, [record], [init])[0]
+            if flows is not None:
+                init = guided_init(current_input, held[2], *flows, float(record.get("guide", FRAME_DEFAULTS["guide"])))
+            image = diffuse(job, [record], [init], noises=[noise] if warped_noise else None)[0]
             yield frame, image
-            held = (frame, current_input, image)
+        held = (frame, current_input, image)
         previous = record

@@ -1,0 +1,111 @@
+"""Flow-warped noise (engine/noise_warp.py and guided video mode's warp_noise): the noise moves with the flow by whole
+latent cells, takes fresh noise where nothing was visible, really replaces the pipeline's seeded noise, and a guided
+chain with it resumes to the same frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_guided import FRAMES, frames_in, inputs, video_plan  # noqa: F401 (inputs is a fixture)
+
+from engine import plan as plan_mod
+from engine.latents import seeded_noise
+from engine.modes.diffuse import Job, diffuse
+from engine.noise_warp import given_noise, warp_noise
+from engine.models.derive import derive
+from engine.renderer import Renderer
+
+
+def _translation(height: int, width: int, dx: float, dy: float = 0.0) -> np.ndarray:
+    flow = np.zeros((height, width, 2), np.float32)
+    flow[..., 0], flow[..., 1] = dx, dy
+    return flow
+
+
+def test_noise_moves_with_the_picture_by_whole_cells():
+    previous, fresh = seeded_noise(1, (4, 6, 8)), seeded_noise(2, (4, 6, 8))
+    # Content moved 16 pixels right and 8 down: each cell of frame t was 2 cells left and 1 up in frame t-1.
+    moved = warp_noise(previous, _translation(48, 64, -16.0, -8.0), np.ones((48, 64), bool), fresh)
+    assert torch.equal(moved[:, 1:, 2:], previous[:, :-1, :-2])
+    # What came in from the left and the top edge is fresh noise, not a smear of the edge.
+    assert torch.equal(moved[:, :, :2], fresh[:, :, :2]) and torch.equal(moved[:, :1], fresh[:, :1])
+
+
+def test_a_sub_cell_motion_rounds_and_keeps_gaussian_values():
+    previous, fresh = seeded_noise(3, (4, 6, 8)), seeded_noise(4, (4, 6, 8))
+    moved = warp_noise(previous, _translation(48, 64, -3.0), np.ones((48, 64), bool), fresh)
+    assert torch.equal(moved, previous)  # 3 pixels is less than half a cell of 8: the noise stays
+    moved = warp_noise(previous, _translation(48, 64, -5.0), np.ones((48, 64), bool), fresh)
+    assert torch.equal(moved[:, :, 1:], previous[:, :, :-1])
+    assert set(moved.flatten().tolist()) <= set(previous.flatten().tolist()) | set(fresh.flatten().tolist())
+
+
+def test_cells_not_visible_before_take_fresh_noise():
+    previous, fresh = seeded_noise(5, (4, 6, 8)), seeded_noise(6, (4, 6, 8))
+    visible = np.ones((48, 64), bool)
+    visible[16:32, 24:40] = False  # revealed background behind a moving object
+    moved = warp_noise(previous, _translation(48, 64, 0.0), visible, fresh)
+    assert torch.equal(moved[:, 2:4, 3:5], fresh[:, 2:4, 3:5])
+    assert torch.equal(moved[:, :2], previous[:, :2])
+
+
+def _job(pipe) -> Job:
+    settings = {"width": 64, "height": 64, "mode": "VIDEO"}
+    return Job(pipe, settings, lambda *a: None)
+
+
+def _record(seed: int) -> dict:
+    return {"frame": 1, "seed": seed, "steps": 4, "guidance": 5.0, "strength": 0.6,
+            "prompts": [{"text": "a red circle", "negative": "", "weight": 1.0}]}
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return Renderer().pipeline("embedded:tiny", "auto", lambda e: None)
+
+
+def test_given_noise_replaces_the_seeded_noise(pipe):
+    init = np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)
+    shape = (pipe.vae.config.latent_channels, 64 // pipe.vae_scale_factor, 64 // pipe.vae_scale_factor)
+    noise = seeded_noise(11, shape)
+    job = _job(pipe)
+    # The frame's seed no longer matters: the noise (and the VAE's mean, not a sample) decide the frame.
+    a = diffuse(job, [_record(1)], [init], noises=[noise])[0]
+    b = diffuse(job, [_record(2)], [init], noises=[noise])[0]
+    assert np.array_equal(a, b)
+    c = diffuse(job, [_record(1)], [init], noises=[seeded_noise(12, shape)])[0]
+    assert np.abs(a.astype(int) - c).mean() > 1.0
+    img2img = derive(pipe, "img2img")  # the pipeline the call went through (cached on the base)
+    assert "prepare_latents" not in img2img.__dict__  # it is itself again after the call
+    with given_noise(img2img, [noise]):
+        assert "prepare_latents" in img2img.__dict__
+    assert "prepare_latents" not in img2img.__dict__
+
+
+def _warped_plan(out, paths) -> dict:
+    plan = video_plan(out, paths)
+    plan["settings"]["warp_noise"] = True
+    return plan_mod.validate(plan)
+
+
+def test_warp_noise_is_hashed_and_its_chain_resumes(inputs, tmp_path):  # noqa: F811
+    plain = video_plan(tmp_path, inputs)
+    warped = _warped_plan(tmp_path, inputs)
+    before = plan_mod.frame_hashes(plain["settings"], plain["frames"])
+    after = plan_mod.frame_hashes(warped["settings"], warped["frames"])
+    assert all(before[f] != after[f] for f in before)
+
+    renderer = Renderer()
+    renderer.render(_warped_plan(tmp_path / "whole", inputs), None, lambda e: None)
+    parts = _warped_plan(tmp_path / "parts", inputs)
+    renderer.render(parts, (1, 3), lambda e: None)  # as a render killed after frame 3 left it
+    rest = renderer.render(parts, None, lambda e: None)
+    assert rest["rendered"] == FRAMES - 3
+    for a, b in zip(frames_in(tmp_path / "whole"), frames_in(tmp_path / "parts")):
+        assert np.array_equal(a, b)
+    renderer.render(video_plan(tmp_path / "unwarped", inputs), None, lambda e: None)
+    # Frames after the first differ from the seeded-noise chain: the noise really moved.
+    differs = [np.abs(a.astype(int) - b).mean() for a, b in zip(frames_in(tmp_path / "whole"),
+                                                                frames_in(tmp_path / "unwarped"))]
+    assert all(d > 0.5 for d in differs[1:]), differs
