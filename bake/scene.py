@@ -109,6 +109,7 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "free_noise": s.free_noise,
         "flow_guide": s.flow_guide and s.mode == "VIDEO",
         "warp_noise": s.flow_guide and s.mode == "VIDEO" and s.warp_noise,
+        "fusion": s.fusion if s.flow_guide and s.mode == "VIDEO" else 0.0,
         "cpu_offload": s.cpu_offload,
         **_clip_settings(s),
         **_upscale_settings(s, folder),

@@ -100,6 +100,9 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "flow_guide": ((bool,), False),
     # ... and each frame's image-to-image noise is the previous frame's moved along the flow (engine/noise_warp.py).
     "warp_noise": ((bool,), False),
+    # ... and each denoising step is pulled towards the warped previous output where visible, by this weight (0-1;
+    # engine/fusion.py).
+    "fusion": ((int, float), False),
     # An upscaling pass over finished frames into its own folder: {"model": x4 or latent upscaler, "steps", "guidance",
     # "noise_level" (x4 only), "output_dir"}
     "upscale": ((dict,), False),
@@ -206,6 +209,7 @@ SETTINGS_RANGES = {
     "frame_start": Range(-MAX_FRAME, MAX_FRAME), "frame_end": Range(-MAX_FRAME, MAX_FRAME),
     "cadence": Range(1, 1000), "plane_distance": Range(0, 1e6, open_low=True), "coherence_every": Range(1, MAX_STEPS),
     "context_length": Range(2, 256), "context_overlap": Range(0, 255), "mask_blur": Range(0, 1024),
+    "fusion": Range(0, 1),
 }
 FRAME_RANGES = {
     "frame": Range(-MAX_FRAME, MAX_FRAME), "seed": Range(0, MAX_SEED), "steps": Range(1, MAX_STEPS),
@@ -665,6 +669,8 @@ def _settings_data(settings: dict) -> dict:
         data["flow_guide"] = True
         if settings.get("warp_noise"):
             data["warp_noise"] = True
+        if settings.get("fusion"):
+            data["fusion"] = settings["fusion"]
     if settings["mode"] == "CLIP":
         data.update({k: settings.get(k) for k in _HASHED_CLIP})
     if settings["mode"] == "FEEDBACK":

@@ -332,6 +332,9 @@ class KD_PT_input(_Panel, bpy.types.Panel):
         row = layout.row()
         row.active = settings.flow_guide
         row.prop(settings, "warp_noise")
+        row = layout.row()
+        row.active = settings.flow_guide
+        row.prop(settings, "fusion")
 
 
 def _strip_field(layout, scene, owner, prop: str) -> None:

@@ -216,6 +216,10 @@ class KD_Settings(bpy.types.PropertyGroup):
         options=FIXED, name="Move Noise", default=False,
         description="Follow Motion: each frame's noise is the previous frame's moved along the motion too, so "
         "generated texture travels with the surface instead of staying on the screen")
+    fusion: FloatProperty(
+        options=FIXED, name="Latent Fusion", default=0.0, min=0.0, max=1.0,
+        description="Follow Motion: after every denoising step, pull what the previous frame also saw towards its "
+        "output moved along the motion (0: off; higher: steadier, less room for change)")
     init_image: StringProperty(name="First Frame", subtype="FILE_PATH", options=PATH_OPTIONS,
                                description="Feedback: image the first frame starts from (empty: from noise)")
     color_reference: StringProperty(name="Color Reference", subtype="FILE_PATH", options=PATH_OPTIONS,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .. import image_ops, masks, noise_warp, warp
+from ..fusion import Fusion, fusion_pull, latent_mask
 from ..composable import composed
 from ..latents import seeded_noise
 from ..models.derive import derive, model_kind
@@ -148,7 +149,8 @@ def encode_latents(pipe, images: list[np.ndarray]) -> torch.Tensor:
 
 def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
             coherence_reference: list[np.ndarray] | None = None,
-            keep: list[np.ndarray] | None = None, noises: list[torch.Tensor] | None = None) -> list[np.ndarray]:
+            keep: list[np.ndarray] | None = None, noises: list[torch.Tensor] | None = None,
+            fusions: list[Fusion] | None = None) -> list[np.ndarray]:
     """Render one batch of frames that share steps, guidance and strength; returns RGB uint8 arrays.
 
     `inits` None is text-to-image from each frame's seeded noise; otherwise image-to-image where strength is the
@@ -156,15 +158,18 @@ def diffuse(job: Job, records: list[dict], inits: list[np.ndarray] | None,
     Deforum's strength, which the Deforum import inverts).
 
     Frames with a `mask` are inpainted: outside the feathered mask they are `keep` (default: the inits), exactly.
-    `noises` (one latent-sized tensor per frame) replace the seeded image-to-image noise (flow-warped noise).
+    `noises` (one latent-sized tensor per frame) replace the seeded image-to-image noise (flow-warped noise);
+    `fusions` (with `noises`) pull each step's latents towards a target where it is valid (engine/fusion.py).
     """
-    return diffuse_later(job, records, inits, coherence_reference, keep, defer=False, noises=noises)()
+    return diffuse_later(job, records, inits, coherence_reference, keep, defer=False, noises=noises,
+                         fusions=fusions)()
 
 
 def diffuse_later(job: Job, records: list[dict], inits: list[np.ndarray] | None,
                   coherence_reference: list[np.ndarray] | None = None,
                   keep: list[np.ndarray] | None = None, defer: bool = True,
-                  noises: list[torch.Tensor] | None = None) -> Callable[[], list[np.ndarray]]:
+                  noises: list[torch.Tensor] | None = None,
+                  fusions: list[Fusion] | None = None) -> Callable[[], list[np.ndarray]]:
     """diffuse() up to the denoised latents; the returned function decodes them (and pastes masked frames back), so
     a caller can run it on a thread while the next batch denoises (see modes/overlap.py).
 
@@ -176,9 +181,10 @@ def diffuse_later(job: Job, records: list[dict], inits: list[np.ndarray] | None,
     if inits is not None and steps_run(steps, strength) < 1:
         return _unchanged(job, records, inits, keep)
     if _one_at_a_time(job, records):
-        return _singles(job, records, inits, coherence_reference, keep, defer, noises)
+        return _singles(job, records, inits, coherence_reference, keep, defer, noises, fusions)
     batch = check_inputs(job, records, inits, keep)
     batch.noises = _usable_noises(job, batch, noises)
+    batch.fusions = fusions if batch.noises is not None else None
     pipe = derive(job.pipe, batch.task, job.controlnets or None)
     defer = defer and not overlap.needs_upcast(pipe)
     call, weights = prepare_inputs(job, pipe, batch, defer)
@@ -199,6 +205,7 @@ class Batch:
     depth: torch.Tensor | None  # a depth-to-image model's conditioning
     controls: list[list] | None  # per ControlNet unit, each frame's conditioning image
     noises: list[torch.Tensor] | None = None  # image-to-image noise given per frame (flow-warped), else seeded
+    fusions: list[Fusion] | None = None  # per frame, latents pulled towards a target after each step (with noises)
 
     @property
     def frames(self) -> list[int]:
@@ -234,13 +241,14 @@ def _one_at_a_time(job: Job, records: list[dict]) -> bool:
     return (len(job.controlnets) > 1 or any(masked) and not all(masked)) and len(records) > 1
 
 
-def _singles(job: Job, records: list[dict], inits, coherence_reference, keep, defer: bool,
-             noises) -> Callable[[], list[np.ndarray]]:
+def _singles(job: Job, records: list[dict], inits, coherence_reference, keep, defer: bool, noises,
+             fusions) -> Callable[[], list[np.ndarray]]:
     none = [None] * len(records)
     singles = [diffuse_later(job, [r], None if inits is None else [i], None if coherence_reference is None else [c],
-                             None if keep is None else [k], defer, None if noises is None else [n])
-               for r, i, c, k, n in zip(records, inits or none, coherence_reference or none, keep or none,
-                                        noises or none)]
+                             None if keep is None else [k], defer, None if noises is None else [n],
+                             None if fusions is None else [f])
+               for r, i, c, k, n, f in zip(records, inits or none, coherence_reference or none, keep or none,
+                                           noises or none, fusions or none)]
     return lambda: [finish()[0] for finish in singles]
 
 
@@ -358,22 +366,34 @@ def denoise(job: Job, pipe, batch: Batch, call: dict, weights: torch.Tensor | No
     reference = None
     if coherence_reference is not None:
         reference = encode_latents(pipe, coherence_reference).to(pipe.unet.dtype)
-    step_end = _step_callback(job, batch, _coherence_callback(job, batch.records, reference))
+    step_end = _step_callback(job, batch, _coherence_callback(job, batch.records, reference), _fuse(pipe, batch))
     call.update(callback_on_step_end=step_end, callback_on_step_end_tensor_inputs=["latents"])
     given = noise_warp.given_noise(pipe, batch.noises) if batch.noises else contextlib.nullcontext()
     with torch.no_grad(), composed(pipe.unet, weights, 1 if weights is None else weights.shape[1]), given:
         return pipe(**call)
 
 
-def _step_callback(job: Job, batch: Batch, pull):
+def _fuse(pipe, batch: Batch):
+    """The batch's latent fusion step (engine/fusion.py), or None."""
+    if not batch.fusions:
+        return None
+    targets = encode_latents(pipe, [f.target for f in batch.fusions]).to(pipe.unet.dtype)
+    masks_ = torch.stack([latent_mask(f.visible, targets.shape[-2:]) for f in batch.fusions])[:, None]
+    weights = torch.tensor([float(f.weight) for f in batch.fusions])
+    return fusion_pull(pipe, targets, masks_, weights, torch.stack(list(batch.noises)))
+
+
+def _step_callback(job: Job, batch: Batch, pull, fuse=None):
     frames = batch.frames
     total = steps_run(batch.steps, batch.strength) if batch.inits is not None else batch.steps
 
-    def step_end(_pipe, step, _timestep, tensors):
+    def step_end(_pipe, step, timestep, tensors):
         # may raise Cancelled: the loop stops within this step
         job.on_step(frames, min(step + 1, total), total, tensors.get("latents"))
         if pull is not None:
             tensors["latents"] = pull(tensors["latents"], step)
+        if fuse is not None:
+            tensors["latents"] = fuse(tensors["latents"], timestep)
         return tensors
 
     return step_end

@@ -8,7 +8,8 @@ a pixel is visible in both frames the init is (1 - guide) * input + guide * warp
 what came into the picture) the input alone; then image-to-image with the frame's strength, as unguided video frames.
 
 With settings["warp_noise"] the image-to-image noise is moved along the same flow (engine/noise_warp.py), so what
-the denoiser grows from it moves with the surface too.
+the denoiser grows from it moves with the surface too; with settings["fusion"] every denoising step is pulled towards
+the warped previous output where it is visible (engine/fusion.py), so the denoiser can't wander off it.
 
 The chain's only state is the previous output, read back from its PNG on disk when it was made by an earlier run (the
 same 8-bit pixels an uninterrupted run continues from), so a run resumed after a kill or a cancel gives the same
@@ -24,6 +25,7 @@ import torch
 
 from ..flow import estimate_flow, read_vector_pass, visible_mask, warp_previous
 from ..frames import FrameStore
+from ..fusion import Fusion
 from ..latents import seeded_noise
 from ..noise_warp import warp_noise
 from ..plan import FRAME_DEFAULTS
@@ -72,6 +74,7 @@ def render(job: Job, records: list[dict], todo: set[int], store: FrameStore,
     recomputed from the chain's start (seeds and flows only: no diffusion), so a resumed run matches."""
     size = (job.settings["width"], job.settings["height"])
     warped_noise = bool(job.settings.get("warp_noise"))
+    fusion = float(job.settings.get("fusion", 0.0))
     previous = None
     held = None  # (frame, input, output or None) of the last frame made or passed
     noise = None  # the last frame's noise (warp_noise)
@@ -91,12 +94,17 @@ def render(job: Job, records: list[dict], todo: set[int], store: FrameStore,
             flows = _flows(record, previous, current_input, held[1])
         if warped_noise:
             noise = _next_noise(job, record, noise, flows)
+        elif fusion:  # the fusion target is noised with the frame's own noise: the noise is ours to give
+            noise = _next_noise(job, record, None, None)
         image = None
         if needed:
-            init = current_input
+            init, fusions = current_input, None
             if flows is not None:
                 init = guided_init(current_input, held[2], *flows, float(record.get("guide", FRAME_DEFAULTS["guide"])))
-            image = diffuse(job, [record], [init], noises=[noise] if warped_noise else None)[0]
+                if fusion:
+                    fusions = [Fusion(warp_previous(held[2], flows[0]), visible_mask(*flows), fusion)]
+            image = diffuse(job, [record], [init], noises=[noise] if noise is not None else None,
+                            fusions=fusions)[0]
             yield frame, image
         held = (frame, current_input, image)
         previous = record

@@ -109,3 +109,39 @@ def test_warp_noise_is_hashed_and_its_chain_resumes(inputs, tmp_path):  # noqa: 
     differs = [np.abs(a.astype(int) - b).mean() for a, b in zip(frames_in(tmp_path / "whole"),
                                                                 frames_in(tmp_path / "unwarped"))]
     assert all(d > 0.5 for d in differs[1:]), differs
+
+
+def test_fusion_pulls_visible_cells_to_the_target_noised_to_the_step(pipe):
+    from engine.fusion import fusion_pull, latent_mask
+
+    scheduler = pipe.scheduler
+    scheduler.set_timesteps(10)
+    targets, noises, latents = (seeded_noise(s, (1, 4, 8, 8)) for s in (1, 2, 3))
+    visible = np.ones((32, 32), bool)
+    visible[:, :12] = False  # cells 0-1 fully hidden, cell 2 half hidden: all three are new
+    mask = latent_mask(visible, (8, 8))
+    assert mask[:, :3].sum() == 0 and mask[:, 3:].min() == 1
+    full = fusion_pull(pipe, targets, mask[None, None], torch.tensor([1.0]), noises)
+    # After the last step the goal is the clean target; before it, the target noised to the next timestep.
+    last = full(latents, scheduler.timesteps[-1])
+    assert torch.allclose(last[..., 3:], targets[..., 3:]) and torch.equal(last[..., :3], latents[..., :3])
+    half = fusion_pull(pipe, targets, mask[None, None], torch.tensor([0.5]), noises)(latents, scheduler.timesteps[-1])
+    assert torch.allclose(half[..., 3:], (latents[..., 3:] + targets[..., 3:]) / 2)
+    early = full(latents, scheduler.timesteps[0])
+    assert not torch.allclose(early[..., 3:], targets[..., 3:])  # still noisy: not the clean target yet
+    assert torch.allclose(early[..., 3:],
+                          scheduler.add_noise(targets, noises, scheduler.timesteps[1:2])[..., 3:], atol=1e-5)
+
+
+def test_fusion_lowers_the_flicker_of_a_guided_chain(inputs, tmp_path):  # noqa: F811
+    renderer = Renderer()
+    figures = {}
+    for fusion in (0.0, 0.8):
+        plan = video_plan(tmp_path / str(fusion), inputs, model="embedded:shapes", steps=10)
+        plan["settings"].update(warp_noise=True, fusion=fusion)
+        figures[fusion] = renderer.render(plan_mod.validate(plan), None, lambda e: None)["flicker"]["warping_error"]
+    assert figures[0.8] < 0.8 * figures[0.0], figures
+    hashes = [plan_mod.frame_hashes(p["settings"], p["frames"]) for p in
+              (video_plan(tmp_path, inputs), plan_mod.validate({**video_plan(tmp_path, inputs), "settings": {
+                  **video_plan(tmp_path, inputs)["settings"], "fusion": 0.5}}))]
+    assert all(hashes[0][f] != hashes[1][f] for f in hashes[0])
