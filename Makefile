@@ -9,7 +9,7 @@ VENV52 := .venv-bpy52
 PYTHON313 ?= $(or $(shell prefix=$$(pyenv prefix 3.13.0 2>/dev/null) && echo $$prefix/bin/python3.13),$(shell command -v python3.13 2>/dev/null))
 PY := $(VENV)/bin/python
 
-.PHONY: setup no-python313 demo test test-engine test-blender test-packaging bench bench-ray bench-speed bench-gpu build build-light build-full clean e2e-real-blender train-shapes
+.PHONY: setup no-python313 demo demo-coherence test test-engine test-blender test-packaging bench bench-ray bench-speed bench-gpu build build-light build-full clean e2e-real-blender train-shapes
 
 setup: $(VENV)/.ready $(VENV42)/.ready $(VENV45)/.ready $(if $(PYTHON313),$(VENV52)/.ready,no-python313)
 
@@ -40,6 +40,10 @@ no-python313:
 
 demo: $(VENV)/.ready
 	$(PY) scripts/demo.py --output out/demo
+
+# Temporal coherence: a ball rolling under a moving camera, plain vs Follow Motion, flicker of both and the input.
+demo-coherence: $(VENV)/.ready
+	$(PY) scripts/demo_coherence.py --output out/coherence
 
 test: setup
 	$(PY) -m pytest -q

@@ -38,6 +38,20 @@ def build_zip(folder: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+def install_extension(out: str):
+    """Build the zip, install it into a private Blender user folder under `out` as a user would, start from an empty
+    file; returns bpy."""
+    os.environ["BLENDER_USER_RESOURCES"] = os.path.join(out, "blender-user")
+    zip_path = build_zip(os.path.join(out, "build"))
+    import bpy
+
+    if bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
+                                                enable_on_install=True) != {"FINISHED"}:
+        raise SystemExit("demo: could not install the extension")
+    bpy.ops.wm.read_homefile(use_empty=True)
+    return bpy
+
+
 def prompt_keys(frames: int) -> list[int]:
     return [1 + round(i * (frames - 1) / (len(PROMPTS) - 1)) for i in range(len(PROMPTS))]
 
@@ -103,16 +117,8 @@ def main() -> int:
     out = os.path.abspath(args.output)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    os.environ["BLENDER_USER_RESOURCES"] = os.path.join(out, "blender-user")
-    zip_path = build_zip(os.path.join(out, "build"))
-    import bpy
-
     started = time.time()
-    if bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
-                                                enable_on_install=True) != {"FINISHED"}:
-        print("demo: could not install the extension", file=sys.stderr)
-        return 1
-    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy = install_extension(out)
     blend = os.path.join(out, "demo.blend")
     bpy.ops.wm.save_as_mainfile(filepath=blend)  # so '//frames/' means out/demo/frames
     make_scene(bpy, args.frames, dataset.SIZE)  # the model's native size
