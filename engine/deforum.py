@@ -47,8 +47,11 @@ What maps where:
   ``max_f = max_frames`` as Deforum's prompt code has it), evaluated safely here. ``raw_prompts`` keeps the file's
   prompt dict untouched.
 - ``ignored``: the file's keys nothing here reads (sorted), so the user sees what did not come over; features that
-  are switched ON in the file but have no counterpart (init image, perspective flip, hybrid video...) also get a
+  are switched ON in the file but have no counterpart (init image, perspective flip, Parseq...) also get a
   warning.
+- Hybrid video (``hybrid_motion``, ``hybrid_composite``) with a ``video_init_path`` is the video mode with Follow
+  Motion on that video (``values["flow_guide"]``), the guidance from ``hybrid_comp_alpha_schedule`` inverted
+  (``GUIDE_SPEC``); ``write_hybrid`` writes it back.
 
 ``write_settings`` goes the other way, to a dict with the A1111 extension's key names that ``parse_settings`` maps
 back to the same values and schedules (and the same mode: clip mode, which Deforum lacks, is noted, not written).
@@ -154,8 +157,6 @@ _UNSUPPORTED_FEATURES = (
     ("enable_checkpoint_scheduling", "checkpoint schedule"),
     ("enable_subseed_scheduling", "subseed schedule"),
     ("enable_clipskip_scheduling", "CLIP skip schedule"),
-    ("hybrid_motion", "hybrid video motion"),
-    ("hybrid_composite", "hybrid video compositing"),
     ("optical_flow_cadence", "optical flow cadence"),
     ("parseq_manifest", "Parseq manifest"),
     ("use_looper", "guided images"),
@@ -168,7 +169,12 @@ _CONSUMED = {
     "W", "H", "seed_behavior", "seed_iter_N", "sampler", "animation_mode", "border", "color_coherence",
     "diffusion_cadence", "fps", "max_frames", *_PROMPT_KEYS, "uncond_prompts", "positive_prompts", "negative_prompts",
     "animation_prompts_positive", "animation_prompts_negative",
+    "hybrid_motion", "hybrid_composite", "hybrid_comp_alpha_schedule", "hybrid_flow_method",
 }
+# Hybrid video's composite alpha (the video frame's share of the init) is Follow Motion's guidance inverted.
+GUIDE_SPEC = ScheduleSpec("guide", "hybrid_comp_alpha_schedule", invert=True)
+IMPORT_SCHEDULES = (*SCHEDULES, GUIDE_SPEC)  # what an import may key; the export writes the hybrid keys itself
+_HYBRID_MOTIONS = ("none", "optical flow", "perspective", "affine")
 
 
 @dataclass
@@ -226,6 +232,7 @@ def parse_settings(data: dict, source: str = "settings") -> DeforumSettings:
     _read_seed(get, out)
     _read_choices(get, out)
     _read_prompts(get, out, max_frames)
+    _read_hybrid(get, out)
 
     on = sorted({f"{what} ({key})" for key, what in _UNSUPPORTED_FEATURES if _is_on(data.get(key))})
     if on:
@@ -442,6 +449,49 @@ def _read_mode(get: _Reader, out: DeforumSettings) -> None:
                                 "(Input Strip) of the video mode")
 
 
+def _read_hybrid(get: _Reader, out: DeforumSettings) -> None:
+    """Hybrid video (a 2D/3D animation that follows a video: each frame's previous image moved along the video's
+    optical flow, and the video frame composited in by an alpha) is, here, the video mode on that video with Follow
+    Motion: the init is the video frame blended with the previous output moved along the flow, guidance = 1 - alpha."""
+    motion = (get.text("hybrid_motion") or "None").strip()
+    composite = get.data.get("hybrid_composite")
+    composite_on = _is_on(composite)
+    if motion.lower() == "none" and not composite_on:
+        return
+    if motion.lower() not in _HYBRID_MOTIONS:
+        out.warnings.append(f"hybrid_motion {motion!r} is unknown (known: None, Optical Flow, Perspective, Affine); "
+                            "read as Optical Flow")
+    video = get.text("video_init_path")
+    if not (video and video.strip()) and out.video_path is None:
+        out.warnings.append("hybrid video is on but the file has no video_init_path: not imported (choose an input "
+                            "strip and turn on Follow Motion in the video mode)")
+        return
+    if out.values.get("mode") != "VIDEO":
+        out.warnings.append("hybrid video: imported as the video mode on video_init_path with Follow Motion (the "
+                            "motion comes from the video; the 2D/3D motion schedules are kept but unused there)")
+    out.values["mode"], out.values["flow_guide"] = "VIDEO", True
+    out.video_path = out.video_path or video.strip()
+    out.ignored = [k for k in out.ignored if k != "video_init_path"]
+    if motion.lower() in ("perspective", "affine"):
+        out.warnings.append(f"hybrid_motion {motion!r} fits one transform per frame; Follow Motion moves every pixel "
+                            "along dense optical flow instead")
+    method = get.text("hybrid_flow_method")
+    if method and method.strip().lower() != "dis medium":
+        out.warnings.append(f"hybrid_flow_method {method!r}: the flow here is OpenCV's DIS (medium) for a movie "
+                            "strip, and Blender's Vector pass for a scene render")
+    if not composite_on:  # Deforum's hybrid motion alone: each frame starts from the moved previous image only
+        out.values["guide"] = 1.0
+        return
+    if str(composite).strip().lower() in ("before motion", "after generation"):
+        out.warnings.append(f"hybrid_composite {composite!r}: here the video frame is blended in after the motion "
+                            "(Deforum's 'Normal')")
+    text = _schedule_text(get, GUIDE_SPEC.deforum_key)
+    if text is not None:
+        out.schedules["guide"] = text
+    else:
+        out.values["guide"] = 0.5  # Deforum's default alpha, 0:(0.5)
+
+
 def _is_on(value: object) -> bool:
     return value not in (None, False, 0, "", "None", "none", "False", "false")
 
@@ -557,6 +607,14 @@ def _read_prompts(get: _Reader, out: DeforumSettings, max_frames: int | None) ->
 # ---------------------------------------------------------------------------------------------------------- writing
 
 _CONSTANT_INT = re.compile(r"^\s*0\s*:\s*\(\s*(-?\d+)\s*\)\s*$")
+
+
+def write_hybrid(out: dict, guide_schedule: str) -> None:
+    """Follow Motion on a movie as Deforum's hybrid video (the inverse of the import): a 2D animation following the
+    video's optical flow, the video frame composited in by alpha = 1 - Motion Guidance (``guide_schedule`` is the
+    guidance already inverted, see GUIDE_SPEC)."""
+    out.update(animation_mode="2D", hybrid_motion="Optical Flow", hybrid_flow_method="DIS Medium",
+               hybrid_composite="Normal", hybrid_comp_alpha_schedule=guide_schedule)
 
 
 def write_settings(values: dict, schedules: dict[str, str], scene: dict, prompts: dict[str, str],

@@ -24,7 +24,7 @@ from ..settings.properties import ANIMATABLE
 from . import fcurves
 from .prompt_keys import replace_prompts
 
-SPECS = {spec.prop: spec for spec in deforum.SCHEDULES}
+SPECS = {spec.prop: spec for spec in deforum.IMPORT_SCHEDULES}
 FCURVE_SEEDS = 2**23  # seeds an F-curve (32-bit float, rounded half up by Blender) reproduces exactly
 # Plain (not per-frame) settings that Deforum settings files carry.
 VALUE_PROPS = ("width", "height", "seed_behavior", "seed_iter_n", "scheduler", "mode", "motion_mode", "border",
@@ -249,9 +249,12 @@ def settings_dict(scene, notes: list[str] | None = None) -> dict:
     prompts = {}
     for item in sorted(settings.prompts, key=lambda p: p.frame):
         prompts[str(item.frame - scene.frame_start)] = item.text + (f" --neg {item.negative}" if item.negative else "")
-    return deforum.write_settings(values, export_schedules(scene, props),
+    data = deforum.write_settings(values, export_schedules(scene, props),
                                   {"fps": fps if not math.isclose(fps, round(fps)) else round(fps),
                                    "frame_count": frame_count(scene)}, prompts, notes)
+    if values["video_init_path"] and settings.flow_guide:  # Follow Motion on a movie: Deforum's hybrid video
+        deforum.write_hybrid(data, export_schedules(scene, ["guide"])["guide"])
+    return data
 
 
 def _input_movie(scene) -> str:

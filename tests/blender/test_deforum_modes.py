@@ -73,3 +73,30 @@ def test_export_writes_the_scenes_mode(scene, extension, tmp_path, mode, animati
     assert bpy.ops.keyframe_diffusion.deforum_import(filepath=str(path)) == {"FINISHED"}
     if animation_mode is not None:  # and back
         assert bpy.context.scene.keyframe_diffusion.mode == mode
+
+
+def test_hybrid_video_is_follow_motion_on_the_video_and_round_trips(scene, extension, tmp_path):
+    import cv2
+
+    movie = tmp_path / "walk.avi"
+    writer = cv2.VideoWriter(str(movie), cv2.VideoWriter_fourcc(*"MJPG"), 24, (64, 64))
+    for i in range(6):
+        writer.write(np.full((64, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    # A Deforum hybrid video: a 2D animation following walk.avi's flow, the video composited in by a keyed alpha.
+    _import(tmp_path, {"animation_mode": "2D", "video_init_path": "walk.avi", "hybrid_motion": "Optical Flow",
+                       "hybrid_composite": "Normal", "hybrid_comp_alpha_schedule": "0:(0.2), 3:(0.6)"})
+    settings = scene.keyframe_diffusion
+    assert (settings.mode, settings.init_source, settings.flow_guide) == ("VIDEO", "STRIP", True)
+    guides = []
+    for frame in (scene.frame_start, scene.frame_start + 3):
+        scene.frame_set(frame)
+        guides.append(round(settings.guide, 4))
+    assert guides == [0.8, 0.4]  # Motion Guidance is the previous output's share: 1 - alpha
+    out = tmp_path / "exported.json"
+    assert bpy.ops.keyframe_diffusion.deforum_export(filepath=str(out)) == {"FINISHED"}
+    exported = json.loads(out.read_text())
+    assert (exported["animation_mode"], exported["hybrid_motion"], exported["hybrid_composite"]) == \
+        ("2D", "Optical Flow", "Normal")
+    assert exported["video_init_path"] == str(movie)
+    assert exported["hybrid_comp_alpha_schedule"].replace(" ", "").startswith("0:(0.2)")

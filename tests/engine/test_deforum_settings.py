@@ -429,3 +429,22 @@ def test_never_imports_bpy():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=os.path.dirname(os.path.dirname(deforum.__file__)))
     assert result.stdout.strip() == "False"
+
+
+def test_hybrid_video_maps_to_follow_motion():
+    s = parse_settings({"animation_mode": "3D", "video_init_path": "walk.mp4", "hybrid_motion": "Perspective",
+                        "hybrid_flow_method": "RAFT", "hybrid_composite": "Normal",
+                        "hybrid_comp_alpha_schedule": "0:(0.3), 10:(0.6)"})
+    assert (s.values["mode"], s.values["flow_guide"], s.video_path) == ("VIDEO", True, "walk.mp4")
+    assert s.schedules["guide"] == "0:(0.3), 10:(0.6)" and deforum.GUIDE_SPEC.to_ours(0.3) == pytest.approx(0.7)
+    said = " | ".join(s.warnings)
+    assert "Perspective" in said and "RAFT" in said and "2D/3D motion schedules" in said
+    assert "not supported here" not in said and "video_init_path" not in s.ignored
+    # Hybrid motion alone starts each frame from the moved previous image only.
+    alone = parse_settings({"animation_mode": "2D", "video_init_path": "walk.mp4", "hybrid_motion": "Optical Flow",
+                            "hybrid_composite": "None"})
+    assert alone.values["guide"] == 1.0 and "guide" not in alone.schedules
+    # Without a video there is nothing to follow: said, and nothing switched.
+    lost = parse_settings({"animation_mode": "2D", "hybrid_motion": "Optical Flow"})
+    assert "flow_guide" not in lost.values and lost.values["mode"] == "FEEDBACK"
+    assert any("no video_init_path" in w for w in lost.warnings)
