@@ -107,7 +107,7 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "context_length": s.context_length,
         "context_overlap": min(s.context_overlap, s.context_length - 1),
         "free_noise": s.free_noise,
-        "flow_guide": s.flow_guide and s.mode == "VIDEO",
+        "flow_guide": follows_motion(s),
         "warp_noise": s.flow_guide and s.mode == "VIDEO" and s.warp_noise,
         "fusion": s.fusion if s.flow_guide and s.mode == "VIDEO" else 0.0,
         "cpu_offload": s.cpu_offload,
@@ -172,8 +172,17 @@ def _is_mask_strip(scene, name: str) -> bool:
     return any(strip.name == name and strip.type == "MASK" for strip in compat.all_strips(scene))
 
 
+def follows_motion(settings) -> bool:
+    """Follow Motion applies: the video mode, or feedback 3D with the scene camera (along its Vector pass)."""
+    feedback_3d = (settings.mode == "FEEDBACK" and settings.motion_mode == "3D"
+                   and settings.camera_source == "SCENE")
+    return settings.flow_guide and (settings.mode == "VIDEO" or feedback_3d)
+
+
 def _needed_passes(scene, settings) -> set[str]:
     passes = set()
+    if settings.mode == "FEEDBACK" and follows_motion(settings):
+        passes.add("vector")  # the scene's true motion moves the previous frame, objects' own motion included
     if (settings.mode == "FEEDBACK" and settings.motion_mode == "3D" and settings.depth_source == "SCENE"
             and settings.camera_source == "SCENE"):
         passes.add("depth")
@@ -304,8 +313,8 @@ def _attach_passes(scene, settings, records: list[dict], masks: list[dict], fold
                 record["mask"]["select"] = [mask["index"]]
         if settings.mode == "VIDEO" and settings.init_source == "SCENE":
             record["init"] = {"path": paths["image"]}
-            if "vector" in paths:
-                record["flow"] = paths["vector"]
+        if "vector" in paths:
+            record["flow"] = paths["vector"]
         for unit, entry in zip(units, record.get("control", [])):
             source = {"DEPTH": "depth", "NORMAL": "normal", "RENDER": "image"}.get(unit.source)
             if source:

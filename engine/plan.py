@@ -96,7 +96,8 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "cpu_offload": ((bool,), False),  # diffusers' model CPU offload: each model on the GPU only while it runs
     "mask_blur": ((int,), False),  # inpainting: pixels of feathering at the mask's edge
     # Video mode: each frame starts from its input blended with the previous output warped along the motion (each
-    # frame's "guide" weight; modes/guided.py), so frames chain like feedback.
+    # frame's "guide" weight; modes/guided.py), so frames chain like feedback. Feedback 3D with the scene camera: the
+    # previous frame moves along each frame's "flow" (Blender's Vector pass) instead of the camera and depth.
     "flow_guide": ((bool,), False),
     # ... and each frame's image-to-image noise is the previous frame's moved along the flow (engine/noise_warp.py).
     "warp_noise": ((bool,), False),
@@ -611,7 +612,7 @@ _FRAME_BASE = ("prompts", "seed", "steps", "guidance", "guidance_rescale")
 _HASHED_FRAME = {
     "INTERPOLATE": _FRAME_BASE,
     "VIDEO": (*_FRAME_BASE, "strength", "init", "control", "image", "depth", "mask", "guide", "flow"),
-    "FEEDBACK": (*_FRAME_BASE, "strength", "motion", "image", "camera", "depth", "control", "mask"),
+    "FEEDBACK": (*_FRAME_BASE, "strength", "motion", "image", "camera", "depth", "control", "mask", "flow"),
     "CLIP": _FRAME_BASE,
 }
 _HASHED_CLIP = ("context_length", "context_overlap", "free_noise")
@@ -655,6 +656,8 @@ def _frame_data(settings: dict, record: dict) -> dict:
         data.pop("flow", None)
     elif data.get("flow"):
         data["flow"] = _file_stamp(data["flow"])
+    elif settings["mode"] == "FEEDBACK":
+        data.pop("flow", None)  # feedback frames hashed before Follow Motion keep their hash
     for (group, key), name in _WERE_SETTINGS.items():
         values = data.get(group)
         if isinstance(values, dict) and key in values and values[key] == settings.get(name):

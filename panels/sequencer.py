@@ -286,6 +286,7 @@ class KD_PT_motion(_Panel, bpy.types.Panel):
                 layout.prop(settings, "depth_source")
             if settings.camera_source == "SCENE":
                 layout.prop(settings, "plane_distance")
+                layout.prop(settings, "flow_guide")
             if settings.camera_source == "MOTION":
                 for name in ("translation_x", "translation_y", "translation_z", "rotation_3d_x", "rotation_3d_y",
                              "rotation_3d_z", "fov"):

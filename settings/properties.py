@@ -207,7 +207,9 @@ class KD_Settings(bpy.types.PropertyGroup):
         options=FIXED, name="Follow Motion", default=False,
         description="Video mode: each frame starts from its input blended with the previous frame's output moved along "
         "the motion (Blender's Vector pass for the scene render, optical flow for a strip), where both frames see "
-        "the same thing: less flicker. Frames then render in order, one at a time")
+        "the same thing: less flicker. Frames then render in order, one at a time. Feedback 3D with the scene "
+        "camera: the previous frame moves along Blender's Vector pass, so objects that move by themselves carry "
+        "their look too, not only what the camera's motion and depth explain")
     guide: FloatProperty(
         name="Motion Guidance", default=0.5, min=0.0, max=1.0,
         description="Follow Motion: how much of the previous output, moved along the motion, each frame starts from "

@@ -1,7 +1,8 @@
 """Feedback mode: each frame is image-to-image of the previous finished frame after motion (Deforum's 2D and 3D).
 
 Per diffused ("key") frame, in Deforum's order: warp the previous key through the motion of every frame since it
-(2D: zoom/angle/translation; 3D: reprojection into the frame's camera with depth), match colours to the first frame
+(2D: zoom/angle/translation; 3D: reprojection into the frame's camera with depth, or with Follow Motion along
+Blender's Vector pass, so objects that move by themselves carry their look too), match colours to the first frame
 (or a reference image), apply contrast, add seeded noise, then img2img with the frame's strength. With a cadence of N
 only every Nth frame (and the last) is diffused; the frames between are the keys on both sides warped to the
 in-between frame and cross-blended, so every frame of the range is written. A key's mask (inpainting) applies to
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 
 from .. import image_ops, warp
+from ..flow import read_vector_pass, warp_previous
 from ..frames import FrameStore
 from ..plan import cadence_keys
 from . import Context, Frames, Mode, WorkUnit, chain_covered, chain_units, register
@@ -34,8 +36,19 @@ class Motion:
         self.width, self.height = settings["width"], settings["height"]
         self.mode = settings["motion_mode"]
         self.border = settings["border"]
+        # Follow Motion with the scene camera: Blender's Vector pass moves the frame, objects that move by
+        # themselves included; the camera path and depth see only the camera's own motion.
+        self.flows = (self.mode == "3D" and bool(settings.get("flow_guide"))
+                      and all(r.get("flow") for r in records[1:]))
+        self._vectors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if self.mode == "3D":
             self._cameras()
+
+    def _vector(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame `index`'s (backward, forward) flow from its Vector pass, read once."""
+        if index not in self._vectors:
+            self._vectors[index] = read_vector_pass(self.records[index]["flow"])
+        return self._vectors[index]
 
     def _cameras(self) -> None:
         """The chain's camera path (warp.CameraPath): the baked scene camera, or Deforum's motion accumulated from an
@@ -67,6 +80,8 @@ class Motion:
         """Move `image`, which shows frame index-1, to frame `index`."""
         if self.mode == "2D":
             return warp.warp_2d(image, self.records[index].get("motion", {}), self.border)
+        if self.flows:
+            return warp_previous(image, self._vector(index)[0])
         return self.between(image, index - 1, index)
 
     def between(self, image: np.ndarray, source: int, target: int) -> np.ndarray:
@@ -80,6 +95,11 @@ class Motion:
                 matrix = np.linalg.inv(matrix)
             return cv2.warpPerspective(image, matrix, (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR,
                                        borderMode=warp.border_mode(self.border))
+        if self.flows:  # frame by frame along the Vector passes: backward flows forwards, forward flows back
+            step = 1 if target > source else -1
+            for i in range(source + step, target + step, step):
+                image = warp_previous(image, self._vector(i)[0] if step > 0 else self._vector(i)[1])
+            return image
         warped, _valid = self.path.reproject(
             image, source, target, depth=self._depth(target) if self.use_scene else None,
             depth_kind=self.settings["depth_kind"], plane_distance=self._plane(target), border=self.border)

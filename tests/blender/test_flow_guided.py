@@ -53,3 +53,29 @@ def test_follow_motion_bakes_the_vector_pass_and_generates(scene, extension, cap
     assert all(os.path.isfile(os.path.join(folder, f"frame_{n:06d}.png")) for n in range(1, 5))
     said = capfd.readouterr().out  # the operator's report (Blender prints it headless)
     assert "Info: Done: 4 rendered, 0 up to date; flicker 0." in said and "(input 0." in said, said[-2000:]
+
+
+def test_feedback_3d_follow_motion_bakes_the_vector_pass(scene, extension):
+    bpy.ops.mesh.primitive_plane_add(size=40, location=(0, 0, 0))
+    bpy.ops.mesh.primitive_cube_add(size=2, location=(0, 0, 1))
+    cube = bpy.context.active_object
+    for frame, x in ((1, -2.0), (3, 1.0)):  # the cube slides right by itself; the camera stays
+        cube.location.x = x
+        cube.keyframe_insert("location", frame=frame)
+    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    camera.location, camera.rotation_euler = (0.0, -8.0, 4.0), (1.1, 0.0, 0.0)
+    scene.frame_end = 3
+    bpy.ops.keyframe_diffusion.prompt_add(text="a red circle", frame=1)
+    settings = scene.keyframe_diffusion
+    settings.mode, settings.motion_mode, settings.camera_source = "FEEDBACK", "3D", "SCENE"
+    settings.flow_guide = True
+    plan = extension.bake.scene.bake_scene(scene)
+    assert plan["settings"]["flow_guide"] is True
+    flows = [read_vector_pass(r["flow"])[0] for r in plan["frames"]]
+    assert (flows[1][..., 0] < -0.5).any()  # the cube's pixels came from the left: its own motion is in the flow
+    # The camera from Deforum's motion has no scene to render a Vector pass of: Follow Motion does not apply.
+    settings.camera_source = "MOTION"
+    plan = extension.bake.scene.bake_scene(scene)
+    assert plan["settings"]["flow_guide"] is False and not any(r.get("flow") for r in plan["frames"])
