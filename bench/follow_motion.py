@@ -1,0 +1,89 @@
+"""Follow Motion's cost and flicker against plain scene mode, on the coherence demo's baked plan (a ball rolling
+under a moving camera, embedded:shapes, 64x64). Variants run alternately (plain, guided, + Move Noise, + Latent
+Fusion; repeated), each into a fresh folder, the model loaded and warmed up first; prints one JSON line with the median
+seconds per frame of each, its ratio to plain, and each variant's warping error along Blender's Vector pass.
+
+    .venv/bin/python bench/follow_motion.py [--plan out/coherence/guided/plan.json] [--repeat 3]
+
+Needs the plan `make demo-coherence` leaves (it is run when the plan is missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from engine import plan as plan_mod  # noqa: E402
+from engine.flicker import flicker, read_frames  # noqa: E402
+from engine.flow import read_vector_pass  # noqa: E402
+from engine.renderer import Renderer  # noqa: E402
+
+VARIANTS = {
+    "plain": {"flow_guide": False},
+    "guided": {"flow_guide": True, "warp_noise": False, "fusion": 0.0},
+    "guided + Move Noise": {"flow_guide": True, "warp_noise": True, "fusion": 0.0},
+    "guided + Move Noise + Latent Fusion 0.5": {"flow_guide": True, "warp_noise": True, "fusion": 0.5},
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--plan", default=os.path.join(ROOT, "out", "coherence", "guided", "plan.json"))
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if not os.path.isfile(args.plan):
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "demo_coherence.py")], check=True)
+    with open(args.plan) as f:
+        base = json.load(f)
+    frames = base["frames"]
+    vectors = [read_vector_pass(r["flow"]) for r in frames]
+    flows = [(vectors[i][0], vectors[i - 1][1]) for i in range(1, len(frames))]
+    renderer = Renderer()
+    scratch = tempfile.mkdtemp(prefix="kd-bench-follow-")
+
+    def run(name: str, n: int) -> tuple[float, float]:
+        plan = copy.deepcopy(base)
+        out = os.path.join(scratch, f"{n}-{name.replace(' ', '_')}")
+        plan["settings"].update(output_dir=out, **VARIANTS[name])
+        started = time.perf_counter()
+        renderer.render(plan_mod.validate(plan), None, lambda e: None)
+        seconds = (time.perf_counter() - started) / len(frames)
+        images = read_frames([os.path.join(out, f"frame_{r['frame']:06d}.png") for r in frames])
+        return seconds, flicker(images, flows=flows)["warping_error"]
+
+    for name in VARIANTS:  # warm-up: model load, first-call costs
+        run(name, -1)
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    errors: dict[str, float] = {}
+    for n in range(args.repeat):
+        for name in VARIANTS:
+            seconds, errors[name] = run(name, n)
+            times[name].append(seconds)
+    shutil.rmtree(scratch, ignore_errors=True)
+    plain = statistics.median(times["plain"])
+    print(json.dumps({
+        "frames": len(frames), "steps": frames[0]["steps"], "strength": frames[0]["strength"],
+        "size": [base["settings"]["width"], base["settings"]["height"]], "repeat": args.repeat,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "input_warping_error": flicker(read_frames([r["init"]["path"] for r in frames]), flows=flows)["warping_error"],
+        "variants": {name: {"s_per_frame": round(statistics.median(t), 4), "runs": [round(x, 4) for x in t],
+                            "vs_plain": round(statistics.median(t) / plain, 3), "warping_error": round(errors[name], 5)}
+                     for name, t in times.items()},
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
