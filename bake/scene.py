@@ -110,6 +110,7 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "flow_guide": follows_motion(s),
         "warp_noise": s.flow_guide and s.mode == "VIDEO" and s.warp_noise,
         "fusion": s.fusion if s.flow_guide and s.mode == "VIDEO" else 0.0,
+        "anchor_attention": s.flow_guide and s.mode == "VIDEO" and s.anchor_attention,
         "cpu_offload": s.cpu_offload,
         **_clip_settings(s),
         **_upscale_settings(s, folder),

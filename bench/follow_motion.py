@@ -35,6 +35,7 @@ VARIANTS = {
     "guided": {"flow_guide": True, "warp_noise": False, "fusion": 0.0},
     "guided + Move Noise": {"flow_guide": True, "warp_noise": True, "fusion": 0.0},
     "guided + Move Noise + Latent Fusion 0.5": {"flow_guide": True, "warp_noise": True, "fusion": 0.5},
+    "guided + Anchor Attention": {"flow_guide": True, "warp_noise": False, "fusion": 0.0, "anchor_attention": True},
 }
 
 

@@ -104,6 +104,8 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     # ... and each denoising step is pulled towards the warped previous output where visible, by this weight (0-1;
     # engine/fusion.py).
     "fusion": ((int, float), False),
+    # ... and self-attention attends to the chain's first frame too (engine/anchor_attention.py).
+    "anchor_attention": ((bool,), False),
     # An upscaling pass over finished frames into its own folder: {"model": x4 or latent upscaler, "steps", "guidance",
     # "noise_level" (x4 only), "output_dir"}
     "upscale": ((dict,), False),
@@ -674,6 +676,8 @@ def _settings_data(settings: dict) -> dict:
             data["warp_noise"] = True
         if settings.get("fusion"):
             data["fusion"] = settings["fusion"]
+        if settings.get("anchor_attention"):
+            data["anchor_attention"] = True
     if settings["mode"] == "CLIP":
         data.update({k: settings.get(k) for k in _HASHED_CLIP})
     if settings["mode"] == "FEEDBACK":

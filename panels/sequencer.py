@@ -336,6 +336,9 @@ class KD_PT_input(_Panel, bpy.types.Panel):
         row = layout.row()
         row.active = settings.flow_guide
         row.prop(settings, "fusion")
+        row = layout.row()
+        row.active = settings.flow_guide
+        row.prop(settings, "anchor_attention")
 
 
 def _strip_field(layout, scene, owner, prop: str) -> None:

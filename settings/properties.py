@@ -222,6 +222,10 @@ class KD_Settings(bpy.types.PropertyGroup):
         options=FIXED, name="Latent Fusion", default=0.0, min=0.0, max=1.0,
         description="Follow Motion: after every denoising step, pull what the previous frame also saw towards its "
         "output moved along the motion (0: off; higher: steadier, less room for change)")
+    anchor_attention: BoolProperty(
+        options=FIXED, name="Anchor Attention", default=False,
+        description="Follow Motion: the model's self-attention also looks at the first frame of the chain, so later "
+        "frames draw their textures from the same source (costs memory for its features and a little time)")
     init_image: StringProperty(name="First Frame", subtype="FILE_PATH", options=PATH_OPTIONS,
                                description="Feedback: image the first frame starts from (empty: from noise)")
     color_reference: StringProperty(name="Color Reference", subtype="FILE_PATH", options=PATH_OPTIONS,

@@ -9,7 +9,8 @@ what came into the picture) the input alone; then image-to-image with the frame'
 
 With settings["warp_noise"] the image-to-image noise is moved along the same flow (engine/noise_warp.py), so what
 the denoiser grows from it moves with the surface too; with settings["fusion"] every denoising step is pulled towards
-the warped previous output where it is visible (engine/fusion.py), so the denoiser can't wander off it.
+the warped previous output where it is visible (engine/fusion.py), so the denoiser can't wander off it; with
+settings["anchor_attention"] self-attention also attends to the chain's first frame (engine/anchor_attention.py).
 
 The chain's only state is the previous output, read back from its PNG on disk when it was made by an earlier run (the
 same 8-bit pixels an uninterrupted run continues from), so a run resumed after a kill or a cancel gives the same
@@ -23,6 +24,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from ..anchor_attention import AnchorAttention
 from ..flow import estimate_flow, read_vector_pass, visible_mask, warp_previous
 from ..frames import FrameStore
 from ..fusion import Fusion
@@ -67,6 +69,13 @@ def _next_noise(job: Job, record: dict, previous: torch.Tensor | None, flows) ->
     return warp_noise(previous, backward, visible_mask(backward, forward), fresh)
 
 
+def _record_anchor(job: Job, anchor: AnchorAttention, first: dict, first_input: np.ndarray, own_noise: bool) -> None:
+    """Diffuse the chain's first frame again, as it was made, only to record its attention features."""
+    noises = [_next_noise(job, first, None, None)] if own_noise else None
+    with anchor.installed(job.pipe.unet, recording=True):
+        diffuse(job, [first], [first_input], noises=noises)
+
+
 def render(job: Job, records: list[dict], todo: set[int], store: FrameStore,
            read_init: Callable[[dict, tuple[int, int]], np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame, RGB uint8 image) for every frame of `records` (a chain from its start) in `todo`, in frame order;
@@ -75,6 +84,8 @@ def render(job: Job, records: list[dict], todo: set[int], store: FrameStore,
     size = (job.settings["width"], job.settings["height"])
     warped_noise = bool(job.settings.get("warp_noise"))
     fusion = float(job.settings.get("fusion", 0.0))
+    anchor = AnchorAttention() if job.settings.get("anchor_attention") else None
+    own_noise = warped_noise or bool(fusion)  # the noise is ours to give (see below)
     previous = None
     held = None  # (frame, input, output or None) of the last frame made or passed
     noise = None  # the last frame's noise (warp_noise)
@@ -103,8 +114,14 @@ def render(job: Job, records: list[dict], todo: set[int], store: FrameStore,
                 init = guided_init(current_input, held[2], *flows, float(record.get("guide", FRAME_DEFAULTS["guide"])))
                 if fusion:
                     fusions = [Fusion(warp_previous(held[2], flows[0]), visible_mask(*flows), fusion)]
-            image = diffuse(job, [record], [init], noises=[noise] if noise is not None else None,
-                            fusions=fusions)[0]
+            noises = [noise] if noise is not None else None
+            if anchor is None:
+                image = diffuse(job, [record], [init], noises=noises, fusions=fusions)[0]
+            else:
+                if previous is not None and not anchor.has_anchor:  # resumed later in the chain
+                    _record_anchor(job, anchor, records[0], read_init(records[0]["init"], size), own_noise)
+                with anchor.installed(job.pipe.unet, recording=previous is None):
+                    image = diffuse(job, [record], [init], noises=noises, fusions=fusions)[0]
             yield frame, image
         held = (frame, current_input, image)
         previous = record

@@ -145,3 +145,40 @@ def test_fusion_lowers_the_flicker_of_a_guided_chain(inputs, tmp_path):  # noqa:
               (video_plan(tmp_path, inputs), plan_mod.validate({**video_plan(tmp_path, inputs), "settings": {
                   **video_plan(tmp_path, inputs)["settings"], "fusion": 0.5}}))]
     assert all(hashes[0][f] != hashes[1][f] for f in hashes[0])
+
+
+def test_anchor_attention_attends_to_the_first_frame_and_resumes(inputs, tmp_path):  # noqa: F811
+    from engine.anchor_attention import AnchorAttention
+
+    renderer = Renderer()
+
+    def anchored(out, anchor: bool = True) -> dict:
+        plan = video_plan(out, inputs)
+        plan["settings"]["anchor_attention"] = anchor
+        return plan_mod.validate(plan)
+
+    renderer.render(anchored(tmp_path / "whole"), None, lambda e: None)
+    renderer.render(anchored(tmp_path / "plain", anchor=False), None, lambda e: None)
+    whole, plain = frames_in(tmp_path / "whole"), frames_in(tmp_path / "plain")
+    assert np.array_equal(whole[0], plain[0])  # the anchor itself is made as without
+    differs = [np.abs(a.astype(int) - b).mean() for a, b in zip(whole[1:], plain[1:])]
+    # Small on random weights (their attention is nearly uniform), but every later frame changes.
+    assert all(d > 0.005 for d in differs), differs
+    # Resumed after frame 3: the first frame is diffused again to record its features; the same frames follow.
+    parts = anchored(tmp_path / "parts")
+    renderer.render(parts, (1, 3), lambda e: None)
+    renderer.render(parts, None, lambda e: None)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, frames_in(tmp_path / "parts")))
+    # The UNet is itself again afterwards, and every self-attention layer was wrapped while it ran.
+    pipe = renderer.pipeline("embedded:tiny", "auto", lambda e: None)
+    assert not any("Anchor" in type(p).__name__ for p in pipe.unet.attn_processors.values())
+    anchor = AnchorAttention()
+    with anchor.installed(pipe.unet, recording=True):
+        assert all("Anchor" in type(p).__name__ for p in pipe.unet.attn_processors.values())
+        diffuse(_job(pipe), [_record(1)], [np.zeros((64, 64, 3), np.uint8)])
+    # Every self-attention layer's features at every step run (0.6 of 4 steps: 2).
+    self_attention = [name for name in pipe.unet.attn_processors if ".attn1." in name]
+    assert self_attention and len(anchor.state.features) == 2 * len(self_attention)
+    assert {name for name, _step in anchor.state.features} == set(self_attention)
+    hashes = [plan_mod.frame_hashes(p["settings"], p["frames"]) for p in (anchored(tmp_path), anchored(tmp_path, False))]
+    assert all(hashes[0][f] != hashes[1][f] for f in hashes[0])
