@@ -106,6 +106,9 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "fusion": ((int, float), False),
     # ... and self-attention attends to the chain's first frame too (engine/anchor_attention.py).
     "anchor_attention": ((bool,), False),
+    # Interpolate mode: in-between frames re-timed so the picture changes evenly along the keyed weight curve
+    # (engine/pacing.py; the searched positions are cached in the output folder).
+    "pace": ((bool,), False),
     # An upscaling pass over finished frames into its own folder: {"model": x4 or latent upscaler, "steps", "guidance",
     # "noise_level" (x4 only), "output_dir"}
     "upscale": ((dict,), False),
@@ -678,6 +681,8 @@ def _settings_data(settings: dict) -> dict:
             data["fusion"] = settings["fusion"]
         if settings.get("anchor_attention"):
             data["anchor_attention"] = True
+    if settings["mode"] == "INTERPOLATE" and settings.get("pace"):
+        data["pace"] = True
     if settings["mode"] == "CLIP":
         data.update({k: settings.get(k) for k in _HASHED_CLIP})
     if settings["mode"] == "FEEDBACK":

@@ -7,14 +7,16 @@ each distinct prompt text (or composable part) is encoded once per run. Prompts 
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 
+from .. import pacing
 from ..composable import composed
 from ..latents import blend, seeded_noise
 from ..prompts import FrameCondition, PromptEncoder, pipeline_inputs
-from . import Context, Frames, Mode, StepCallback, overlap, register
+from . import Context, Frames, Mode, StepCallback, WorkUnit, overlap, register
 
 
 def latent_shape(pipe, width: int, height: int) -> tuple[int, int, int]:
@@ -101,6 +103,21 @@ def _denoised(pipe, settings: dict, records: list[dict], on_step: StepCallback, 
         yield frames, (lambda images=images: overlap.decode(pipe, images)) if later else (lambda images=images: images)
 
 
+def candidates(pipe, settings: dict, on_step: StepCallback):
+    """pacing's draw: candidate records rendered as frames are (decoded in this thread), reported as step 0 of the
+    frames they are searched for (a cancel stops the search too)."""
+    plain = {**settings, "overlap_decode": False}
+
+    def draw(records: list[dict], frames: list[int]) -> Sequence[np.ndarray]:
+        def report(_frames, _step, steps, _latents=None):
+            on_step(frames, 0, steps)
+
+        return [np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
+                for _, image in render(pipe, plain, records, report)]
+
+    return draw
+
+
 @register
 class Interpolate(Mode):
     """Independent frames, batched; a distributed unit is one batch."""
@@ -108,7 +125,19 @@ class Interpolate(Mode):
     name = "INTERPOLATE"
 
     def render(self, ctx: Context) -> Frames:
-        return render(ctx.pipe, ctx.settings, ctx.todo, ctx.on_step)
+        todo = ctx.todo
+        if ctx.settings.get("pace"):  # even crossfades: the in-between frames move to their searched positions
+            todo = pacing.paced(ctx.settings, ctx.chain, todo, ctx.store.folder,
+                                candidates(ctx.pipe, ctx.settings, ctx.on_step))
+        return render(ctx.pipe, ctx.settings, todo, ctx.on_step)
 
     def batches(self, records: list[dict], batch_size: int) -> Iterator[list[dict]]:
         return batches(records, batch_size)
+
+    def units(self, plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
+        units = super().units(plan, todo, records)
+        if not plan["settings"].get("pace"):
+            return units
+        # A paced frame's position comes from its whole run: each worker gets the runs of its frames, and renders
+        # only its own (the range of its batch).
+        return [(pacing.run_frames(plan["frames"], frames), (frames[0], frames[-1])) for frames, _ in units]
