@@ -77,6 +77,7 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "batch_size": s.batch_size,
         "device": s.device,
         "latent_source": s.latent_source,
+        "pace": s.mode == "INTERPOLATE" and s.pace,
         "fps": fps,
         "frame_start": first,
         "frame_end": last,

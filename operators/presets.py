@@ -34,7 +34,7 @@ def draw_presets(self, context) -> None:
                              **(options if user else {**options, "filter_path": lambda name: False}))
 # What a preset holds: how to generate, not what (prompts) or where (output folder, strip). Animated settings are
 # stored at their current value; their F-curves stay in the .blend.
-PRESET_PROPS = ("mode", "model", "width", "height", "seed", "seed_behavior", "seed_iter_n", "latent_source",
+PRESET_PROPS = ("mode", "model", "width", "height", "seed", "seed_behavior", "seed_iter_n", "latent_source", "pace",
                 "scheduler", "scheduler_class", "negative_prompt", "batch_size", "decoder", "precision", "channels_last",
                 "vae_slicing", "vae_tiling", "compile", "background_writes", "stream_batch", "overlap_decode", "device", "motion_mode", "border",
                 "cadence", "color_coherence", *FRAME_PARAMS)

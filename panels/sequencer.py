@@ -208,6 +208,7 @@ class KD_PT_advanced(_Panel, bpy.types.Panel):
             col.prop(settings, "seed_iter_n")
         if settings.mode == "INTERPOLATE":
             layout.prop(settings, "latent_source")
+            layout.prop(settings, "pace")
         layout.prop(settings, "batch_size")
         layout.prop(settings, "device")
 

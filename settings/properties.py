@@ -401,6 +401,11 @@ class KD_Settings(bpy.types.PropertyGroup):
         items=enum_items(vocab.LATENT_SOURCES),
         default="PROMPT_SEEDS",
     )
+    pace: BoolProperty(options=FIXED,
+                       name="Even Pace", description="Interpolate: move the frames between two prompt keys so the "
+                       "picture changes by even steps along the weight curve (a model often holds one prompt's "
+                       "picture and flips to the other within one frame). Searches each crossfade once by rendering "
+                       "extra frames; the result is kept in the output folder", default=False)
     scheduler: EnumProperty(
         options=FIXED,
         name="Scheduler",
