@@ -58,6 +58,12 @@ def test_search_evens_out_a_sudden_flip():
     assert all(a < b for a, b in zip(positions, positions[1:]))
     assert max(steps) < 2 * min(steps)  # un-paced, 10 of the 11 steps are ~0 and one is 255
     assert len(curve.ts) <= pacing.MAX_CANDIDATES
+    # An eased weight curve: the change per frame follows the ease (in proportion to each step of keyed progress).
+    keyed = [3 * x * x - 2 * x ** 3 for x in (i / 11 for i in range(12))]
+    positions = [curve.position(p) for p in keyed]
+    steps = [pacing.distance(pacing.small(flip(a)), pacing.small(flip(b))) for a, b in zip(positions, positions[1:])]
+    per_progress = [s / (b - a) for s, a, b in zip(steps, keyed, keyed[1:])]
+    assert max(per_progress) < 1.5 * min(per_progress)
 
 
 def test_position_follows_the_keyed_progress():
@@ -114,8 +120,8 @@ def rendered(tmp_path_factory):
     drawn = []
     search = pacing.search
 
-    def counted(draw):
-        return search(lambda ts: drawn.append(len(ts)) or draw(ts))
+    def counted(draw, share=pacing.SHARE):
+        return search(lambda ts: drawn.append(len(ts)) or draw(ts), share)
 
     pacing.search = counted
     try:
@@ -145,7 +151,7 @@ def test_positions_are_cached_and_a_changed_prompt_searches_again(rendered, monk
     store = FrameStore(str(paced))
     before = {f: np.asarray(store.read(f)) for f in range(1, FRAMES + 1)}
     searched = []
-    monkeypatch.setattr(pacing, "search", lambda draw: searched.append(1) or pacing.Curve([0.0, 1.0], [1.0]))
+    monkeypatch.setattr(pacing, "search", lambda draw, share: searched.append(1) or pacing.Curve([0.0, 1.0], [1.0]))
     # Frames 5-8 again, from the cached curve: no search, the same pixels.
     for f in range(5, 9):
         os.remove(store.path(f))
