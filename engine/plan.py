@@ -104,7 +104,8 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     # ... and each denoising step is pulled towards the warped previous output where visible, by this weight (0-1;
     # engine/fusion.py).
     "fusion": ((int, float), False),
-    # ... and self-attention attends to the chain's first frame too (engine/anchor_attention.py).
+    # ... and self-attention attends to the chain's first frame too (engine/anchor_attention.py). "cadence" applies
+    # to flow-guided video too: only every Nth frame is diffused, the rest moved from the keys along the flow.
     "anchor_attention": ((bool,), False),
     # Interpolate mode: in-between frames re-timed so the picture changes evenly along the keyed weight curve
     # (engine/pacing.py; the searched positions are cached in the output folder).
@@ -681,6 +682,8 @@ def _settings_data(settings: dict) -> dict:
             data["fusion"] = settings["fusion"]
         if settings.get("anchor_attention"):
             data["anchor_attention"] = True
+        if settings["mode"] == "VIDEO" and settings.get("cadence", 1) > 1:
+            data["cadence"] = settings["cadence"]  # true-flow cadence (frames hashed before it keep their hash)
     if settings["mode"] == "INTERPOLATE" and settings.get("pace"):
         data["pace"] = True
     if settings["mode"] == "CLIP":
@@ -717,7 +720,7 @@ def frame_hashes(settings: dict, records: list[dict]) -> dict[int, str]:
             previous = _digest({"settings": base, "frame": _frame_data(settings, record), "previous": previous})
             chain.append(previous)
         # A cadence in-between is a blend of the keys on both sides, so it also depends on the next key.
-        keys = cadence_keys(len(segment), settings.get("cadence", 1) if settings["mode"] == "FEEDBACK" else 1)
+        keys = cadence_keys(len(segment), settings.get("cadence", 1))
         for i, record in enumerate(segment):
             next_key = next(k for k in keys if k >= i)
             hashes[record["frame"]] = chain[i] if next_key == i else _digest({"own": chain[i],

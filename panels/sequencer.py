@@ -340,6 +340,9 @@ class KD_PT_input(_Panel, bpy.types.Panel):
         row = layout.row()
         row.active = settings.flow_guide
         row.prop(settings, "anchor_attention")
+        row = layout.row()
+        row.active = settings.flow_guide
+        row.prop(settings, "cadence")  # true-flow cadence: keys diffused, in-betweens moved along the flow
 
 
 def _strip_field(layout, scene, owner, prop: str) -> None:

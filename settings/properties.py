@@ -330,7 +330,8 @@ class KD_Settings(bpy.types.PropertyGroup):
                          description="How 2D motion fills pixels that come from outside the frame")
     cadence: IntProperty(options=FIXED,
                          name="Cadence", default=1, min=1, max=50,
-                         description="Diffuse every Nth frame, warp-blend the ones between. " + ONE_VALUE)
+                         description="Diffuse every Nth frame (and the last), warp-blend the ones between: "
+                         "feedback along its motion, Follow Motion along the flow. " + ONE_VALUE)
     restart_chain: BoolProperty(
         name="Restart Chain",
         description="Feedback: key it on at a frame to start the chain again there, made like the first frame (init "

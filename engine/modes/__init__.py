@@ -112,16 +112,23 @@ class Mode:
             yield records[start:start + batch_size]
 
 
-def chain_covered(records: list[dict], chain: list[dict], store: FrameStore, hashes: dict) -> list[dict]:
+def chain_covered(records: list[dict], chain: list[dict], store: FrameStore, hashes: dict,
+                  cadence: int = 1) -> list[dict]:
     """For chained frames: the chosen frames plus the earlier frames of their chains that are missing on disk. A
     chain's frames need every frame before them back to its start (a restart cuts the chain); missing ones are
-    rendered and kept too."""
+    rendered and kept too. With a cadence, an in-between also needs the key after it: when that is missing, it is
+    rendered too."""
     chosen = set(plan_mod.frames_of(records))
     needed = []
     for segment in touched(chain, chosen):
-        first = min(chosen.intersection(plan_mod.frames_of(segment)))
+        frames = plan_mod.frames_of(segment)
+        first = min(chosen.intersection(frames))
+        keys = plan_mod.cadence_keys(len(segment), cadence)
+        last = max(i for i, f in enumerate(frames) if f in chosen)
+        after = frames[next(k for k in keys if k >= last)]
         needed += [r for r in segment if r["frame"] in chosen
-                   or (r["frame"] < first and not store.is_current(r["frame"], hashes[r["frame"]]))]
+                   or ((r["frame"] < first or r["frame"] == after)
+                       and not store.is_current(r["frame"], hashes[r["frame"]]))]
     return needed
 
 

@@ -190,7 +190,7 @@ class Feedback(Mode):
 
     def covered(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict,
                 settings: dict) -> list[dict]:
-        return chain_covered(records, chain, store, hashes)
+        return chain_covered(records, chain, store, hashes, settings["cadence"])
 
     def units(self, plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
         return chain_units(plan, todo, records)

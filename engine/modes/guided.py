@@ -30,7 +30,7 @@ from ..frames import FrameStore
 from ..fusion import Fusion
 from ..latents import seeded_noise
 from ..noise_warp import warp_noise
-from ..plan import FRAME_DEFAULTS
+from ..plan import FRAME_DEFAULTS, cadence_keys
 from .diffuse import Job, diffuse
 
 
@@ -49,11 +49,42 @@ def guided_init(current_input: np.ndarray, previous_output: np.ndarray, backward
                 guide: float) -> np.ndarray:
     """Frame t's init: its input, with the previous output warped along the flow blended in by `guide` where the
     pixel is visible in both frames."""
-    visible = visible_mask(backward, forward)[..., None]
     warped = warp_previous(previous_output.astype(np.float32), backward)
+    return _blend_init(current_input, warped, visible_mask(backward, forward), guide)
+
+
+def _blend_init(current_input: np.ndarray, warped: np.ndarray, valid: np.ndarray, guide: float) -> np.ndarray:
     source = current_input.astype(np.float32)
-    blended = np.where(visible, (1.0 - guide) * source + guide * warped, source)
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    blended = np.where(valid[..., None], (1.0 - guide) * source + guide * warped, source)
+    return _to_uint8(blended)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def carry(image: np.ndarray, steps: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Move `image` frame by frame along `steps`, each (flow to the frame it comes from, that frame's flow back):
+    the picture at every step (float32) and where it is valid there (bool: seen all the way along)."""
+    out = []
+    moved, valid = image.astype(np.float32), np.ones(image.shape[:2], bool)
+    for flow, back in steps:
+        moved = warp_previous(moved, flow)
+        valid = (warp_previous(valid.astype(np.float32), flow) > 0.999) & visible_mask(flow, back)
+        out.append((moved, valid))
+    return out
+
+
+def inbetween(current_input: np.ndarray, early: tuple[np.ndarray, np.ndarray], late: tuple[np.ndarray, np.ndarray],
+              t: float) -> np.ndarray:
+    """A cadence in-between at `t` (0-1) between two keys: each key moved to this frame along the flow, (picture,
+    valid), blended by distance where both are valid, the one valid where only one is, the frame's input where
+    neither is (revealed by both)."""
+    (a, valid_a), (b, valid_b) = early, late
+    both = (1.0 - t) * a + t * b
+    picture = np.where((valid_a & valid_b)[..., None], both,
+                       np.where(valid_a[..., None], a, np.where(valid_b[..., None], b, current_input)))
+    return _to_uint8(picture)
 
 
 def _next_noise(job: Job, record: dict, previous: torch.Tensor | None, flows) -> torch.Tensor:
@@ -76,52 +107,105 @@ def _record_anchor(job: Job, anchor: AnchorAttention, first: dict, first_input: 
         diffuse(job, [first], [first_input], noises=noises)
 
 
+class _Chain:
+    """One chain's inputs, flows and noises, read or computed once, in frame order."""
+
+    def __init__(self, job: Job, records: list[dict], read_init):
+        self.job, self.records, self.read_init = job, records, read_init
+        self.size = (job.settings["width"], job.settings["height"])
+        self._inputs: dict[int, np.ndarray] = {}
+        self._flows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._noise: tuple[int, torch.Tensor] | None = None
+
+    def input(self, i: int) -> np.ndarray:
+        if i not in self._inputs:
+            self._inputs = {k: v for k, v in self._inputs.items() if k >= i - 1}  # only neighbours are asked again
+            self._inputs[i] = self.read_init(self.records[i]["init"], self.size)
+        return self._inputs[i]
+
+    def flows(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(backward flow of frame i, forward flow of frame i-1)."""
+        if i not in self._flows:
+            self._flows[i] = _flows(self.records[i], self.records[i - 1], self.input(i), self.input(i - 1))
+        return self._flows[i]
+
+    def forget(self, before: int) -> None:
+        self._flows = {k: v for k, v in self._flows.items() if k > before}
+
+    def noise(self, i: int, warped: bool) -> torch.Tensor:
+        """Frame i's noise: with `warped` the chain's noise moved along every flow from the first frame (seeds and
+        flows only, so a resumed run recomputes it), else the frame's seeded noise."""
+        if not warped:
+            return _next_noise(self.job, self.records[i], None, None)
+        if self._noise is None or self._noise[0] > i:
+            self._noise = (0, _next_noise(self.job, self.records[0], None, None))
+        at, noise = self._noise
+        for k in range(at + 1, i + 1):
+            noise = _next_noise(self.job, self.records[k], noise, self.flows(k))
+        self._noise = (i, noise)
+        return noise
+
+
 def render(job: Job, records: list[dict], todo: set[int], store: FrameStore,
            read_init: Callable[[dict, tuple[int, int]], np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (frame, RGB uint8 image) for every frame of `records` (a chain from its start) in `todo`, in frame order;
-    a frame before them that this one continues from is read back from disk. With warp_noise the noise chain is
-    recomputed from the chain's start (seeds and flows only: no diffusion), so a resumed run matches."""
-    size = (job.settings["width"], job.settings["height"])
-    warped_noise = bool(job.settings.get("warp_noise"))
-    fusion = float(job.settings.get("fusion", 0.0))
-    anchor = AnchorAttention() if job.settings.get("anchor_attention") else None
-    own_noise = warped_noise or bool(fusion)  # the noise is ours to give (see below)
-    previous = None
-    held = None  # (frame, input, output or None) of the last frame made or passed
-    noise = None  # the last frame's noise (warp_noise)
-    for record in records:
-        frame = record["frame"]
-        needed = frame in todo
-        if not needed and not warped_noise:
-            previous = record
+    a key before them that this one continues from is read back from disk.
+
+    With settings["cadence"] N > 1 only every Nth frame and the last (plan.cadence_keys) is diffused, each from the
+    key before it moved along the flows of the frames between; an in-between is both keys moved to it along the flow
+    (the earlier forwards, the later back), blended by distance, its input where neither sees it (true-flow cadence).
+    """
+    settings = job.settings
+    indices = [i for i, r in enumerate(records) if r["frame"] in todo]
+    if not indices:
+        return
+    keys = cadence_keys(len(records), int(settings.get("cadence", 1)))
+    keys = keys[:next(n for n, k in enumerate(keys) if k >= max(indices)) + 1]
+    warped_noise = bool(settings.get("warp_noise"))
+    fusion = float(settings.get("fusion", 0.0))
+    anchor = AnchorAttention() if settings.get("anchor_attention") else None
+    own_noise = warped_noise or bool(fusion)  # the noise is ours to give (the fusion target shares it)
+    chain = _Chain(job, records, read_init)
+    previous: tuple[int, np.ndarray] | None = None  # (index, output) of the last key
+    for key in keys:
+        record = records[key]
+        between = [] if previous is None else list(range(previous[0] + 1, key))
+        wanted = [j for j in between if records[j]["frame"] in todo]
+        if record["frame"] not in todo and not wanted:
+            previous = (key, None)
             continue
-        current_input = read_init(record["init"], size)
-        flows = None
-        if previous is not None:
-            if held is None or held[0] != previous["frame"]:
-                held = (previous["frame"], read_init(previous["init"], size), None)
-            if needed and held[2] is None:
-                held = (*held[:2], store.read(previous["frame"]))
-            flows = _flows(record, previous, current_input, held[1])
-        if warped_noise:
-            noise = _next_noise(job, record, noise, flows)
-        elif fusion:  # the fusion target is noised with the frame's own noise: the noise is ours to give
-            noise = _next_noise(job, record, None, None)
-        image = None
-        if needed:
-            init, fusions = current_input, None
-            if flows is not None:
-                init = guided_init(current_input, held[2], *flows, float(record.get("guide", FRAME_DEFAULTS["guide"])))
+        if previous is not None and previous[1] is None:
+            previous = (previous[0], store.read(records[previous[0]]["frame"]))
+        forward = [] if previous is None else carry(previous[1], [chain.flows(j) for j in range(previous[0] + 1,
+                                                                                            key + 1)])
+        if record["frame"] in todo:
+            current = chain.input(key)
+            init, fusions = current, None
+            if forward:
+                moved, valid = forward[-1]
+                init = _blend_init(current, moved, valid, float(record.get("guide", FRAME_DEFAULTS["guide"])))
                 if fusion:
-                    fusions = [Fusion(warp_previous(held[2], flows[0]), visible_mask(*flows), fusion)]
-            noises = [noise] if noise is not None else None
+                    fusions = [Fusion(_to_uint8(moved), valid, fusion)]
+            noises = [chain.noise(key, warped_noise)] if own_noise else None
             if anchor is None:
                 image = diffuse(job, [record], [init], noises=noises, fusions=fusions)[0]
             else:
                 if previous is not None and not anchor.has_anchor:  # resumed later in the chain
-                    _record_anchor(job, anchor, records[0], read_init(records[0]["init"], size), own_noise)
+                    _record_anchor(job, anchor, records[0], chain.input(0), own_noise)
                 with anchor.installed(job.pipe.unet, recording=previous is None):
                     image = diffuse(job, [record], [init], noises=noises, fusions=fusions)[0]
-            yield frame, image
-        held = (frame, current_input, image)
-        previous = record
+        else:
+            image = store.read(record["frame"])
+        if wanted:
+            # The later key moved back frame by frame: frame j from j+1 along j's forward flow, checked against
+            # j+1's backward flow.
+            backward = carry(image, [(chain.flows(j + 1)[1], chain.flows(j + 1)[0]) for j in range(key - 1,
+                                                                                                  previous[0], -1)])
+            back = {key - 1 - n: moved for n, moved in enumerate(backward)}
+            for j in wanted:
+                t = (j - previous[0]) / (key - previous[0])
+                yield records[j]["frame"], inbetween(chain.input(j), forward[j - previous[0] - 1], back[j], t)
+        if record["frame"] in todo:
+            yield record["frame"], image
+        chain.forget(key)
+        previous = (key, image)

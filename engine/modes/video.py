@@ -106,7 +106,7 @@ class Video(Mode):
                 settings: dict) -> list[dict]:
         if not self.is_linked(settings):
             return records
-        return chain_covered(records, chain, store, hashes)
+        return chain_covered(records, chain, store, hashes, settings.get("cadence", 1))
 
     def units(self, plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
         if self.is_linked(plan["settings"]):

@@ -33,6 +33,7 @@ def test_follow_motion_bakes_the_vector_pass_and_generates(scene, extension, cap
     settings = scene.keyframe_diffusion
     settings.mode, settings.init_source, settings.strength = "VIDEO", "SCENE", 0.5
     settings.flow_guide = True
+    settings.cadence = 2  # true-flow cadence: frames 1, 3 and 4 diffused, frame 2 moved from them along the flow
     for frame, value in ((1, 0.2), (4, 0.8)):
         settings.guide = value
         settings.keyframe_insert("guide", frame=frame)
@@ -41,7 +42,7 @@ def test_follow_motion_bakes_the_vector_pass_and_generates(scene, extension, cap
     folder = bpy.path.abspath(settings.output_dir)
     with open(os.path.join(folder, "plan.json")) as f:
         plan = json.load(f)
-    assert plan["settings"]["flow_guide"] is True
+    assert plan["settings"]["flow_guide"] is True and plan["settings"]["cadence"] == 2
     guides = [round(r["guide"], 3) for r in plan["frames"]]
     assert guides[0] == 0.2 and guides[-1] == 0.8 and guides == sorted(set(guides))  # keyed, eased between
     for record in plan["frames"]:
