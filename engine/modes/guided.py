@@ -28,6 +28,7 @@ from ..anchor_attention import AnchorAttention
 from ..flow import estimate_flow, read_vector_pass, visible_mask, warp_previous
 from ..frames import FrameStore
 from ..fusion import Fusion
+from ..inbetween import Span, inbetween
 from ..latents import seeded_noise
 from ..noise_warp import warp_noise
 from ..plan import FRAME_DEFAULTS, cadence_keys
@@ -61,30 +62,6 @@ def _blend_init(current_input: np.ndarray, warped: np.ndarray, valid: np.ndarray
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
-
-
-def carry(image: np.ndarray, steps: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Move `image` frame by frame along `steps`, each (flow to the frame it comes from, that frame's flow back):
-    the picture at every step (float32) and where it is valid there (bool: seen all the way along)."""
-    out = []
-    moved, valid = image.astype(np.float32), np.ones(image.shape[:2], bool)
-    for flow, back in steps:
-        moved = warp_previous(moved, flow)
-        valid = (warp_previous(valid.astype(np.float32), flow) > 0.999) & visible_mask(flow, back)
-        out.append((moved, valid))
-    return out
-
-
-def inbetween(current_input: np.ndarray, early: tuple[np.ndarray, np.ndarray], late: tuple[np.ndarray, np.ndarray],
-              t: float) -> np.ndarray:
-    """A cadence in-between at `t` (0-1) between two keys: each key moved to this frame along the flow, (picture,
-    valid), blended by distance where both are valid, the one valid where only one is, the frame's input where
-    neither is (revealed by both)."""
-    (a, valid_a), (b, valid_b) = early, late
-    both = (1.0 - t) * a + t * b
-    picture = np.where((valid_a & valid_b)[..., None], both,
-                       np.where(valid_a[..., None], a, np.where(valid_b[..., None], b, current_input)))
-    return _to_uint8(picture)
 
 
 def _next_noise(job: Job, record: dict, previous: torch.Tensor | None, flows) -> torch.Tensor:
@@ -176,13 +153,19 @@ def render(job: Job, records: list[dict], todo: set[int], store: FrameStore,
             continue
         if previous is not None and previous[1] is None:
             previous = (previous[0], store.read(records[previous[0]]["frame"]))
-        forward = [] if previous is None else carry(previous[1], [chain.flows(j) for j in range(previous[0] + 1,
-                                                                                            key + 1)])
+        # The flows from the previous key to this one, composed once for the key's init and its in-betweens
+        # (engine/inbetween.py): chain.flows(j) is (frame j's backward flow, frame j-1's forward flow).
+        span = None
+        if previous is not None:
+            pairs = [chain.flows(j) for j in range(previous[0] + 1, key + 1)]
+            span = Span([back for back, _ in pairs], [ahead for _, ahead in pairs])
+        earlier = {} if span is None else span.to_earlier()
         if record["frame"] in todo:
             current = chain.input(key)
             init, fusions = current, None
-            if forward:
-                moved, valid = forward[-1]
+            if span is not None:
+                reach = earlier[span.length]
+                moved, valid = reach.bring(previous[1]), reach.visible
                 init = _blend_init(current, moved, valid, float(record.get("guide", FRAME_DEFAULTS["guide"])))
                 if fusion:
                     fusions = [Fusion(_to_uint8(moved), valid, fusion)]
@@ -197,14 +180,11 @@ def render(job: Job, records: list[dict], todo: set[int], store: FrameStore,
         else:
             image = store.read(record["frame"])
         if wanted:
-            # The later key moved back frame by frame: frame j from j+1 along j's forward flow, checked against
-            # j+1's backward flow.
-            backward = carry(image, [(chain.flows(j + 1)[1], chain.flows(j + 1)[0]) for j in range(key - 1,
-                                                                                                  previous[0], -1)])
-            back = {key - 1 - n: moved for n, moved in enumerate(backward)}
+            later = span.to_later()
             for j in wanted:
-                t = (j - previous[0]) / (key - previous[0])
-                yield records[j]["frame"], inbetween(chain.input(j), forward[j - previous[0] - 1], back[j], t)
+                k = j - previous[0]
+                yield records[j]["frame"], inbetween(chain.input(j), previous[1], earlier[k], image, later[k],
+                                                     k / span.length)
         if record["frame"] in todo:
             yield record["frame"], image
         chain.forget(key)

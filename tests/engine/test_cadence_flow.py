@@ -10,7 +10,7 @@ from test_flicker import H, W, panned, texture
 from test_guided import frames_in, video_plan
 
 from engine import plan as plan_mod
-from engine.modes.guided import carry, inbetween
+from engine.inbetween import Reach, Span, inbetween
 from engine.renderer import Renderer
 
 FRAMES = 7  # not a multiple of 2, 3 or 4: every cadence has a tail
@@ -47,22 +47,26 @@ def _left_edge(image: np.ndarray) -> int:
 def test_an_inbetween_lands_where_the_motion_puts_it():
     backward, forward = np.zeros((H, W, 2), np.float32), np.zeros((H, W, 2), np.float32)
     backward[..., 0], forward[..., 0] = -3.0, 3.0  # content moves 3 pixels right a frame
-    early = carry(_square(20), [(backward, forward)] * 2)[-1]  # key at frame 0, moved to frame 2
-    late = carry(_square(32), [(forward, backward)] * 2)[-1]  # key at frame 4, moved back to frame 2
-    assert _left_edge(early[0]) == 26 and _left_edge(late[0]) == 26
-    middle = inbetween(np.zeros((H, W, 3), np.uint8), early, late, 0.5)
+    span = Span([backward] * 4, [forward] * 4)  # keys at frames 0 and 4
+    early, late = span.to_earlier()[2], span.to_later()[2]
+    assert _left_edge(early.bring(_square(20))) == 26 and _left_edge(late.bring(_square(32))) == 26
+    middle = inbetween(np.zeros((H, W, 3), np.uint8), _square(20), early, _square(32), late, 0.5)
     assert _left_edge(middle) == 26 and middle[30, 26:36, 0].min() == 255
-    # What came in from outside is not valid: the earlier key's left edge, the later key's right edge.
-    assert not early[1][:, :6].any() and early[1][:, 6:].all()
-    assert not late[1][:, -6:].any() and late[1][:, :-6].all()
+    # Read the wrong way round, the flows put the square 12 pixels off.
+    wrong = Span([forward] * 4, [backward] * 4)
+    assert _left_edge(wrong.to_earlier()[2].bring(_square(20))) == 14
+    # What came in from outside is not visible: the earlier key's left edge, the later key's right edge.
+    assert not early.visible[:, :6].any() and early.visible[:, 6:].all()
+    assert not late.visible[:, -6:].any() and late.visible[:, :-6].all()
 
 
 def test_what_neither_key_sees_comes_from_the_input():
-    a, b = np.full((H, W, 3), 100.0, np.float32), np.full((H, W, 3), 200.0, np.float32)
-    valid_a, valid_b = np.ones((H, W), bool), np.ones((H, W), bool)
-    valid_a[:, :10] = False
-    valid_b[:, 5:15] = False
-    frame = inbetween(np.full((H, W, 3), 7, np.uint8), (a, valid_a), (b, valid_b), 0.25)
+    still = np.zeros((H, W, 2), np.float32)
+    seen_a, seen_b = np.ones((H, W), bool), np.ones((H, W), bool)
+    seen_a[:, :10] = False
+    seen_b[:, 5:15] = False
+    frame = inbetween(np.full((H, W, 3), 7, np.uint8), np.full((H, W, 3), 100, np.uint8), Reach(still, seen_a),
+                      np.full((H, W, 3), 200, np.uint8), Reach(still, seen_b), 0.25)
     assert (frame[:, :5] == 200).all()  # only the later key sees it
     assert (frame[:, 5:10] == 7).all()  # neither: the input
     assert (frame[:, 10:15] == 100).all()  # only the earlier key
