@@ -234,7 +234,10 @@ def parse_settings(data: dict, source: str = "settings") -> DeforumSettings:
     _read_prompts(get, out, max_frames)
     _read_hybrid(get, out)
 
-    on = sorted({f"{what} ({key})" for key, what in _UNSUPPORTED_FEATURES if _is_on(data.get(key))})
+    # With Follow Motion, a cadence's in-betweens are moved along the flow: Deforum's optical flow cadence.
+    handled = {"optical_flow_cadence"} if out.values.get("flow_guide") else set()
+    on = sorted({f"{what} ({key})" for key, what in _UNSUPPORTED_FEATURES
+                 if _is_on(data.get(key)) and key not in handled})
     if on:
         out.warnings.append("switched on in the file but not supported here, so ignored: " + ", ".join(on))
     return out

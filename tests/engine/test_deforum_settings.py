@@ -433,6 +433,7 @@ def test_never_imports_bpy():
 
 def test_hybrid_video_maps_to_follow_motion():
     s = parse_settings({"animation_mode": "3D", "video_init_path": "walk.mp4", "hybrid_motion": "Perspective",
+                        "diffusion_cadence": 3, "optical_flow_cadence": "DIS Medium",
                         "hybrid_flow_method": "RAFT", "hybrid_composite": "Normal",
                         "hybrid_comp_alpha_schedule": "0:(0.3), 10:(0.6)"})
     assert (s.values["mode"], s.values["flow_guide"], s.video_path) == ("VIDEO", True, "walk.mp4")
@@ -440,11 +441,13 @@ def test_hybrid_video_maps_to_follow_motion():
     said = " | ".join(s.warnings)
     assert "Perspective" in said and "RAFT" in said and "2D/3D motion schedules" in said
     assert "not supported here" not in said and "video_init_path" not in s.ignored
+    assert s.values["cadence"] == 3  # optical flow cadence: Follow Motion's in-betweens move along the flow
     # Hybrid motion alone starts each frame from the moved previous image only.
     alone = parse_settings({"animation_mode": "2D", "video_init_path": "walk.mp4", "hybrid_motion": "Optical Flow",
                             "hybrid_composite": "None"})
     assert alone.values["guide"] == 1.0 and "guide" not in alone.schedules
     # Without a video there is nothing to follow: said, and nothing switched.
-    lost = parse_settings({"animation_mode": "2D", "hybrid_motion": "Optical Flow"})
+    lost = parse_settings({"animation_mode": "2D", "hybrid_motion": "Optical Flow", "optical_flow_cadence": "RAFT"})
     assert "flow_guide" not in lost.values and lost.values["mode"] == "FEEDBACK"
     assert any("no video_init_path" in w for w in lost.warnings)
+    assert any("optical flow cadence (optical_flow_cadence)" in w for w in lost.warnings)
