@@ -326,7 +326,8 @@ def plan_work(plan: dict, frame_range: tuple[int, int] | None, store: FrameStore
     # frame, and the render covers the other frames the mode says (a chain's missing earlier frames, a whole clip).
     hashes = plan_mod.frame_hashes(settings, chain if mode.is_linked(settings) else records)
     records = mode.covered(records, chain, store, hashes, settings)
-    todo = [r for r in records if not store.is_current(r["frame"], hashes[r["frame"]])]
+    again = mode.remake(records, chain, store, hashes, settings)  # current on disk, made again all the same
+    todo = [r for r in records if r["frame"] in again or not store.is_current(r["frame"], hashes[r["frame"]])]
     return Work(chain, records, todo, hashes)
 
 

@@ -17,6 +17,9 @@ name: they look it up with `get(settings["mode"])` and use only this interface:
   `is_linked(settings)` says it for a plan (a mode whose option chains its frames, as flow-guided video, overrides it).
 - `covered(records, chain, store, hashes, settings)`: the frames a render of `records` (a frame range's frames) takes
   on, in frame order. Default: `records`; chained frames: `chain_covered`.
+- `remake(records, chain, store, hashes, settings)`: frames of the covered `records` that are current on disk but are
+  made again all the same. Default: none; chained frames with a cadence: `chain_remade` (in-betweens whose key after
+  them is not on disk).
 - `units(plan, todo, records)`: the distributed renderer's pieces of work, each `(frames, frame_range)`: a sub-plan of
   those frames, rendered over `frame_range` (None: all of them) by one worker. Default: the mode's `batches` of
   `todo`, so workers form the batches a local render would and the frames come out identical; chained frames:
@@ -103,6 +106,10 @@ class Mode:
                 settings: dict) -> list[dict]:
         return records
 
+    def remake(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict,
+               settings: dict) -> set[int]:
+        return set()
+
     def units(self, plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
         return [(plan_mod.frames_of(batch), None) for batch in self.batches(todo, plan["settings"]["batch_size"])]
 
@@ -117,7 +124,8 @@ def chain_covered(records: list[dict], chain: list[dict], store: FrameStore, has
     """For chained frames: the chosen frames plus the earlier frames of their chains that are missing on disk. A
     chain's frames need every frame before them back to its start (a restart cuts the chain); missing ones are
     rendered and kept too. With a cadence, an in-between also needs the key after it: when that is missing, it is
-    rendered too."""
+    rendered too, and so are the in-betweens before a rendered key that a killed render left on disk without it
+    (waiting_inbetweens)."""
     chosen = set(plan_mod.frames_of(records))
     needed = []
     for segment in touched(chain, chosen):
@@ -126,10 +134,30 @@ def chain_covered(records: list[dict], chain: list[dict], store: FrameStore, has
         keys = plan_mod.cadence_keys(len(segment), cadence)
         last = max(i for i, f in enumerate(frames) if f in chosen)
         after = frames[next(k for k in keys if k >= last)]
-        needed += [r for r in segment if r["frame"] in chosen
-                   or ((r["frame"] < first or r["frame"] == after)
-                       and not store.is_current(r["frame"], hashes[r["frame"]]))]
+        taken = {f for f in frames if f in chosen
+                 or ((f < first or f == after) and not store.is_current(f, hashes[f]))}
+        taken |= {f for f, key in waiting_inbetweens(segment, store, hashes, cadence).items() if key in taken}
+        needed += [r for r in segment if r["frame"] in taken]
     return needed
+
+
+def waiting_inbetweens(segment: list[dict], store: FrameStore, hashes: dict, cadence: int) -> dict[int, int]:
+    """A chain's cadence in-betweens on disk whose key after them is not, each with that key's frame. In frame order
+    an in-between is written before its key, so a render killed between the two leaves it behind: it is made again
+    with the key (which may come out a little differently on another run's arithmetic)."""
+    if cadence <= 1:
+        return {}
+    frames = plan_mod.frames_of(segment)
+    keys = plan_mod.cadence_keys(len(frames), cadence)
+    return {f: frames[b] for a, b in zip(keys, keys[1:]) if not store.is_current(frames[b], hashes[frames[b]])
+            for f in frames[a + 1:b] if store.is_current(f, hashes[f])}
+
+
+def chain_remade(records: list[dict], chain: list[dict], store: FrameStore, hashes: dict, cadence: int) -> set[int]:
+    """The covered `records`' in-betweens waiting on disk for their key (waiting_inbetweens): made again."""
+    frames = set(plan_mod.frames_of(records))
+    return {f for segment in touched(chain, frames) for f in waiting_inbetweens(segment, store, hashes, cadence)
+            if f in frames}
 
 
 def chain_units(plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:

@@ -23,7 +23,7 @@ from .. import image_ops, warp
 from ..flow import read_vector_pass, warp_previous
 from ..frames import FrameStore
 from ..plan import cadence_keys
-from . import Context, Frames, Mode, WorkUnit, chain_covered, chain_units, register
+from . import Context, Frames, Mode, WorkUnit, chain_covered, chain_remade, chain_units, register
 from .diffuse import Job, diffuse
 
 
@@ -191,6 +191,10 @@ class Feedback(Mode):
     def covered(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict,
                 settings: dict) -> list[dict]:
         return chain_covered(records, chain, store, hashes, settings["cadence"])
+
+    def remake(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict,
+               settings: dict) -> set[int]:
+        return chain_remade(records, chain, store, hashes, settings["cadence"])
 
     def units(self, plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
         return chain_units(plan, todo, records)

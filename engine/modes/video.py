@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import image_ops
 from ..frames import FrameStore
-from . import Context, Frames, Mode, WorkUnit, chain_covered, chain_units, guided, overlap, register, stream
+from . import (Context, Frames, Mode, WorkUnit, chain_covered, chain_remade, chain_units, guided, overlap, register,
+               stream)
 from .diffuse import Job, diffuse, diffuse_later
 
 
@@ -107,6 +108,12 @@ class Video(Mode):
         if not self.is_linked(settings):
             return records
         return chain_covered(records, chain, store, hashes, settings.get("cadence", 1))
+
+    def remake(self, records: list[dict], chain: list[dict], store: FrameStore, hashes: dict,
+               settings: dict) -> set[int]:
+        if not self.is_linked(settings):
+            return set()
+        return chain_remade(records, chain, store, hashes, settings.get("cadence", 1))
 
     def units(self, plan: dict, todo: list[dict], records: list[dict]) -> list[WorkUnit]:
         if self.is_linked(plan["settings"]):

@@ -102,6 +102,37 @@ def test_a_resumed_cadence_chain_gives_the_same_frames(inputs, tmp_path):
         assert np.array_equal(a, b)
 
 
+class _Killed(Exception):
+    """Stands for the process dying: raised from the event callback, it leaves the folder as a kill would."""
+
+
+def _kill_after_frame_2(event: dict) -> None:
+    if event["event"] == "frame" and event["frame"] == 2:
+        raise _Killed()
+
+
+def test_an_inbetween_written_before_a_kill_is_made_again_with_its_key(inputs, tmp_path):
+    renderer = Renderer()
+    renderer.render(_plan(tmp_path / "whole", inputs, 3), None, lambda e: None)
+    parts = _plan(tmp_path / "parts", inputs, 3)
+    # Keys are frames 1, 4 and 7; frame 2 is written after key 4 is diffused and before it is written.
+    with pytest.raises(_Killed):
+        renderer.render(parts, None, _kill_after_frame_2)
+    events = []
+    rest = renderer.render(parts, None, events.append)
+    assert [e["frame"] for e in events if e["event"] == "frame" and not e["skipped"]] == [2, 3, 4, 5, 6, 7]
+    assert rest["rendered"] == 6
+    for a, b in zip(frames_in_all(tmp_path / "whole"), frames_in_all(tmp_path / "parts")):
+        assert np.array_equal(a, b)
+    # A range after it takes the missing frames before it on (3 and key 4), and the in-between left with the key.
+    ranged = _plan(tmp_path / "range", inputs, 3)
+    with pytest.raises(_Killed):
+        renderer.render(ranged, None, _kill_after_frame_2)
+    events = []
+    renderer.render(ranged, (5, 6), events.append)
+    assert [e["frame"] for e in events if e["event"] == "frame" and not e["skipped"]] == [2, 3, 4, 5, 6, 7]
+
+
 def test_the_cadence_is_hashed_and_in_betweens_follow_the_next_key(inputs, tmp_path):
     every = plan_mod.frame_hashes(_plan(tmp_path, inputs, 1)["settings"], _plan(tmp_path, inputs, 1)["frames"])
     guided = video_plan(tmp_path, inputs)
