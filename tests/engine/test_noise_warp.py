@@ -180,5 +180,6 @@ def test_anchor_attention_attends_to_the_first_frame_and_resumes(inputs, tmp_pat
     self_attention = [name for name in pipe.unet.attn_processors if ".attn1." in name]
     assert self_attention and len(anchor.state.features) == 2 * len(self_attention)
     assert {name for name, _step in anchor.state.features} == set(self_attention)
-    hashes = [plan_mod.frame_hashes(p["settings"], p["frames"]) for p in (anchored(tmp_path), anchored(tmp_path, False))]
+    hashes = [plan_mod.frame_hashes(p["settings"], p["frames"])
+              for p in (anchored(tmp_path), anchored(tmp_path, False))]
     assert all(hashes[0][f] != hashes[1][f] for f in hashes[0])
