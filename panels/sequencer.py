@@ -328,21 +328,11 @@ class KD_PT_input(_Panel, bpy.types.Panel):
             layout.label(text="Renders the scene with its own engine at each frame", icon="SCENE")
         layout.prop(settings, "strength")
         layout.prop(settings, "flow_guide")
-        row = layout.row()
-        row.active = settings.flow_guide
-        row.prop(settings, "guide")
-        row = layout.row()
-        row.active = settings.flow_guide
-        row.prop(settings, "warp_noise")
-        row = layout.row()
-        row.active = settings.flow_guide
-        row.prop(settings, "fusion")
-        row = layout.row()
-        row.active = settings.flow_guide
-        row.prop(settings, "anchor_attention")
-        row = layout.row()
-        row.active = settings.flow_guide
-        row.prop(settings, "cadence")  # true-flow cadence: keys diffused, in-betweens moved along the flow
+        col = layout.column()
+        col.active = settings.flow_guide
+        # Cadence here is the true-flow cadence: keys diffused, in-betweens moved from them along the flow.
+        for name in ("guide", "warp_noise", "fusion", "anchor_attention", "cadence"):
+            col.prop(settings, name)
 
 
 def _strip_field(layout, scene, owner, prop: str) -> None:

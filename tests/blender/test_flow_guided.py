@@ -15,17 +15,22 @@ from engine.flow import read_vector_pass
 bpy = pytest.importorskip("bpy")
 
 
-def test_follow_motion_bakes_the_vector_pass_and_generates(scene, extension, capfd):
+def _sliding_cube(scene, last: int) -> None:
+    """A floor and a cube sliding right by itself from frame 1 to `last`, under a still camera."""
     bpy.ops.mesh.primitive_plane_add(size=40, location=(0, 0, 0))
     bpy.ops.mesh.primitive_cube_add(size=2, location=(0, 0, 1))
     cube = bpy.context.active_object
-    for frame, x in ((1, -2.0), (4, 1.0)):  # the cube slides right while the camera stays
+    for frame, x in ((1, -2.0), (last, 1.0)):
         cube.location.x = x
         cube.keyframe_insert("location", frame=frame)
     camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
     scene.collection.objects.link(camera)
     scene.camera = camera
     camera.location, camera.rotation_euler = (0.0, -8.0, 4.0), (1.1, 0.0, 0.0)
+
+
+def test_follow_motion_bakes_the_vector_pass_and_generates(scene, extension, capfd):
+    _sliding_cube(scene, 4)
     scene.render.engine = "CYCLES"
     scene.cycles.samples = 1
     scene.frame_end = 4
@@ -57,16 +62,7 @@ def test_follow_motion_bakes_the_vector_pass_and_generates(scene, extension, cap
 
 
 def test_feedback_3d_follow_motion_bakes_the_vector_pass(scene, extension):
-    bpy.ops.mesh.primitive_plane_add(size=40, location=(0, 0, 0))
-    bpy.ops.mesh.primitive_cube_add(size=2, location=(0, 0, 1))
-    cube = bpy.context.active_object
-    for frame, x in ((1, -2.0), (3, 1.0)):  # the cube slides right by itself; the camera stays
-        cube.location.x = x
-        cube.keyframe_insert("location", frame=frame)
-    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    scene.collection.objects.link(camera)
-    scene.camera = camera
-    camera.location, camera.rotation_euler = (0.0, -8.0, 4.0), (1.1, 0.0, 0.0)
+    _sliding_cube(scene, 3)
     scene.frame_end = 3
     bpy.ops.keyframe_diffusion.prompt_add(text="a red circle", frame=1)
     settings = scene.keyframe_diffusion
