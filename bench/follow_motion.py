@@ -1,10 +1,13 @@
 """Follow Motion's cost and flicker against plain scene mode, on the coherence demo's baked plan (a ball rolling
 under a moving camera, embedded:shapes, 64x64). Variants run alternately (plain, guided, + Move Noise, + Latent
 Fusion, + Anchor Attention, true-flow cadence 2 and 4; repeated), each into a fresh folder, the model loaded and
-warmed up first; prints one JSON line with each one's median seconds per frame, its ratio to plain, how many frames
-it diffused, and its warping error along Blender's Vector pass.
+warmed up first; prints one JSON line with each one's median and best seconds per frame, its ratio to plain and to
+guided every-frame, how many frames it diffused, its warping error along Blender's Vector pass (as `python -m engine
+flicker` reports it) and the share of its frames in which the shapes scorer reads the prompt (as the demo counts it).
 
-    .venv/bin/python bench/follow_motion.py [--plan out/coherence/guided/plan.json] [--repeat 3]
+    .venv/bin/python bench/follow_motion.py [--plan out/coherence/guided/plan.json] [--repeat 3] [--only a,b]
+
+`--only plain,guided,"cadence 2","cadence 4"` times the cadence against every-frame diffusion alone.
 
 Needs the plan `make demo-coherence` leaves (it is run when the plan is missing).
 """
@@ -30,6 +33,10 @@ from engine import plan as plan_mod  # noqa: E402
 from engine.flicker import flicker, read_frames  # noqa: E402
 from engine.flow import read_vector_pass  # noqa: E402
 from engine.renderer import Renderer  # noqa: E402
+from engine.shapes import scorer  # noqa: E402
+from PIL import Image  # noqa: E402
+
+WANTED = ("red", "circle", "blue")  # scripts/demo_coherence.py: what the scorer must read in a frame
 
 VARIANTS = {
     "plain": {"flow_guide": False},
@@ -37,8 +44,8 @@ VARIANTS = {
     "guided + Move Noise": {"flow_guide": True, "warp_noise": True, "fusion": 0.0},
     "guided + Move Noise + Latent Fusion 0.5": {"flow_guide": True, "warp_noise": True, "fusion": 0.5},
     "guided + Anchor Attention": {"flow_guide": True, "warp_noise": False, "fusion": 0.0, "anchor_attention": True},
-    "guided, cadence 2": {"flow_guide": True, "warp_noise": False, "fusion": 0.0, "cadence": 2},
-    "guided, cadence 4": {"flow_guide": True, "warp_noise": False, "fusion": 0.0, "cadence": 4},
+    "cadence 2": {"flow_guide": True, "warp_noise": False, "fusion": 0.0, "cadence": 2},
+    "cadence 4": {"flow_guide": True, "warp_noise": False, "fusion": 0.0, "cadence": 4},
 }
 
 
@@ -46,7 +53,13 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--plan", default=os.path.join(ROOT, "out", "coherence", "guided", "plan.json"))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", help="comma-separated variants to run (default: all)")
     args = parser.parse_args()
+    names = [n.strip() for n in args.only.split(",")] if args.only else list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown or "plain" not in names:
+        parser.error(f"--only takes plain and any of: {', '.join(VARIANTS)} "
+                     f"(not {', '.join(unknown) or 'without plain'})")
     if not os.path.isfile(args.plan):
         subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "demo_coherence.py")], check=True)
     with open(args.plan) as f:
@@ -58,6 +71,7 @@ def main() -> int:
     scratch = tempfile.mkdtemp(prefix="kd-bench-follow-")
 
     diffused: dict[str, int] = {}
+    follows: dict[str, float] = {}
 
     def run(name: str, n: int) -> tuple[float, float]:
         plan = copy.deepcopy(base)
@@ -69,18 +83,21 @@ def main() -> int:
         diffused[name] = len({f for e in events if e["event"] == "progress" for f in e["frames"]})
         seconds = (time.perf_counter() - started) / len(frames)
         images = read_frames([os.path.join(out, f"frame_{r['frame']:06d}.png") for r in frames])
+        reads = [scorer.score(Image.fromarray(image)) for image in images]
+        follows[name] = sum((s.color, s.shape, s.background) == WANTED for s in reads) / len(reads)
         return seconds, flicker(images, flows=flows)["warping_error"]
 
-    for name in VARIANTS:  # warm-up: model load, first-call costs
+    for name in names:  # warm-up: model load, first-call costs
         run(name, -1)
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    times: dict[str, list[float]] = {name: [] for name in names}
     errors: dict[str, float] = {}
     for n in range(args.repeat):
-        for name in VARIANTS:
+        for name in names:
             seconds, errors[name] = run(name, n)
             times[name].append(seconds)
     shutil.rmtree(scratch, ignore_errors=True)
     plain = statistics.median(times["plain"])
+    guided = statistics.median(times["guided"]) if "guided" in times else None
     print(json.dumps({
         "frames": len(frames), "steps": frames[0]["steps"], "strength": frames[0]["strength"],
         "size": [base["settings"]["width"], base["settings"]["height"]], "repeat": args.repeat,
@@ -88,8 +105,10 @@ def main() -> int:
         "input_warping_error": flicker(read_frames([r["init"]["path"] for r in frames]), flows=flows)["warping_error"],
         "variants": {name: {"s_per_frame": round(statistics.median(t), 4), "best": round(min(t), 4),
                             "runs": [round(x, 4) for x in t],
-                            "vs_plain": round(statistics.median(t) / plain, 3), "diffused": diffused[name],
-                            "warping_error": round(errors[name], 5)}
+                            "vs_plain": round(statistics.median(t) / plain, 3),
+                            "vs_guided": round(statistics.median(t) / guided, 3) if guided else None,
+                            "diffused": diffused[name], "warping_error": round(errors[name], 5),
+                            "follows_prompt": round(follows[name], 3)}
                      for name, t in times.items()},
     }))
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_flicker import H, W, panned, texture
-from test_guided import frames_in, video_plan
+from test_guided import video_plan
 
 from engine import plan as plan_mod
 from engine.inbetween import Reach, Span, inbetween
