@@ -76,7 +76,9 @@ def main() -> int:
     def run(name: str, n: int) -> tuple[float, float]:
         plan = copy.deepcopy(base)
         out = os.path.join(scratch, f"{n}-{name.replace(' ', '_')}")
-        plan["settings"].update(output_dir=out, **VARIANTS[name])
+        # Whatever the demo baked its guided render with, each variant sets all of Follow Motion's options.
+        plan["settings"].update(output_dir=out, cadence=1, warp_noise=False, fusion=0.0, anchor_attention=False,
+                                **VARIANTS[name])
         started = time.perf_counter()
         events: list[dict] = []
         renderer.render(plan_mod.validate(plan), None, events.append)

@@ -1,13 +1,16 @@
 """Temporal coherence on the embedded default: a red ball rolls across a blue checkered floor while the camera trucks
-and turns, rendered by Blender as the input of scene mode, once plain (each frame diffused on its own) and once with
-Follow Motion (each frame starts from the previous output moved along Blender's Vector pass), at the same strength.
+and turns, rendered by Blender as the input of scene mode, plain (each frame diffused on its own) and with Follow
+Motion (each key starts from the previous output moved along Blender's Vector pass, with its noise moved too and
+Latent Fusion; a true-flow cadence makes the frames between keys), at the same strength; and Follow Motion diffusing
+every frame, to show what the cadence adds.
 
     python scripts/demo_coherence.py [--output out/coherence] [--frames 24] [--strength 0.5] [--guide 0.8]
+                                     [--fusion 0.5] [--cadence 4] [--still-noise]
 
 Prints the flicker (Lai et al.'s warping error, engine/flicker.py) of the input, the plain frames and the guided frames
-side by side, all measured along Blender's true motion (the Vector pass), and how many guided frames the shapes scorer
-reads as the prompt. Leaves the .blend, both sets of frames, the scene render, the Vector pass, a side-by-side GIF and
-a contact sheet under the output folder.
+side by side, all measured along Blender's true motion (the Vector pass), and how many frames the shapes scorer reads
+as the prompt. Leaves the .blend, the sets of frames, the scene render, the Vector pass, a side-by-side GIF and a
+contact sheet under the output folder.
 
 Runs on the bpy wheel (the dev venv), with the extension installed from its built zip, as `scripts/demo.py` does.
 """
@@ -109,11 +112,11 @@ def make_scene(bpy, frames: int, size: int, strength: float, guide: float, warp_
     settings.fusion = fusion
 
 
-def generate(bpy, folder: str, guided: bool) -> None:
+def generate(bpy, folder: str, guided: bool, cadence: int = 1) -> None:
     from bl_ext.user_default.keyframe_diffusion.run import cli
 
     settings = bpy.context.scene.keyframe_diffusion
-    settings.flow_guide = guided
+    settings.flow_guide, settings.cadence = guided, cadence
     settings.output_dir = folder
     if cli.main(["generate", "--save"]) != 0:
         raise SystemExit(f"demo-coherence: the {'guided' if guided else 'plain'} render failed")
@@ -137,19 +140,20 @@ def figures(out: str, frames: int) -> dict:
     flows = [(vectors[i][0], vectors[i - 1][1]) for i in range(1, frames)]  # (backward of t, forward of t-1)
     scene = read_frames(paths("guided/passes/image"))
     result = {}
-    for name, folder in (("input", None), ("plain", "plain"), ("guided", "guided")):
+    for name, folder in (("input", None), ("plain", "plain"), ("every_frame", "every_frame"), ("guided", "guided")):
         images = scene if folder is None else read_frames(paths(folder))
         figure = flicker(images, flows=flows)
         result[name] = {"warping_error": figure["warping_error"], "mean_difference": figure["mean_difference"],
                         "visible": figure["visible"]}
-    for name in ("plain", "guided"):
+    for name in ("plain", "every_frame", "guided"):
         reads = [scorer.score(Image.open(p).convert("RGB")) for p in paths(name)]
         result[name]["follows_prompt"] = sum((s.color, s.shape, s.background) == WANTED for s in reads) / frames
     return result
 
 
-def side_by_side(out: str, frames: int) -> tuple[str, str]:
-    """A GIF and a contact sheet of input | plain | guided, each frame scaled up 3x so the flicker is visible."""
+def side_by_side(out: str, frames: int, cadence: int) -> tuple[str, str]:
+    """A GIF and a contact sheet of input | plain | Follow Motion every frame | Follow Motion with the cadence, each
+    frame scaled up 3x so the flicker is visible."""
     from PIL import Image, ImageDraw
 
     from engine.frames import frame_filename
@@ -158,11 +162,11 @@ def side_by_side(out: str, frames: int) -> tuple[str, str]:
     rows = []
     for n in range(1, frames + 1):
         tiles = [Image.open(os.path.join(out, folder, frame_filename(n))).convert("RGB")
-                 for folder in ("guided/passes/image", "plain", "guided")]
+                 for folder in ("guided/passes/image", "plain", "every_frame", "guided")]
         w, h = tiles[0].size
-        row = Image.new("RGB", (3 * w * scale, h * scale + label), "white")
+        row = Image.new("RGB", (len(tiles) * w * scale, h * scale + label), "white")
         draw = ImageDraw.Draw(row)
-        for i, (tile, text) in enumerate(zip(tiles, ("input", "plain", "Follow Motion"))):
+        for i, (tile, text) in enumerate(zip(tiles, ("input", "plain", "Follow Motion", f"... cadence {cadence}"))):
             row.paste(tile.resize((w * scale, h * scale), Image.NEAREST), (i * w * scale, label))
             draw.text((i * w * scale + 4, 1), text, fill="black")
         rows.append(row)
@@ -185,7 +189,8 @@ def main() -> int:
     parser.add_argument("--strength", type=float, default=0.5, help="both renders' strength")
     parser.add_argument("--guide", type=float, default=0.8, help="Motion Guidance of the guided render")
     parser.add_argument("--still-noise", action="store_true", help="the guided render without Move Noise")
-    parser.add_argument("--fusion", type=float, default=0.5, help="Latent Fusion of the guided render")
+    parser.add_argument("--fusion", type=float, default=0.8, help="Latent Fusion of the guided render")
+    parser.add_argument("--cadence", type=int, default=4, help="true-flow cadence of the guided render")
     args = parser.parse_args()
     out = os.path.abspath(args.output)
     shutil.rmtree(out, ignore_errors=True)
@@ -199,28 +204,33 @@ def main() -> int:
     make_scene(bpy, args.frames, dataset.SIZE, args.strength, args.guide, not args.still_noise,
                args.fusion)
     print(f"demo-coherence: {args.frames} frames at {dataset.SIZE}x{dataset.SIZE}, '{PROMPT}', strength "
-          f"{args.strength}; plain, then Follow Motion at guidance {args.guide}", flush=True)
+          f"{args.strength}; plain, Follow Motion on every frame, then Follow Motion at cadence {args.cadence} "
+          f"(guidance {args.guide}, Latent Fusion {args.fusion}, {'still' if args.still_noise else 'moving'} noise)",
+          flush=True)
     generate(bpy, "//plain/", guided=False)
-    generate(bpy, "//guided/", guided=True)
+    generate(bpy, "//every_frame/", guided=True)
+    generate(bpy, "//guided/", guided=True, cadence=args.cadence)
     result = figures(out, args.frames)
     with open(os.path.join(out, "figures.json"), "w") as f:
         json.dump(result, f, indent=2)
-    gif, sheet = side_by_side(out, args.frames)
-    inp, plain, guided = (result[k]["warping_error"] for k in ("input", "plain", "guided"))
+    gif, sheet = side_by_side(out, args.frames, args.cadence)
+    inp, plain, every, guided = (result[k]["warping_error"] for k in ("input", "plain", "every_frame", "guided"))
+    reads = {k: f"{result[k]['follows_prompt']:.0%}" for k in ("plain", "every_frame", "guided")}
     print(f"""
 demo-coherence: finished in {time.time() - started:.0f}s
   blend file   {blend}   (the strip shows the guided frames)
-  frames       {os.path.join(out, 'plain')}, {os.path.join(out, 'guided')}
+  frames       {os.path.join(out, 'plain')}, {os.path.join(out, 'every_frame')}, {os.path.join(out, 'guided')}
   input        {os.path.join(out, 'guided', 'passes', 'image')}, Vector pass in {os.path.join(out, 'guided', 'passes',
                                                                                          'vector')}
   side by side {gif}
                {sheet}
   flicker (warping error along Blender's Vector pass; lower is steadier)
-               input {inp:.5f}   plain {plain:.5f}   Follow Motion {guided:.5f}
+               input {inp:.5f}   plain {plain:.5f}   Follow Motion every frame {every:.5f}
+               Follow Motion at cadence {args.cadence} {guided:.5f}
                guided / input {guided / max(inp, 1e-12):.2f}x (target <= 1.5x), guided / plain {guided / plain:.2f}x
                (target <= 0.5x)
-  prompt       the shapes scorer reads '{PROMPT}' in {result['guided']['follows_prompt']:.0%} of the guided frames
-               (plain: {result['plain']['follows_prompt']:.0%}; target >= 90%)""")
+  prompt       the shapes scorer reads '{PROMPT}' in {reads['guided']} of the guided frames
+               (plain: {reads['plain']}, every frame: {reads['every_frame']}; target >= 90%)""")
     return 0
 
 
