@@ -352,12 +352,15 @@ def test_giffusion_prompt_lines_import_with_a_transition(scene):
 def test_presets_save_and_restore_the_generation_settings(scene):
     settings = scene.keyframe_diffusion
     settings.steps, settings.guidance, settings.scheduler, settings.zoom = 9, 3.5, "euler_a", 1.1
+    settings.flow_guide, settings.warp_noise, settings.fusion = True, True, 0.6  # Follow Motion's options too
     assert bpy.ops.keyframe_diffusion.preset_add(name="My Look") == {"FINISHED"}
     path = os.path.join(bpy.utils.user_resource("SCRIPTS", path="presets/keyframe_diffusion"), "My_Look.py")
     assert os.path.isfile(path)
     settings.steps, settings.guidance, settings.scheduler, settings.zoom = 2, 7.5, "default", 1.0
+    settings.flow_guide, settings.warp_noise, settings.fusion = False, False, 0.0
     assert bpy.ops.script.execute_preset(filepath=path, menu_idname="KD_MT_presets") == {"FINISHED"}
     assert (settings.steps, settings.guidance, settings.scheduler) == (9, 3.5, "euler_a")
+    assert (settings.flow_guide, settings.warp_noise) == (True, True) and settings.fusion == pytest.approx(0.6)
     assert settings.zoom == pytest.approx(1.1)
 
 
