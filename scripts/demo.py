@@ -38,9 +38,12 @@ def build_zip(folder: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def install_extension(out: str):
-    """Build the zip, install it into a private Blender user folder under `out` as a user would, start from an empty
-    file; returns bpy."""
+def install_extension(out: str, blend_name: str):
+    """Empty the folder `out`, build the zip, install it into a private Blender user folder there as a user would,
+    and start from an empty file saved as `blend_name` in it (so '//' paths are inside `out`); returns (bpy, the
+    .blend's path)."""
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
     os.environ["BLENDER_USER_RESOURCES"] = os.path.join(out, "blender-user")
     zip_path = build_zip(os.path.join(out, "build"))
     import bpy
@@ -49,7 +52,9 @@ def install_extension(out: str):
                                                 enable_on_install=True) != {"FINISHED"}:
         raise SystemExit("demo: could not install the extension")
     bpy.ops.wm.read_homefile(use_empty=True)
-    return bpy
+    blend = os.path.join(out, blend_name)
+    bpy.ops.wm.save_as_mainfile(filepath=blend)
+    return bpy, blend
 
 
 def prompt_keys(frames: int) -> list[int]:
@@ -115,12 +120,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=48)
     args = parser.parse_args()
     out = os.path.abspath(args.output)
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
     started = time.time()
-    bpy = install_extension(out)
-    blend = os.path.join(out, "demo.blend")
-    bpy.ops.wm.save_as_mainfile(filepath=blend)  # so '//frames/' means out/demo/frames
+    bpy, blend = install_extension(out, "demo.blend")  # '//frames/' means out/demo/frames
     make_scene(bpy, args.frames, dataset.SIZE)  # the model's native size
     scene = bpy.context.scene
     scene.keyframe_diffusion.output_dir = "//frames/"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 
@@ -193,14 +192,10 @@ def main() -> int:
     parser.add_argument("--cadence", type=int, default=4, help="true-flow cadence of the guided render")
     args = parser.parse_args()
     out = os.path.abspath(args.output)
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
     started = time.time()
-    bpy = install_extension(out)
+    bpy, blend = install_extension(out, "coherence.blend")  # '//plain/' means out/coherence/plain
     from engine.shapes import dataset
 
-    blend = os.path.join(out, "coherence.blend")
-    bpy.ops.wm.save_as_mainfile(filepath=blend)  # so '//plain/' means out/coherence/plain
     make_scene(bpy, args.frames, dataset.SIZE, args.strength, args.guide, not args.still_noise,
                args.fusion)
     print(f"demo-coherence: {args.frames} frames at {dataset.SIZE}x{dataset.SIZE}, '{PROMPT}', strength "
