@@ -60,8 +60,8 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8:
         return image
     if image.dtype == np.uint16:
-        return _round_clip(image.astype(np.float32) * (255.0 / 65535.0))
-    return _round_clip(image.astype(np.float32) * 255.0)
+        return round_clip(image.astype(np.float32) * (255.0 / 65535.0))
+    return round_clip(image.astype(np.float32) * 255.0)
 
 
 def to_pil(image: np.ndarray) -> "PIL.Image.Image":  # noqa: F821 (Pillow is imported on use)
@@ -78,7 +78,7 @@ def to_pil(image: np.ndarray) -> "PIL.Image.Image":  # noqa: F821 (Pillow is imp
     return Image.fromarray(np.ascontiguousarray(_check_rgb(image)))
 
 
-def _round_clip(values: np.ndarray) -> np.ndarray:
+def round_clip(values: np.ndarray) -> np.ndarray:
     """Float pixel values in 0..255 units -> uint8, rounded to nearest and clipped."""
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
@@ -197,7 +197,7 @@ def add_noise(image: np.ndarray, amount: float, seed: int) -> np.ndarray:
         return image
     rng = np.random.default_rng(_rng_seed(seed))
     noise = rng.standard_normal(image.shape, dtype=np.float32)
-    return _round_clip(image.astype(np.float32) + noise * np.float32(amount * 127.5))
+    return round_clip(image.astype(np.float32) + noise * np.float32(amount * 127.5))
 
 
 def adjust_contrast(image: np.ndarray, contrast: float) -> np.ndarray:
@@ -214,7 +214,7 @@ def adjust_contrast(image: np.ndarray, contrast: float) -> np.ndarray:
         raise ValueError(f"contrast must be a finite factor >= 0, got {contrast}")
     if contrast == 1.0:
         return image
-    return _round_clip(image.astype(np.float32) * np.float32(contrast))
+    return round_clip(image.astype(np.float32) * np.float32(contrast))
 
 
 def blend_frames(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -233,7 +233,7 @@ def blend_frames(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
         return a.copy()
     if t == 1.0:
         return b.copy()
-    return _round_clip(a.astype(np.float32) * np.float32(1.0 - t) + b.astype(np.float32) * np.float32(t))
+    return round_clip(a.astype(np.float32) * np.float32(1.0 - t) + b.astype(np.float32) * np.float32(t))
 
 
 def luma_mean(image: np.ndarray) -> float:
@@ -597,7 +597,7 @@ def normal_to_control(normal: np.ndarray, world_to_camera: np.ndarray | None = N
         length = np.linalg.norm(vectors, axis=2, keepdims=True)
         vectors = np.divide(vectors, length, out=np.zeros_like(vectors), where=length > 1e-8)
     encoded = vectors * np.array([-1.0, 1.0, 1.0], dtype=np.float32)
-    return _round_clip((np.clip(encoded, -1.0, 1.0) * 0.5 + 0.5) * 255.0)
+    return round_clip((np.clip(encoded, -1.0, 1.0) * 0.5 + 0.5) * 255.0)
 
 
 def canny(image: np.ndarray, low: int = 100, high: int = 200) -> np.ndarray:

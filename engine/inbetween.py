@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .flow import visible_mask, warp_previous
+from .image_ops import round_clip
 
 Flow = np.ndarray  # (H, W, 2) float32, pixels, engine/flow.py's convention
 
@@ -101,4 +102,4 @@ def inbetween(current_input: np.ndarray, early_key: np.ndarray, early: Reach, la
     both = (1.0 - weight) * a + weight * b
     seen_a, seen_b = early.visible[..., None], late.visible[..., None]
     picture = np.where(seen_a & seen_b, both, np.where(seen_a, a, np.where(seen_b, b, current_input)))
-    return np.clip(np.rint(picture), 0, 255).astype(np.uint8)
+    return round_clip(picture)

@@ -101,4 +101,4 @@ def paste_back(generated: np.ndarray, init: np.ndarray, mask: np.ndarray) -> np.
     round trip touch every pixel; the mask decides which may change."""
     weight = mask.astype(np.float32)[..., None]
     mixed = init.astype(np.float32) * (1.0 - weight) + generated.astype(np.float32) * weight
-    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    return image_ops.round_clip(mixed)

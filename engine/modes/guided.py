@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..anchor_attention import AnchorAttention
+from ..image_ops import round_clip
 from ..flow import estimate_flow, read_vector_pass, visible_mask, warp_previous
 from ..frames import FrameStore
 from ..fusion import Fusion
@@ -57,11 +58,7 @@ def guided_init(current_input: np.ndarray, previous_output: np.ndarray, backward
 def _blend_init(current_input: np.ndarray, warped: np.ndarray, valid: np.ndarray, guide: float) -> np.ndarray:
     source = current_input.astype(np.float32)
     blended = np.where(valid[..., None], (1.0 - guide) * source + guide * warped, source)
-    return _to_uint8(blended)
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    return round_clip(blended)
 
 
 def _next_noise(job: Job, record: dict, previous: torch.Tensor | None, flows) -> torch.Tensor:
@@ -168,7 +165,7 @@ def render(job: Job, records: list[dict], todo: set[int], store: FrameStore,
                 moved, valid = reach.bring(previous[1]), reach.visible
                 init = _blend_init(current, moved, valid, float(record.get("guide", FRAME_DEFAULTS["guide"])))
                 if fusion:
-                    fusions = [Fusion(_to_uint8(moved), valid, fusion)]
+                    fusions = [Fusion(round_clip(moved), valid, fusion)]
             noises = [chain.noise(key, warped_noise)] if own_noise else None
             if anchor is None:
                 image = diffuse(job, [record], [init], noises=noises, fusions=fusions)[0]
