@@ -45,13 +45,19 @@ def flows_for(frames: list[np.ndarray], method: str = "dis") -> list[tuple[np.nd
 def sequence_error(frames: list[np.ndarray], flows: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     """The warping error of a sequence: each pair's figures and their means over the pairs."""
     pairs = [pair_error(frames[i], frames[i - 1], *flows[i - 1]) for i in range(1, len(frames))]
+    return {**_means(pairs), "pairs": pairs}
+
+
+def _means(pairs: list[dict]) -> dict:
+    """A sequence's figures: its pairs' means (the warping error and difference over the pairs where anything is
+    visible)."""
     measured = [p for p in pairs if p["warping_error"] is not None]
 
     def mean(key: str) -> float | None:
         return float(np.mean([p[key] for p in measured])) if measured else None
 
     return {"warping_error": mean("warping_error"), "mean_difference": mean("mean_difference"),
-            "visible": float(np.mean([p["visible"] for p in pairs])) if pairs else None, "pairs": pairs}
+            "visible": float(np.mean([p["visible"] for p in pairs])) if pairs else None}
 
 
 def flicker(frames: list[np.ndarray], reference: list[np.ndarray] | None = None,
@@ -142,23 +148,32 @@ def cli(folder: str, reference: str | None = None, method: str = "dis", pairs: b
 RENDER_SIDE = 256
 
 
-def _shrunk(images: list[np.ndarray]) -> list[np.ndarray]:
+def _shrunk(image: np.ndarray) -> np.ndarray:
     import cv2
 
-    height, width = images[0].shape[:2]
+    height, width = image.shape[:2]
     scale = RENDER_SIDE / max(height, width)
     if scale >= 1:
-        return images
+        return image
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in images]
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def render_figures(folder: str, records: list[dict], size: tuple[int, int]) -> dict | None:
+# A pair's figures, kept by a renderer between its renders: (frames' pair error, the input's pair error or None).
+PairCache = dict[tuple, tuple[dict, dict | None]]
+
+
+def render_figures(folder: str, records: list[dict], size: tuple[int, int], hashes: dict[int, str] | None = None,
+                   cache: PairCache | None = None) -> dict | None:
     """The flicker of a render's finished frames (the plan records of its range, in order), with the input's (video and
-    scene modes: each record's init frame) as the reference and the source of the flow: {"frames", "warping_error",
-    "mean_difference", "visible"} plus "reference" with the input's. None when fewer than two consecutive frames are
-    on disk. For the finished event: a render reports its flicker beside the limit its input sets. Frames larger
-    than RENDER_SIDE are measured scaled down to it."""
+    scene modes: each record's init frame) as the reference and the source of the flow: {"frames", "flow",
+    "warping_error", "mean_difference", "visible"} plus "reference" with the input's. None when fewer than two
+    consecutive frames are on disk. For the finished event: a render reports its flicker beside the limit its input
+    sets. Frames larger than RENDER_SIDE are measured scaled down to it.
+
+    With `hashes` (each frame's hash) and a `cache`, a pair whose two frames have the hashes of a pair measured before
+    is not measured again (a frame's hash says what is on disk): a warm re-run of one frame measures its two pairs, not
+    the whole range (the flows are most of a render's cost outside the model)."""
     from .frames import frame_filename
     from .modes.video import read_init
 
@@ -174,10 +189,43 @@ def render_figures(folder: str, records: list[dict], size: tuple[int, int]) -> d
         run.append(record)
     if len(run) < 2:
         return None
-    frames = _shrunk(read_frames([os.path.join(folder, frame_filename(r["frame"])) for r in run]))
-    reference = _shrunk([read_init(r["init"], size) for r in run]) if all(r.get("init") for r in run) else None
-    result = flicker(frames, reference)
-    result.pop("pairs")
-    if reference is not None:
-        result["reference"].pop("pairs")
+    guided = all(r.get("init") for r in run)  # the input gives the flow and the reference figure
+    frames: dict[int, np.ndarray] = {}
+    inputs: dict[int, np.ndarray] = {}
+
+    def frame(i: int) -> np.ndarray:
+        if i not in frames:
+            frames[i] = _shrunk(read_frames([os.path.join(folder, frame_filename(run[i]["frame"]))])[0])
+        return frames[i]
+
+    def given(i: int) -> np.ndarray:
+        if i not in inputs:
+            inputs[i] = _shrunk(read_init(run[i]["init"], size))
+        return inputs[i]
+
+    def measure(i: int) -> tuple[dict, dict | None]:
+        """Pair i-1, i: the frames' figures and the input's, both along the input's flow (else the frames')."""
+        current, previous = frame(i), frame(i - 1)
+        if current.shape != previous.shape or (guided and not given(i).shape == given(i - 1).shape == current.shape):
+            raise FlickerError(f"frames {run[i - 1]['frame']} and {run[i]['frame']} (and their inputs) are not one "
+                               f"size: {_size(previous)}, {_size(current)}")
+        source = (given(i), given(i - 1)) if guided else (current, previous)
+        flows = (estimate_flow(*source), estimate_flow(*source[::-1]))
+        return (pair_error(current, previous, *flows),
+                pair_error(given(i), given(i - 1), *flows) if guided else None)
+
+    pairs, reference_pairs = [], []
+    for i in range(1, len(run)):
+        a, b = (hashes or {}).get(run[i - 1]["frame"]), (hashes or {}).get(run[i]["frame"])
+        key = (a, b, guided) if cache is not None and a and b else None
+        measured = cache.get(key) if key is not None else None
+        if measured is None:
+            measured = measure(i)
+            if key is not None:
+                cache[key] = measured
+        pairs.append(measured[0])
+        reference_pairs.append(measured[1])
+    result = {"frames": len(run), "flow": f"dis from the {'reference' if guided else 'frames'}", **_means(pairs)}
+    if guided:
+        result["reference"] = _means(reference_pairs)
     return result

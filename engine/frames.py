@@ -48,6 +48,10 @@ def frame_filename(frame: int) -> str:
     return f"frame_{frame:06d}.png" if frame >= 0 else f"frame_-{-frame:05d}.png"
 
 
+# zlib's level for frame PNGs (Blender writes PNGs at its 15% compression, which is level 1).
+PNG_COMPRESSION = 1
+
+
 class FrameStore:
     """One output folder: frame_NNNNNN.png files plus the record of the parameter hash each was made from.
 
@@ -238,7 +242,9 @@ class FrameStore:
             info.add_text("keyframe_diffusion", json.dumps(params, sort_keys=True))
             info.add_text("parameters", parameters_text(params))
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG", pnginfo=info)
+        # zlib level 1, as Blender's own PNG default (15% compression): a 512x512 frame encodes in ~20 ms instead of
+        # ~170 ms at PIL's default 6, for files ~18% larger (bench/overhead.py).
+        image.save(buffer, format="PNG", pnginfo=info, compress_level=PNG_COMPRESSION)
         return self.write_png(frame, buffer.getvalue(), digest, params)
 
     def write_png(self, frame: int, data: bytes, digest: str, params: dict | None = None) -> str:

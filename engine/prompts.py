@@ -44,6 +44,8 @@ as calling the pipeline without a negative prompt does.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass
 
@@ -183,6 +185,27 @@ class _TextualInversion:
         return token_ids if converted == text else self.tokenizer.encode(converted, add_special_tokens=False)
 
 
+# Texts a pipeline has encoded stay on it between renders while its text encoders are unchanged (the same modules,
+# dtype, device, vocabulary and LoRAs): a warm re-run of one frame encodes nothing again. At most this many texts.
+SHARED_TEXTS = 256
+
+
+def _shared_cache(pipe) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+    """The base pipeline's cache of encoded texts, emptied when anything that shapes the encoding changed."""
+    from .models.derive import base_pipeline
+
+    base = base_pipeline(pipe)
+    encoders = [getattr(base, name, None) for name in ("text_encoder", "text_encoder_2")]
+    tokenizers = [getattr(base, name, None) for name in ("tokenizer", "tokenizer_2")]
+    state = (tuple(None if e is None else (id(e), str(e.dtype), str(e.device)) for e in encoders),
+             tuple(None if t is None else len(t) for t in tokenizers), base.__dict__.get("_kd_lora_state", ()))
+    saved = base.__dict__.get("_kd_prompt_cache")
+    if saved is None or saved[0] != state:
+        saved = (state, {})
+        base.__dict__["_kd_prompt_cache"] = saved
+    return saved[1]
+
+
 class PromptEncoder:
     """Encodes prompt texts for an SD or SDXL pipeline, each distinct text once."""
 
@@ -190,11 +213,12 @@ class PromptEncoder:
         self.pipe = pipe
         self.sdxl = getattr(pipe, "text_encoder_2", None) is not None or getattr(pipe, "tokenizer_2", None) is not None
         self.zero_empty_negative = bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
-        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._cache = _shared_cache(pipe)
         self._compels = None
 
-    @property
+    @functools.cached_property
     def device(self) -> torch.device:
+        # Once per encoder (a render): diffusers finds it by walking every module, milliseconds a call.
         return getattr(self.pipe, "_execution_device", None) or self.pipe.device
 
     # --- single texts -----------------------------------------------------------------------------------------
@@ -202,6 +226,8 @@ class PromptEncoder:
     def embed(self, text: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(hidden states (seq, dim), pooled (pooled_dim,) or None) of one text, cached."""
         if text not in self._cache:
+            if len(self._cache) >= SHARED_TEXTS:
+                self._cache.clear()
             with torch.no_grad():
                 self._cache[text] = self._compel(text) if uses_compel_syntax(text) else self._plain(text)
         return self._cache[text]

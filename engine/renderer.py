@@ -10,6 +10,7 @@ events: see upscale.py) and "finished" gains "upscaled", "upscale_skipped", "ups
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import sys
 import threading
@@ -43,6 +44,17 @@ class Renderer:
         self._controlnets: dict[tuple[str, str], object] = {}
         self._decoders: dict[tuple[str, str, str], object] = {}
         self._upscalers: dict[tuple[str, str, str], object] = {}
+        # Each output folder's flicker pairs measured so far (flicker.render_figures), the latest folders only.
+        self._flicker: dict[str, dict] = {}
+
+    def _flicker_pairs(self, folder: str) -> dict:
+        """The flicker pairs measured in `folder` by this renderer (a warm re-run measures only its changed pairs)."""
+        key = os.path.abspath(folder)
+        pairs = self._flicker.pop(key, {})
+        self._flicker[key] = pairs  # the newest last: the oldest folders go first
+        while len(self._flicker) > 8:
+            del self._flicker[next(iter(self._flicker))]
+        return pairs
 
     def pipeline(self, model: str, device: str, emit: Emit, precision: str = "auto"):
         key = (model, device, precision)
@@ -238,7 +250,7 @@ class Renderer:
         elif todo:
             cancelled = True
         summary = events.finished(rendered, total - len(todo), cancelled, store.folder)
-        _add_flicker(summary, store.folder, records, settings)
+        _add_flicker(summary, store.folder, records, settings, hashes, self._flicker_pairs(store.folder))
         if settings.get("upscale"):  # the range's finished frames (all of them, also when none was rendered now)
             result = self._upscale_pass(plan, work.records, work.hashes, store, emit, cancel, skip=cancelled)
             summary["cancelled"] = cancelled or result.pop("cancelled")
@@ -247,13 +259,14 @@ class Renderer:
         return summary
 
 
-def _add_flicker(summary: dict, folder: str, records: list[dict], settings: dict) -> None:
+def _add_flicker(summary: dict, folder: str, records: list[dict], settings: dict, hashes: dict[int, str],
+                 cache: dict) -> None:
     """The range's flicker (and its input's) in the finished event; a figure that can't be made is no reason to
     fail a finished render."""
     from .flicker import render_figures
 
     try:
-        figures = render_figures(folder, records, (settings["width"], settings["height"]))
+        figures = render_figures(folder, records, (settings["width"], settings["height"]), hashes, cache)
     except Exception as e:  # noqa: BLE001 - said, and the render's summary goes out without it
         print(f"warning: no flicker figure for this render: {e}", file=sys.stderr)
         return

@@ -46,10 +46,14 @@ def apply_loras(pipe: DiffusionPipeline, loras: list[dict], allow_unsafe: bool =
         wanted[path] = (float(scale), (stat.st_mtime_ns, stat.st_size))
 
     loaded: dict[str, tuple[str, tuple[int, int]]] = base.__dict__.setdefault("_kd_loras", {})
+    # What the text encoders' LoRAs are (engine/prompts.py keeps encoded texts while it stays the same): unknown
+    # until the change below has gone through.
+    base.__dict__["_kd_lora_state"] = None
     if not wanted:
         if loaded:
             base.unload_lora_weights()  # takes the adapter layers out: the UNet is exactly the original again
             loaded.clear()
+        base.__dict__["_kd_lora_state"] = ()
         return
     stale = [p for p, (_, stamp) in loaded.items() if p not in wanted or wanted[p][1] != stamp]
     if stale:
@@ -67,6 +71,7 @@ def apply_loras(pipe: DiffusionPipeline, loras: list[dict], allow_unsafe: bool =
         loaded[path] = (adapter, stamp)
     base._kd_lora_counter = counter
     base.set_adapters([loaded[p][0] for p in wanted], adapter_weights=[s for s, _ in wanted.values()])
+    base.__dict__["_kd_lora_state"] = tuple(sorted((p, s, stamp) for p, (s, stamp) in wanted.items()))
 
 
 def _load_lora(pipe, path: str, adapter: str) -> None:

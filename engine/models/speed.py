@@ -31,8 +31,10 @@ def apply_speed(pipe: DiffusionPipeline, settings: dict) -> None:
     base = base_pipeline(pipe)
     layout = torch.channels_last if settings.get("channels_last") else torch.contiguous_format
     own_unet = base.__dict__.setdefault("_kd_own_unet", base.unet)
-    own_unet.to(memory_format=layout)
-    base.vae.to(memory_format=layout)
+    if base.__dict__.get("_kd_layout") != (layout, id(own_unet), id(base.vae)):  # a walk over every weight
+        own_unet.to(memory_format=layout)
+        base.vae.to(memory_format=layout)
+        base.__dict__["_kd_layout"] = (layout, id(own_unet), id(base.vae))
     base.vae.enable_slicing() if settings.get("vae_slicing") else base.vae.disable_slicing()
     base.vae.enable_tiling() if settings.get("vae_tiling") else base.vae.disable_tiling()
     if settings.get("compile"):

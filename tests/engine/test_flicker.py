@@ -179,6 +179,35 @@ def test_every_render_reports_its_flicker_beside_its_inputs(tmp_path):
     assert said.startswith("Done: 5 rendered") and "; flicker 0." in said and "(input 0.00" in said
 
 
+def test_a_warm_rerun_measures_only_the_pairs_it_changed(tmp_path, monkeypatch):
+    """The renderer keeps each folder's measured pairs by the frames' hashes: re-rendering one frame of five measures
+    its two pairs again (two flows each), not all four, and the figures equal a measurement from scratch."""
+    from engine import plan as plan_mod
+    from engine.renderer import Renderer
+
+    picture = texture(8)
+    inits = []
+    for t in range(5):
+        inits.append(str(tmp_path / f"in_{t}.png"))
+        cv2.imwrite(inits[-1], cv2.cvtColor(panned(picture, 2 * t), cv2.COLOR_RGB2BGR))
+    renderer = Renderer()
+    plan = _video_plan(tmp_path / "out", inits, 0.8)
+    renderer.render(plan, None, lambda e: None)
+    flows = []
+    estimate = flicker.estimate_flow
+    monkeypatch.setattr(flicker, "estimate_flow", lambda *a, **k: flows.append(1) or estimate(*a, **k))
+    plan["frames"][2]["seed"] += 1
+    summary = renderer.render(plan, None, lambda e: None)
+    assert summary["rendered"] == 1 and len(flows) == 4
+    flows.clear()
+    fresh = flicker.render_figures(str(tmp_path / "out"), plan["frames"], (W, H))  # no cache: all four pairs
+    assert summary["flicker"] == fresh and len(flows) == 8
+    flows.clear()
+    again = renderer.render(plan, None, lambda e: None)
+    assert again["rendered"] == 0 and again["flicker"] == fresh and not flows
+    assert Renderer().render(plan, None, lambda e: None)["flicker"] == fresh and len(flows) == 8
+
+
 def test_a_file_that_is_not_a_vector_pass_is_refused_by_name(tmp_path):
     """Blender's Vector pass has four channels; a depth pass (one) or an image is said to be something else."""
     import OpenEXR
@@ -197,7 +226,6 @@ def test_a_file_that_is_not_a_vector_pass_is_refused_by_name(tmp_path):
 def test_renders_measure_large_frames_scaled_down():
     """A render's own figure is taken at most RENDER_SIDE pixels a side (optical flow on full-size frames would add
     about 0.4 s a frame at 1024x1024); smaller frames are measured as they are."""
-    big = [np.zeros((512, 1024, 3), np.uint8)] * 2
-    assert [f.shape for f in flicker._shrunk(big)] == [(128, 256, 3)] * 2
-    small = [np.zeros((H, W, 3), np.uint8)] * 2
-    assert flicker._shrunk(small)[0] is small[0]
+    assert flicker._shrunk(np.zeros((512, 1024, 3), np.uint8)).shape == (128, 256, 3)
+    small = np.zeros((H, W, 3), np.uint8)
+    assert flicker._shrunk(small) is small

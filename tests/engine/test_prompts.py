@@ -118,19 +118,27 @@ def test_each_distinct_text_is_encoded_once_per_encoder(pipe):
                 "prompts": [{"text": "a red circle | a tree :0.5", "negative": "blurry", "weight": 0.5, "seed": 1},
                             {"text": "a tree", "negative": "", "weight": 0.5, "seed": 2}]} for f in range(1, 4)]
     settings = {"width": 64, "height": 64, "batch_size": 2, "latent_source": "PROMPT_SEEDS"}
+    pipe.__dict__.pop("_kd_prompt_cache", None)  # what other tests encoded on this pipeline
     try:
         images = list(interpolate.render(pipe, settings, records, lambda *a: None))
-        encoder = PromptEncoder(pipe)
+        # Distinct texts: 'a red circle', 'a tree', 'blurry' and '' (the empty negative; zeros on SDXL, shaped like
+        # it), each once.
+        assert calls == [4] * len(encoders)
+        encoder = PromptEncoder(pipe)  # the next render's: the pipeline keeps what it encoded
         for _ in range(3):
             encoder.frame(records[0]["prompts"])
             encoder.encode("a tree | a red circle")
+        assert calls == [4] * len(encoders)
+        pipe.__dict__["_kd_lora_state"] = (("/some/lora.safetensors", 0.8, (1, 2)),)  # LoRAs changed: again
+        try:
+            PromptEncoder(pipe).frame(records[0]["prompts"])
+        finally:
+            del pipe.__dict__["_kd_lora_state"]
+        assert calls == [8] * len(encoders)
     finally:
         for h in handles:
             h.remove()
     assert [f for f, _ in images] == [1, 2, 3]
-    # Distinct texts: 'a red circle', 'a tree', 'blurry' and '' (the empty negative; zeros on SDXL, shaped like it),
-    # each once per render and once per PromptEncoder.
-    assert calls == [8] * len(encoders)
 
 
 # --- frames and pipeline inputs -----------------------------------------------------------------------------------
