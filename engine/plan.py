@@ -80,6 +80,10 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "vae_slicing": ((bool,), False),
     "vae_tiling": ((bool,), False),
     "compile": ((bool,), False),
+    # Feature reuse (DeepCache's idea, engine/feature_reuse.py): the whole UNet every N denoising steps, only its
+    # shallow branch in between (0 or 1: off). Unlike the switches above it changes the pixels slightly, so a frame's
+    # hash includes it when on.
+    "feature_reuse": ((int,), False),
     "background_writes": ((bool,), False),  # frames written on a thread, overlapping the next frames' denoising
     # video mode: a pool of batch_size frames, each at its own denoising step, shares every UNet call (modes/stream.py)
     "stream_batch": ((bool,), False),
@@ -216,7 +220,7 @@ SETTINGS_RANGES = {
     "frame_start": Range(-MAX_FRAME, MAX_FRAME), "frame_end": Range(-MAX_FRAME, MAX_FRAME),
     "cadence": Range(1, 1000), "plane_distance": Range(0, 1e6, open_low=True), "coherence_every": Range(1, MAX_STEPS),
     "context_length": Range(2, 256), "context_overlap": Range(0, 255), "mask_blur": Range(0, 1024),
-    "fusion": Range(0, 1),
+    "fusion": Range(0, 1), "feature_reuse": Range(0, MAX_STEPS),
 }
 FRAME_RANGES = {
     "frame": Range(-MAX_FRAME, MAX_FRAME), "seed": Range(0, MAX_SEED), "steps": Range(1, MAX_STEPS),
@@ -411,6 +415,7 @@ def validate(plan: Any) -> dict:
             raise PlanError(f"settings: '{name}' must be one of {', '.join(choices)}, got {settings[name]!r}")
     _check_units(settings)
     _check_clip(settings)
+    _check_feature_reuse(settings)
     _check_upscale(settings)
     for i, lora in enumerate(settings.get("loras", [])):
         _check_fields(lora, {"path": ((str,), True), "scale": (_NUMBER, True)}, f"settings.loras[{i}]", LORA_RANGES)
@@ -478,6 +483,17 @@ def _check_clip(settings: dict) -> None:
     if settings["mode"] != "CLIP" and (settings.get("motion_adapter", "").strip() or settings.get("motion_loras")):
         raise PlanError("settings: a motion adapter and motion LoRAs work in clip mode only "
                         f"(the mode is {settings['mode']})")
+
+
+def _check_feature_reuse(settings: dict) -> None:
+    if settings.get("feature_reuse", 0) < 2:
+        return
+    if settings["mode"] == "CLIP":
+        raise PlanError("settings: feature reuse works on image models' UNets, not in clip mode (AnimateDiff's motion "
+                        "UNet, text-to-video UNets); turn Feature Reuse off (0)")
+    if settings.get("compile"):
+        raise PlanError("settings: feature reuse skips parts of the UNet that a compiled UNet runs as one graph; turn "
+                        "Compile or Feature Reuse off")
 
 
 _UPSCALE_FIELDS = {"model": ((str,), True), "steps": ((int,), False), "guidance": (_NUMBER, False),
@@ -684,6 +700,8 @@ def _settings_data(settings: dict) -> dict:
             data["anchor_attention"] = True
         if settings["mode"] == "VIDEO" and settings.get("cadence", 1) > 1:
             data["cadence"] = settings["cadence"]  # true-flow cadence (frames hashed before it keep their hash)
+    if settings.get("feature_reuse", 0) >= 2:
+        data["feature_reuse"] = settings["feature_reuse"]  # 0 and 1 (off) keep the hashes made before it existed
     if settings["mode"] == "INTERPOLATE" and settings.get("pace"):
         data["pace"] = True
     if settings["mode"] == "CLIP":

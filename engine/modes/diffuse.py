@@ -21,6 +21,7 @@ import torch
 from .. import image_ops, masks, noise_warp, warp
 from ..fusion import Fusion, fusion_pull, latent_mask
 from ..composable import composed
+from ..feature_reuse import interval_of, reused_features
 from ..latents import seeded_noise
 from ..models.derive import derive, model_kind
 from ..prompts import PromptEncoder, pipeline_inputs
@@ -369,7 +370,8 @@ def denoise(job: Job, pipe, batch: Batch, call: dict, weights: torch.Tensor | No
     step_end = _step_callback(job, batch, _coherence_callback(job, batch.records, reference), _fuse(pipe, batch))
     call.update(callback_on_step_end=step_end, callback_on_step_end_tensor_inputs=["latents"])
     given = noise_warp.given_noise(pipe, batch.noises) if batch.noises else contextlib.nullcontext()
-    with torch.no_grad(), composed(pipe.unet, weights, 1 if weights is None else weights.shape[1]), given:
+    with torch.no_grad(), composed(pipe.unet, weights, 1 if weights is None else weights.shape[1]), given, \
+            reused_features(pipe.unet, interval_of(job.settings)):
         return pipe(**call)
 
 

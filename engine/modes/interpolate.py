@@ -14,6 +14,7 @@ import torch
 
 from .. import pacing
 from ..composable import composed
+from ..feature_reuse import interval_of, reused_features
 from ..latents import blend, seeded_noise
 from ..prompts import FrameCondition, PromptEncoder, pipeline_inputs
 from . import Context, Frames, Mode, StepCallback, WorkUnit, overlap, register
@@ -85,7 +86,8 @@ def _denoised(pipe, settings: dict, records: list[dict], on_step: StepCallback, 
             return kwargs
 
         parts = 1 if weights is None else weights.shape[1]
-        with torch.no_grad(), composed(pipe.unet, weights, parts):
+        with torch.no_grad(), composed(pipe.unet, weights, parts), \
+                reused_features(pipe.unet, interval_of(settings)):
             result = pipe(
                 **conditioning,
                 latents=latents,

@@ -64,6 +64,8 @@ def supported(job: Job) -> str | None:
         return "models with a guidance embedding (LCM)"
     if job.settings.get("pipeline_kwargs"):
         return "extra pipeline arguments"
+    if job.settings.get("feature_reuse", 0) >= 2:
+        return "feature reuse (each frame in the pool is at its own step; the deep features can't be shared)"
     return None
 
 
