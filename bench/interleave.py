@@ -2,9 +2,10 @@
 
 On a shared machine a block of runs of one side and then a block of the other measures the machine's mood as much as
 the code (a held-out run read "engine over sdv" as 0.56x and then 6.71x). Here every round runs each side once, in an
-order that rotates from round to round (A B, B A, A B ... for two sides, so neither always goes first), all in the same
-process state after one untimed warm-up run of each side. Each round gives one ratio per side against the baseline
-(baseline seconds / side seconds: above 1, the side is faster), and a slow spell hits both halves of a round alike.
+order that rotates from round to round (A B, B A, B A, A B ... for two sides: each goes first as often as the other),
+all in the same process state after one untimed warm-up run of each side. Each round gives one ratio per comparison
+of a side with a reference (reference seconds / side seconds: above 1, the side is faster), and a slow spell hits
+both sides of a round alike.
 
 The figure is the median of the per-round ratios; the spread is their interquartile range (and min and max). A
 comparison is *wide* when the interquartile range exceeds `WIDE` of the median: then more rounds are run, up to
@@ -12,7 +13,9 @@ comparison is *wide* when the interquartile range exceeds `WIDE` of the median: 
 quartile reaches the goal, "short" when even the upper quartile falls below it, and "inconclusive" otherwise.
 
     from bench.interleave import interleave
-    result = interleave({"engine": run_engine, "plain": run_plain}, baseline="plain", goals={"engine": 2.0})
+    result = interleave({"engine": run_engine, "plain": run_plain}, baseline="plain",
+                        goals={"engine over plain": 2.0})
+    result["ratios"]["engine over plain"]["median"]  # plain's seconds / the engine's, the median over the rounds
 
 Each side is a callable taking the round number and returning the seconds it measured (so a side can exclude its own
 setup, such as a fresh output folder).
@@ -59,16 +62,24 @@ def order(names: list[str], round_index: int) -> list[str]:
     return rotated[::-1] if round_index % 2 else rotated
 
 
-def interleave(sides: dict[str, Callable[[int], float]], baseline: str, rounds: int = 5, max_rounds: int = 11,
+def interleave(sides: dict[str, Callable[[int], float]], baseline: str | None = None,
+               comparisons: list[tuple[str, str]] | None = None, rounds: int = 5, max_rounds: int = 11,
                goals: dict[str, float] | None = None, warmup: bool = True, wide: float = WIDE,
                log: Callable[[str], None] | None = None) -> dict:
-    """Run `sides` in alternating rounds; return each side's seconds per round and its ratio summary against
-    `baseline` (baseline seconds / side seconds). At least `rounds` rounds; more, up to `max_rounds`, while any
-    comparison's spread is wide."""
-    if baseline not in sides:
-        raise ValueError(f"baseline {baseline!r} is not one of the sides {sorted(sides)}")
-    if len(sides) < 2 or rounds < 1 or max_rounds < rounds:
-        raise ValueError("interleave needs two sides or more, rounds >= 1 and max_rounds >= rounds")
+    """Run `sides` in alternating rounds; return each side's seconds per round and, for each comparison (side,
+    reference), the summary of the per-round ratios reference seconds / side seconds under the key "SIDE over
+    REFERENCE" (above 1: the side is faster). `baseline` compares every other side with it. At least `rounds` rounds;
+    more, up to `max_rounds`, while any comparison's spread is wide. `goals`: the ratio each comparison must reach,
+    by its key."""
+    if comparisons is None:
+        if baseline not in sides:
+            raise ValueError(f"baseline {baseline!r} is not one of the sides {sorted(sides)}")
+        comparisons = [(name, baseline) for name in sides if name != baseline]
+    unknown = {name for pair in comparisons for name in pair} - set(sides)
+    if unknown:
+        raise ValueError(f"comparisons name {sorted(unknown)}, not among the sides {sorted(sides)}")
+    if len(sides) < 2 or not comparisons or rounds < 1 or max_rounds < rounds:
+        raise ValueError("interleave needs two sides or more, a comparison, rounds >= 1 and max_rounds >= rounds")
     goals = goals or {}
     names = list(sides)
     if warmup:
@@ -81,11 +92,11 @@ def interleave(sides: dict[str, Callable[[int], float]], baseline: str, rounds: 
         for name in order(names, index):
             seconds[name].append(float(sides[name](index)))
         index += 1
-        result = {name: summarise([b / s for b, s in zip(seconds[baseline], seconds[name])], goals.get(name), wide)
-                  for name in names if name != baseline}
+        result = {f"{side} over {reference}": summarise([r / s for r, s in zip(seconds[reference], seconds[side])],
+                                                        goals.get(f"{side} over {reference}"), wide)
+                  for side, reference in comparisons}
         if log:
             log(f"round {index}: " + ", ".join(f"{n} {seconds[n][-1]:.3f} s" for n in names))
         if index >= max_rounds or (index >= rounds and not any(r["wide"] for r in result.values())):
             break
-    return {"baseline": baseline, "seconds": {n: [round(s, 4) for s in v] for n, v in seconds.items()},
-            "ratios": result}
+    return {"seconds": {n: [round(s, 4) for s in v] for n, v in seconds.items()}, "ratios": result}

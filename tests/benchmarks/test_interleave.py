@@ -27,7 +27,7 @@ def test_ratios_are_taken_within_a_round_so_a_slow_spell_cancels():
         return run
 
     result = interleave({"engine": side(1.0), "plain": side(2.0)}, baseline="plain", rounds=5)
-    engine = result["ratios"]["engine"]
+    engine = result["ratios"]["engine over plain"]
     assert engine["median"] == engine["min"] == engine["max"] == 2.0 and engine["rounds"] == 5
     assert not engine["wide"] and engine["spread"] == 0.0
     assert [i for i, _ in ran[:2]] == [-1, -1]  # one untimed warm-up of each side first
@@ -45,8 +45,8 @@ def test_a_wide_spread_runs_more_rounds_and_then_says_so():
         return next(noisy)
 
     result = interleave({"engine": engine, "plain": lambda i: 2.0}, baseline="plain", rounds=5, max_rounds=9,
-                        goals={"engine": 1.5})
-    summary = result["ratios"]["engine"]
+                        goals={"engine over plain": 1.5})
+    summary = result["ratios"]["engine over plain"]
     assert calls["engine"] == 9 and summary["rounds"] == 9  # kept going to max_rounds
     assert summary["wide"] and summary["verdict"] == "inconclusive"
 
@@ -65,5 +65,17 @@ def test_bad_calls_say_what_is_wrong():
         interleave({"a": lambda i: 1.0, "b": lambda i: 1.0}, baseline="sdv")
     with pytest.raises(ValueError, match="two sides or more"):
         interleave({"a": lambda i: 1.0}, baseline="a")
+    with pytest.raises(ValueError, match=r"comparisons name \['sdv'\], not among the sides"):
+        interleave({"a": lambda i: 1.0, "b": lambda i: 1.0}, comparisons=[("a", "sdv")])
+
+
+def test_any_two_sides_compare_from_the_same_rounds():
+    times = {"engine": 1.0, "plain": 2.0, "sdv": 1.5}
+    result = interleave({n: (lambda i, t=t: t) for n, t in times.items()},
+                        comparisons=[("engine", "plain"), ("engine", "sdv")], goals={"engine over sdv": 1.5})
+    assert result["ratios"]["engine over plain"]["median"] == 2.0
+    sdv = result["ratios"]["engine over sdv"]
+    assert sdv["median"] == 1.5 and sdv["verdict"] == "meets" and set(result["ratios"]) == {"engine over plain",
+                                                                                           "engine over sdv"}
     with pytest.raises(ValueError, match="no ratios"):
         summarise([])
