@@ -97,6 +97,7 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "vae_slicing": s.vae_slicing,
         "vae_tiling": s.vae_tiling,
         "compile": s.compile,
+        "feature_reuse": s.feature_reuse,
         "background_writes": s.background_writes,
         "stream_batch": s.stream_batch,
         "overlap_decode": s.overlap_decode,

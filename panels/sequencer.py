@@ -516,6 +516,10 @@ class KD_PT_speed(_Panel, bpy.types.Panel):
         row = col.row()
         row.active = settings.mode == "VIDEO"
         row.prop(settings, "stream_batch")
+        col = layout.column(heading="Changes Pictures")
+        row = col.row()
+        row.active = settings.mode != "CLIP" and not settings.compile
+        row.prop(settings, "feature_reuse")
 
 
 class KD_PT_audio(_Panel, bpy.types.Panel):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine import plan as plan_mod
 from engine.frames import frame_filename
 
 bpy = pytest.importorskip("bpy")
@@ -95,7 +96,13 @@ def test_bake_writes_the_speed_settings(scene, extension, tmp_path):
     # The rest of the Speed panel travels with the plan too.
     baked = extension.bake.scene.bake_scene(scene)["settings"]
     assert (baked["precision"], baked["channels_last"], baked["vae_slicing"], baked["vae_tiling"],
-            baked["compile"]) == ("auto", False, False, False, False)
+            baked["compile"], baked["feature_reuse"]) == ("auto", False, False, False, False, 0)
+    settings.feature_reuse = 3  # changes the pixels: part of the frames' hash
+    baked = extension.bake.scene.bake_scene(scene)
+    assert baked["settings"]["feature_reuse"] == 3
+    hashes = plan_mod.frame_hashes(baked["settings"], baked["frames"])
+    assert hashes != plan_mod.frame_hashes({**baked["settings"], "feature_reuse": 0}, baked["frames"])
+    settings.feature_reuse = 0  # Compile and Feature Reuse don't go together (the plan refuses both)
     settings.precision, settings.channels_last, settings.vae_tiling, settings.compile = "bf16", True, True, True
     settings.background_writes = settings.stream_batch = settings.overlap_decode = True
     baked = extension.bake.scene.bake_scene(scene)["settings"]
