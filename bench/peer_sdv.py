@@ -19,6 +19,10 @@ runs this script with --sdv-python). On CPU in float32, no safety checker, torch
 
 Prints one JSON line on stdout (logs and progress bars go to stderr).
 
+With --serve it loads the pipeline once, says {"ready": true} and then times one walk per JSON request line on stdin
+({"frames", "size", "steps", "batch", "guidance"}), answering each with a JSON line ({"seconds", "walk_s", "video_s",
+"frames"}, or {"error"}): bench/speed_cpu.py keeps it warm and alternates its walks with the engine's renders.
+
 Compatibility notes (see requirements/bench-sdv.txt): sdv 0.9.2 imports `torchvision.io.write_video` and
 `torchvision.transforms.functional.pil_to_tensor`. No torchvision works with the CPU torch 2.13.0 here (PyPI's
 torchvision 0.28.0, the one made for torch 2.13.0, is a CUDA build whose ops library needs libtorch_cuda, and it no
@@ -131,6 +135,10 @@ def main() -> int:
     parser.add_argument("--guidance", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=1, help="timed walks; the fastest is reported")
     parser.add_argument("--fps", type=int, default=30, help="frame rate of the videos walk() encodes")
+    parser.add_argument("--serve", action="store_true",
+                        help="load once, then time one walk per JSON line on stdin ({\"frames\", \"size\", "
+                             "\"steps\", \"batch\", \"guidance\"}), one JSON line out each (for "
+                             "bench/speed_cpu.py's alternating rounds)")
     args = parser.parse_args()
     if args.frames < 2:
         parser.error("--frames must be at least 2 (both prompts are frames)")
@@ -174,6 +182,8 @@ def main() -> int:
     pipe.set_progress_bar_config(disable=True)
     load_s = time.perf_counter() - started
 
+    if args.serve:
+        return serve(pipe, video_times, args, load_s)
     common = dict(prompts=PROMPTS, seeds=SEEDS, height=args.size, width=args.size, num_inference_steps=args.steps,
                   guidance_scale=args.guidance, batch_size=args.batch, fps=args.fps)
     with tempfile.TemporaryDirectory(prefix="peer-sdv-") as tmp:
@@ -183,15 +193,10 @@ def main() -> int:
         warmup_s = time.perf_counter() - started
         runs = []  # (seconds without video encoding, walk seconds, video seconds, encodes)
         for repeat in range(max(1, args.repeats)):
-            video_times.clear()
-            started = time.perf_counter()
-            name = f"timed{repeat}"
-            video_path = pipe.walk(num_interpolation_steps=args.frames, output_dir=tmp, name=name, **common)
-            walk_s = time.perf_counter() - started
-            frames = len(glob.glob(os.path.join(tmp, name, "**", "*.png"), recursive=True))
-            assert frames == args.frames, f"walk wrote {frames} frames, expected {args.frames}"
-            assert video_path and os.path.isfile(video_path), "walk wrote no video"
-            runs.append((walk_s - sum(video_times), walk_s, sum(video_times), len(video_times)))
+            done = timed_walk(pipe, video_times, tmp, f"timed{repeat}", args.frames, args.size, args.steps,
+                              args.batch, args.guidance, args.fps)
+            runs.append((done["seconds"], done["walk_s"], done["video_s"], len(video_times)))
+            frames = done["frames"]
 
     seconds, walk_s, video_s, encodes = min(runs)
     print(json.dumps({
@@ -205,6 +210,41 @@ def main() -> int:
         "threads": threads, "torchvision_stand_in": shimmed, "tokenizer": type(pipe.tokenizer).__name__,
         "text_encoder_reprefixed": text_encoder_prefixed,
     }))
+    return 0
+
+
+def timed_walk(pipe, video_times: list[float], tmp: str, name: str, frames: int, size: int, steps: int, batch: int,
+               guidance: float, fps: int) -> dict:
+    """One walk of FRAMES frames into tmp/name: its seconds without video encoding, the walk's, the videos'."""
+    import shutil
+
+    video_times.clear()
+    started = time.perf_counter()
+    video_path = pipe.walk(prompts=PROMPTS, seeds=SEEDS, height=size, width=size, num_inference_steps=steps,
+                           guidance_scale=guidance, batch_size=batch, fps=fps, num_interpolation_steps=frames,
+                           output_dir=tmp, name=name)
+    walk_s = time.perf_counter() - started
+    written = len(glob.glob(os.path.join(tmp, name, "**", "*.png"), recursive=True))
+    assert written == frames, f"walk wrote {written} frames, expected {frames}"
+    assert video_path and os.path.isfile(video_path), "walk wrote no video"
+    shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+    return {"seconds": walk_s - sum(video_times), "walk_s": walk_s, "video_s": sum(video_times), "frames": written}
+
+
+def serve(pipe, video_times: list[float], args, load_s: float) -> int:
+    """The warm peer: one timed walk per request line, so a bench can alternate it with its own runs."""
+    print(json.dumps({"ready": True, "load_s": round(load_s, 3)}), flush=True)
+    with tempfile.TemporaryDirectory(prefix="peer-sdv-") as tmp:
+        for count, line in enumerate(sys.stdin):
+            if not line.strip():
+                continue
+            ask = json.loads(line)
+            try:
+                done = timed_walk(pipe, video_times, tmp, f"walk{count}", int(ask["frames"]), int(ask["size"]),
+                                  int(ask["steps"]), int(ask["batch"]), float(ask["guidance"]), args.fps)
+            except Exception as e:  # said to the bench, which stops with it
+                done = {"error": f"{type(e).__name__}: {e}"}
+            print(json.dumps(done), flush=True)
     return 0
 
 

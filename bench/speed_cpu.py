@@ -33,10 +33,10 @@ Prints one JSON object; record it in bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
+import statistics
 import shutil
 import subprocess
 import sys
@@ -46,6 +46,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.interleave import interleave  # noqa: E402
 from engine import plan as plan_mod  # noqa: E402
 
 PROMPTS = ("a red circle", "a blue square")
@@ -116,8 +117,16 @@ def store_write_ms(folder: str, size: int = 512, frames: int = 420) -> dict:
 
     from engine.frames import FrameStore
 
+    import cv2
+
     store = FrameStore(folder)
-    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (size, size, 3), dtype=np.uint8))
+    # A picture PNG compresses as it would a frame (smooth shading with grain), not uniform noise, which zlib gives up
+    # on at once and so writes unrealistically fast.
+    ramp = np.linspace(0, 1, size)
+    smooth = np.stack([np.outer(np.sin(7 * ramp), np.cos(5 * ramp)), np.outer(ramp, ramp),
+                       np.outer(1 - ramp, ramp)], -1) * 127 + 128
+    grain = np.random.default_rng(0).normal(0, 8, smooth.shape)
+    image = Image.fromarray(cv2.GaussianBlur((smooth + grain).clip(0, 255).astype(np.uint8), (3, 3), 0))
     params = {"prompts": [{"text": PROMPTS[0], "weight": 1.0}], "steps": 10, "seed": 3, "guidance": GUIDANCE}
     times = []
     for f in range(1, frames + 1):
@@ -252,31 +261,6 @@ def plain_video(pipe, folder: str, inits: list[str], steps: int) -> float:
     return time.perf_counter() - started
 
 
-@contextlib.contextmanager
-def pipeline_time(total: list[float]):
-    """Add the time spent inside diffusers pipeline calls to total[0] (feedback's outside-the-model share)."""
-    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
-
-    originals = {cls: cls.__call__ for cls in (StableDiffusionPipeline, StableDiffusionImg2ImgPipeline)}
-
-    def timed(original):
-        def call(self, *args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return original(self, *args, **kwargs)
-            finally:
-                total[0] += time.perf_counter() - started
-        return call
-
-    for cls, original in originals.items():
-        cls.__call__ = timed(original)
-    try:
-        yield
-    finally:
-        for cls, original in originals.items():
-            cls.__call__ = original
-
-
 def worker_overheads(tmp: str, size: int, steps: int, frames: int, repeats: int = 1) -> dict:
     """A fresh worker (what Blender starts) to its first frame, then a warm re-run of one changed frame (the median
     of `repeats`, each changing another frame)."""
@@ -324,30 +308,52 @@ def worker_overheads(tmp: str, size: int, steps: int, frames: int, repeats: int 
     return marks
 
 
-def bare_call_seconds(pipe, size: int, steps: int, repeats: int = 5) -> float:
-    """One frame through the pipeline with nothing around it (embeddings and latents ready): the re-run's floor."""
-    import torch
+class SdvPeer:
+    """stable-diffusion-videos' walk in its own interpreter (bench/peer_sdv.py --serve), loaded once and kept warm, so
+    its walks alternate with the engine's renders in the same rounds."""
 
-    with torch.no_grad():
-        embeds, negative = pipe.encode_prompt(PROMPTS[0], "cpu", 1, True, negative_prompt="")
-    shape = (1, pipe.unet.config.in_channels, size // pipe.vae_scale_factor, size // pipe.vae_scale_factor)
-    latents = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        with torch.no_grad():
-            pipe(prompt_embeds=embeds, negative_prompt_embeds=negative, latents=latents, num_inference_steps=steps,
-                 guidance_scale=GUIDANCE, height=size, width=size)
-        times.append(time.perf_counter() - started)
-    return sorted(times)[len(times) // 2]
+    def __init__(self, python: str, model: str):
+        self.process = subprocess.Popen([python, os.path.join(ROOT, "bench", "peer_sdv.py"), "--model", model,
+                                         "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.hello = self._answer()
+        self.info = {}
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench/peer_sdv.py stopped (exit {self.process.wait()}); its stderr says why")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"stable-diffusion-videos: {answer['error']}")
+        return answer
+
+    def walk(self, frames: int, size: int, steps: int, batch: int) -> float:
+        """Seconds of one walk of FRAMES frames (generation and PNGs, without its video encoding)."""
+        self.process.stdin.write(json.dumps({"frames": frames, "size": size, "steps": steps, "batch": batch,
+                                             "guidance": GUIDANCE}) + "\n")
+        self.process.stdin.flush()
+        answer = self._answer()
+        self.info = answer
+        return answer["seconds"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
 
 
-def sdv(python: str, model: str, frames: int, size: int, steps: int, batch: int, repeats: int) -> dict:
-    done = subprocess.run([python, os.path.join(ROOT, "bench", "peer_sdv.py"), "--model", model, "--frames",
-                           str(frames), "--size", str(size), "--steps", str(steps), "--batch", str(batch),
-                           "--guidance", str(GUIDANCE), "--repeats", str(repeats)],
-                          capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+class Folders:
+    """A fresh output folder for every run (so nothing is skipped as current), removed after the next is asked for."""
+
+    def __init__(self, root: str):
+        self.root, self.count, self.last = root, 0, None
+
+    def __call__(self) -> str:
+        if self.last:
+            shutil.rmtree(self.last, ignore_errors=True)
+        self.count += 1
+        self.last = os.path.join(self.root, f"run{self.count}")
+        os.makedirs(self.last)
+        return self.last
 
 
 def main() -> int:
@@ -358,7 +364,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(tmp: str) -> int:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--size", type=int, default=128)
@@ -367,11 +373,20 @@ def run(tmp: str) -> int:
     parser.add_argument("--model", choices=("sd-shaped", "embedded-tiny"), default="sd-shaped",
                         help="sd-shaped: the tiny model with latents at 1/8 (default); embedded-tiny: embedded:tiny "
                              "(latents at 1/2, so 16x the UNet work at the same size)")
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="runs of each timing (peers' too); the fastest is reported: this machine's cores are "
-                             "shared, and one slow run is noise, not the code")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per comparison (bench/interleave.py)")
+    parser.add_argument("--max-rounds", type=int, default=9,
+                        help="rounds a comparison may take while its spread is too wide to read")
     parser.add_argument("--sdv-python", default="", help="interpreter with stable-diffusion-videos (.venv-sdv)")
-    args = parser.parse_args()
+    parser.add_argument("--table", action="store_true",
+                        help="only the peer table: interpolate, the plain loop and sdv at each of --lengths x --sizes")
+    parser.add_argument("--lengths", default="8,16,48,200", help="--table's shot lengths")
+    parser.add_argument("--sizes", default="64,96,128", help="--table's sizes")
+    parser.add_argument("--only", default="", help="comma-separated comparison names to run (default: all)")
+    return parser.parse_args()
+
+
+def run(tmp: str) -> int:
+    args = arguments()
     from engine.models.embedded import cache_dir
 
     # The models the bench builds are kept between runs in the engine's cache (embedded:tiny is built there too).
@@ -382,132 +397,172 @@ def run(tmp: str) -> int:
     import torch
 
     from engine.models.locate import resolve
-    from engine.renderer import Renderer
 
     if args.model == "sd-shaped":
         MODEL[0] = bench_model(os.path.join(os.environ["KEYFRAME_DIFFUSION_CACHE"], "bench-sd-shaped"))
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
-    n, size, steps = args.frames, args.size, args.steps
-    # The worker first, while this process has run no torch work: like Blender, the parent of a real worker, it
-    # then takes no core from the worker (an OpenMP pool that just ran spins for a while after).
-    worker = worker_overheads(tmp, size, steps, n, 3 * args.repeats)
-    fps = lambda seconds: round(n / seconds, 3)  # noqa: E731
+    result: dict = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {threads} cores",
+                    "python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
+                    "model": args.model, "steps": args.steps, "batch": args.batch, "guidance": GUIDANCE,
+                    "protocol": f"bench/interleave.py: >= {args.rounds} alternating rounds (<= {args.max_rounds} "
+                                f"while the spread is wide), median per-round ratio [quartiles]"}
+    if not args.table:
+        # The worker first, while this process has run no torch work: like Blender, the parent of a real worker, it
+        # then takes no core from the worker (an OpenMP pool that just ran spins for a while after).
+        result["worker"] = worker_overheads(tmp, args.size, args.steps, args.frames, 3 * args.rounds)
+    from engine.renderer import Renderer
+
     renderer = Renderer()
-    engine_seconds(renderer, make_plan("INTERPOLATE", os.path.join(tmp, "warm"), 4, size, steps, args.batch))
+    engine_seconds(renderer, make_plan("INTERPOLATE", os.path.join(tmp, "warm"), 4, args.size, args.steps,
+                                       args.batch))
     pipe = renderer.pipeline(MODEL[0], "auto", lambda e: None)
     pipe.set_progress_bar_config(disable=True)
-    os.makedirs(os.path.join(tmp, "warm-plain"))
-    plain_interpolate(pipe, os.path.join(tmp, "warm-plain"), 2, size, steps)
+    peer = None
+    if args.sdv_python:
+        peer = SdvPeer(args.sdv_python, MODEL[0] if args.model == "sd-shaped" else resolve(MODEL[0], False))
+    try:
+        if args.table:
+            result["table"] = peer_table(renderer, pipe, peer, tmp, args)
+        else:
+            result.update(comparisons(renderer, pipe, peer, tmp, args))
+    finally:
+        if peer:
+            result["sdv"] = {"load_s": peer.hello.get("load_s"), **peer.info}
+            peer.close()
+    print(json.dumps(result))
+    return 0
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def peer_table(renderer, pipe, peer: SdvPeer | None, tmp: str, args) -> list[dict]:
+    """Interpolate (batch BATCH), the plain loop and sdv's walk in alternating rounds at every shot length and size:
+    the engine over each, with the goals (2x the plain loop, 1.5x sdv)."""
+    rows = []
+    folders = Folders(tmp)
+    for size in [int(s) for s in args.sizes.split(",")]:
+        for n in [int(f) for f in args.lengths.split(",")]:
+            sides = {"engine": lambda i, n=n, size=size: engine_seconds(renderer, make_plan(
+                         "INTERPOLATE", folders(), n, size, args.steps, args.batch)),
+                     "plain": lambda i, n=n, size=size: plain_interpolate(pipe, folders(), n, size, args.steps)}
+            pairs = [("engine", "plain")]
+            if peer:
+                sides["sdv"] = lambda i, n=n, size=size: peer.walk(n, size, args.steps, args.batch)
+                pairs.append(("engine", "sdv"))
+            log(f"table: {n} frames at {size}x{size}")
+            done = interleave(sides, comparisons=pairs, rounds=args.rounds, max_rounds=args.max_rounds,
+                              goals={"engine over plain": 2.0, "engine over sdv": 1.5}, log=log)
+            rows.append({"frames": n, "size": size, **done["ratios"],
+                         "frames_per_s": {k: round(n / statistics.median(v), 2) for k, v in done["seconds"].items()}})
+    return rows
+
+
+def comparisons(renderer, pipe, peer: SdvPeer | None, tmp: str, args) -> dict:
+    """The modes against their plain loops and the speed switches against the engine without them, each in
+    alternating rounds; the warm re-run against the bare call; decoders and the frame store."""
+    n, size, steps, batch = args.frames, args.size, args.steps, args.batch
+    folders = Folders(tmp)
     inits = write_inits(tmp, n, size)
     tiny = ""
     if args.model == "sd-shaped":
         tiny = bench_decoder(os.path.join(os.environ["KEYFRAME_DIFFUSION_CACHE"], "bench-taesd-shaped"))
-        engine_seconds(renderer, make_plan("INTERPOLATE", os.path.join(tmp, "warm-tiny"), 4, size, steps, args.batch,
-                                           decoder=tiny))
 
-    result: dict = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {threads} cores",
-                    "python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
-                    "model": args.model, "frames": n, "size": size, "steps": steps,
-                    "batch": args.batch, "guidance": GUIDANCE}
-    timings = {}
-    for name, run in [
-        ("engine_interpolate", lambda f: engine_seconds(renderer, make_plan("INTERPOLATE", f, n, size, steps,
-                                                                             args.batch))),
-        ("engine_interpolate_batch1", lambda f: engine_seconds(renderer, make_plan("INTERPOLATE", f, n, size, steps,
-                                                                                    1))),
-        ("plain_interpolate", lambda f: plain_interpolate(pipe, f, n, size, steps)),
-        ("engine_video", lambda f: engine_seconds(renderer, make_plan("VIDEO", f, n, size, steps, args.batch, inits))),
-        ("plain_video", lambda f: plain_video(pipe, f, inits, steps)),
-        ("plain_feedback", lambda f: plain_feedback(pipe, f, n, size, steps)),
-    ] + [
-        (f"engine_interpolate_{name}", lambda f, switch=switch: engine_seconds(renderer, make_plan(
-            "INTERPOLATE", f, n, size, steps, args.batch, **switch)))
-        for name, switch in (("channels_last", {"channels_last": True}), ("bf16", {"precision": "bf16"}),
-                             ("background_writes", {"background_writes": True}))
-    ] + [
-        (f"engine_{mode.lower()}_overlap_decode", lambda f, mode=mode: engine_seconds(renderer, make_plan(
-            mode, f, n, size, steps, args.batch, inits, overlap_decode=True)))
-        for mode in ("INTERPOLATE", "VIDEO")
-    ] + [
-        (f"engine_video_keyed{suffix}", lambda f, switch=switch: engine_seconds(renderer, make_plan(
-            "VIDEO", f, n, size, steps, args.batch, inits, keyed=True, **switch)))
-        for suffix, switch in (("", {}), ("_stream_batch", {"stream_batch": True}))
-    ] + [
-        ("engine_feedback_background_writes", lambda f: engine_seconds(renderer, make_plan(
-            "FEEDBACK", f, n, size, steps, args.batch, background_writes=True))),
-    ] + ([] if not tiny else [
-        ("engine_interpolate_tiny_decoder", lambda f: engine_seconds(renderer, make_plan(
-            "INTERPOLATE", f, n, size, steps, args.batch, decoder=tiny))),
-        ("engine_feedback_tiny_decoder", lambda f: engine_seconds(renderer, make_plan(
-            "FEEDBACK", f, n, size, steps, args.batch, decoder=tiny))),
-    ]):
-        runs = []
-        for repeat in range(max(1, args.repeats)):
-            folder = os.path.join(tmp, f"{name}-{repeat}")
-            os.makedirs(folder, exist_ok=True)
-            runs.append(run(folder))
-        timings[name] = min(runs)
-    inside = [0.0]
-    with pipeline_time(inside):
-        timings["engine_feedback"] = engine_seconds(renderer, make_plan("FEEDBACK", os.path.join(tmp, "feedback"), n,
-                                                                         size, steps, args.batch))
-    # Compiling happens once per shape: warmed up outside the timing, and last, so that the compiler's worker
-    # processes don't share the cores with the other measurements.
-    started = time.perf_counter()
-    engine_seconds(renderer, make_plan("INTERPOLATE", os.path.join(tmp, "warm-compile"), args.batch, size, steps,
-                                       args.batch, compile=True))
-    compile_warmup = time.perf_counter() - started
-    timings["engine_interpolate_compile"] = engine_seconds(renderer, make_plan(
-        "INTERPOLATE", os.path.join(tmp, "compile"), n, size, steps, args.batch, compile=True))
-    result["seconds"] = {k: round(v, 2) for k, v in timings.items()}
-    result["frames_per_s"] = {k: fps(v) for k, v in timings.items()}
-    result["speedup_vs_plain"] = {
-        "interpolate": round(timings["plain_interpolate"] / timings["engine_interpolate"], 2),
-        "interpolate_batch1": round(timings["plain_interpolate"] / timings["engine_interpolate_batch1"], 2),
-        "feedback": round(timings["plain_feedback"] / timings["engine_feedback"], 2),
-        "video": round(timings["plain_video"] / timings["engine_video"], 2)}
-    result["switches_over_plain_engine"] = {
-        name: round(timings["engine_interpolate"] / timings[f"engine_interpolate_{name}"], 2)
-        for name in ("channels_last", "bf16", "compile", "background_writes")}
-    result["switches_over_plain_engine"]["feedback_background_writes"] = round(
-        timings["engine_feedback"] / timings["engine_feedback_background_writes"], 2)
-    result["switches_over_plain_engine"]["video_overlap_decode"] = round(
-        timings["engine_video"] / timings["engine_video_overlap_decode"], 2)
-    result["switches_over_plain_engine"]["interpolate_overlap_decode"] = round(
-        timings["engine_interpolate"] / timings["engine_interpolate_overlap_decode"], 2)
-    # Strength and guidance keyed per frame: plain batches are of one frame; the stream keeps BATCH in each call.
-    result["stream_batch_over_plain_batches_keyed_video"] = round(
-        timings["engine_video_keyed"] / timings["engine_video_keyed_stream_batch"], 2)
-    result["compile_warmup_s"] = round(compile_warmup, 1)
+    def engine(mode: str, batch_size: int = batch, **settings):
+        return lambda i: engine_seconds(renderer, make_plan(mode, folders(), n, size, steps, batch_size, inits,
+                                                            **settings))
+
+    interpolate = engine("INTERPOLATE")
+    cases = {
+        "interpolate": ({"engine": interpolate, "engine_batch1": engine("INTERPOLATE", batch_size=1),
+                         "plain": lambda i: plain_interpolate(pipe, folders(), n, size, steps),
+                         **({"sdv": lambda i: peer.walk(n, size, steps, batch)} if peer else {})},
+                        [("engine", "plain"), ("engine_batch1", "plain")] + ([("engine", "sdv")] if peer else []),
+                        {"engine over plain": 2.0, "engine over sdv": 1.5}),
+        "feedback": ({"engine": engine("FEEDBACK"), "plain": lambda i: plain_feedback(pipe, folders(), n, size, steps)},
+                     [("engine", "plain")], {"engine over plain": 1.0}),
+        "video": ({"engine": engine("VIDEO"), "plain": lambda i: plain_video(pipe, folders(), inits, steps)},
+                  [("engine", "plain")], {"engine over plain": 1.0}),
+        "stream_batch (keyed video)": ({"plain batches": engine("VIDEO", keyed=True),
+                                        "stream_batch": engine("VIDEO", keyed=True, stream_batch=True)},
+                                       [("stream_batch", "plain batches")], {}),
+        "feedback background_writes": ({"off": engine("FEEDBACK"), "on": engine("FEEDBACK", background_writes=True)},
+                                       [("on", "off")], {}),
+    }
+    for name, switch in (("channels_last", {"channels_last": True}), ("bf16", {"precision": "bf16"}),
+                         ("background_writes", {"background_writes": True}),
+                         ("overlap_decode", {"overlap_decode": True})):
+        cases[f"interpolate {name}"] = ({"off": interpolate, "on": engine("INTERPOLATE", **switch)}, [("on", "off")], {})
+    cases["video overlap_decode"] = ({"off": engine("VIDEO"), "on": engine("VIDEO", overlap_decode=True)},
+                                     [("on", "off")], {})
     if tiny:
-        result["speedup_tiny_decoder"] = {
-            "interpolate": round(timings["engine_interpolate"] / timings["engine_interpolate_tiny_decoder"], 2),
-            "feedback": round(timings["engine_feedback"] / timings["engine_feedback_tiny_decoder"], 2)}
-    result["feedback_outside_pipeline_share"] = round(1 - inside[0] / timings["engine_feedback"], 3)
+        for mode in ("INTERPOLATE", "FEEDBACK"):
+            cases[f"{mode.lower()} tiny decoder"] = ({"off": engine(mode), "on": engine(mode, decoder=tiny)},
+                                                     [("on", "off")], {})
+    only = {c.strip() for c in args.only.split(",") if c.strip()}
+    unknown = only - set(cases) - {"compile", "rerun"}
+    if unknown:
+        raise SystemExit(f"--only: no comparison {sorted(unknown)}; the names are {sorted(cases)} + compile, rerun")
+    out: dict = {"frames": n, "size": size, "comparisons": {}}
+    for name, (sides, pairs, goals) in cases.items():
+        if only and name not in only:
+            continue
+        log(f"comparison: {name}")
+        done = interleave(sides, comparisons=pairs, rounds=args.rounds, max_rounds=args.max_rounds, goals=goals,
+                          log=log)
+        out["comparisons"][name] = {**done["ratios"], "frames_per_s": {
+            k: round(n / statistics.median(v), 2) for k, v in done["seconds"].items()}}
+    if not only or "compile" in only:
+        # Compiling happens once per shape: warmed up outside the timing (interleave's warm-up round), and last, so
+        # that the compiler's worker processes don't share the cores with the other measurements.
+        started = time.perf_counter()
+        engine_seconds(renderer, make_plan("INTERPOLATE", folders(), batch, size, steps, batch, compile=True))
+        out["compile_warmup_s"] = round(time.perf_counter() - started, 1)
+        log("comparison: interpolate compile")
+        done = interleave({"off": interpolate, "on": engine("INTERPOLATE", compile=True)}, comparisons=[("on", "off")],
+                          rounds=args.rounds, max_rounds=args.max_rounds, log=log)
+        out["comparisons"]["interpolate compile"] = done["ratios"]
+    if not only or "rerun" in only:
+        out["rerun"] = rerun_against_bare(renderer, pipe, tmp, args)
+        out["decoders"] = decode_seconds()
+        out["frame_store"] = store_write_ms(os.path.join(tmp, "store"))
+    return out
 
-    # A warm re-run of one changed frame in-process, against the bare call.
-    plan = make_plan("INTERPOLATE", os.path.join(tmp, "engine_interpolate-0"), n, size, steps, args.batch)
-    reruns = []
-    for repeat in range(5):  # the median of 5, as for the bare call
-        plan["frames"][(n // 2 + repeat) % n]["seed"] += 1
-        reruns.append(engine_seconds_changed(renderer, plan))
-    rerun = sorted(reruns)[len(reruns) // 2]
-    bare = bare_call_seconds(pipe, size, steps)
-    result["warm_rerun_one_frame_s"] = round(rerun, 3)
-    result["bare_pipeline_call_s"] = round(bare, 3)
-    result["rerun_over_bare"] = round(rerun / bare, 2)
-    result["worker"] = {k: round(v, 2) for k, v in worker.items() if not k.startswith("_")}
-    result["worker"]["warm_one_frame_over_bare"] = round(worker["warm_one_frame_s"] / bare, 2)
-    result["decoders"] = decode_seconds()
-    result["frame_store"] = store_write_ms(os.path.join(tmp, "store"))
-    if args.sdv_python:
-        model = MODEL[0] if args.model == "sd-shaped" else resolve(MODEL[0], False)
-        peer = sdv(args.sdv_python, model, n, size, steps, args.batch, args.repeats)
-        result["sdv"] = peer
-        result["speedup_vs_sdv_interpolate"] = round(peer["seconds"] / timings["engine_interpolate"], 2)
-    print(json.dumps(result))
-    return 0
+
+def rerun_against_bare(renderer, pipe, tmp: str, args) -> dict:
+    """A warm re-run of one changed frame of the shot through the in-process Renderer, alternating with the bare
+    pipeline call for one frame (embeddings and latents ready, no PNG): the goal is within 1.5x."""
+    import torch
+
+    n, size, steps = args.frames, args.size, args.steps
+    plan = make_plan("INTERPOLATE", os.path.join(tmp, "rerun"), n, size, steps, args.batch)
+    engine_seconds(renderer, plan)
+    changed = [0]
+
+    def rerun(i: int) -> float:
+        changed[0] += 1
+        plan["frames"][(n // 2 + changed[0]) % n]["seed"] += 1
+        return engine_seconds_changed(renderer, plan)
+
+    with torch.no_grad():
+        embeds, negative = pipe.encode_prompt(PROMPTS[0], "cpu", 1, True, negative_prompt="")
+    shape = (1, pipe.unet.config.in_channels, size // pipe.vae_scale_factor, size // pipe.vae_scale_factor)
+    latents = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+
+    def bare(i: int) -> float:
+        started = time.perf_counter()
+        with torch.no_grad():
+            pipe(prompt_embeds=embeds, negative_prompt_embeds=negative, latents=latents, num_inference_steps=steps,
+                 guidance_scale=GUIDANCE, height=size, width=size)
+        return time.perf_counter() - started
+
+    log("comparison: warm one-frame re-run against the bare call")
+    done = interleave({"rerun": rerun, "bare": bare}, comparisons=[("bare", "rerun")], rounds=max(args.rounds, 7),
+                      max_rounds=max(args.max_rounds, 11), goals={"bare over rerun": 1 / 1.5}, log=log)
+    return {"rerun_over_bare": done["ratios"]["bare over rerun"], "rerun_s": statistics.median(done["seconds"]["rerun"]),
+            "bare_s": statistics.median(done["seconds"]["bare"])}
 
 
 def engine_seconds_changed(renderer, plan: dict) -> float:
