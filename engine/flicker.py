@@ -163,6 +163,30 @@ def _shrunk(image: np.ndarray) -> np.ndarray:
 PairCache = dict[tuple, tuple[dict, dict | None]]
 
 
+def measure_pair(folder: str, previous: dict, record: dict, size: tuple[int, int], guided: bool,
+                 hashes: dict[int, str] | None = None, cache: PairCache | None = None) -> tuple[dict, dict | None]:
+    """The figures of two consecutive finished frames (plan records): the frames' and, when `guided`, their inputs',
+    both along the inputs' flow (else the frames'). Kept in `cache` by the frames' hashes when both are given."""
+    from .frames import frame_filename
+    from .modes.video import read_init
+
+    a, b = (hashes or {}).get(previous["frame"]), (hashes or {}).get(record["frame"])
+    key = (a, b, guided) if cache is not None and a and b else None
+    if key is not None and key in cache:
+        return cache[key]
+    frames = [_shrunk(image) for image in read_frames([os.path.join(folder, frame_filename(r["frame"]))
+                                                         for r in (previous, record)])]
+    inputs = [_shrunk(read_init(r["init"], size)) for r in (previous, record)] if guided else frames
+    if frames[0].shape != frames[1].shape or inputs[0].shape != frames[0].shape or inputs[1].shape != frames[0].shape:
+        raise FlickerError(f"frames {previous['frame']} and {record['frame']} (and their inputs) are not one size: "
+                           f"{_size(frames[0])}, {_size(frames[1])}")
+    flows = (estimate_flow(inputs[1], inputs[0]), estimate_flow(inputs[0], inputs[1]))
+    measured = (pair_error(frames[1], frames[0], *flows), pair_error(inputs[1], inputs[0], *flows) if guided else None)
+    if key is not None:
+        cache[key] = measured
+    return measured
+
+
 def render_figures(folder: str, records: list[dict], size: tuple[int, int], hashes: dict[int, str] | None = None,
                    cache: PairCache | None = None) -> dict | None:
     """The flicker of a render's finished frames (the plan records of its range, in order), with the input's (video and
@@ -175,7 +199,6 @@ def render_figures(folder: str, records: list[dict], size: tuple[int, int], hash
     is not measured again (a frame's hash says what is on disk): a warm re-run of one frame measures its two pairs, not
     the whole range (the flows are most of a render's cost outside the model)."""
     from .frames import frame_filename
-    from .modes.video import read_init
 
     run: list[dict] = []
     for record in records:  # the longest stretch of consecutive frames on disk, from the start
@@ -190,42 +213,59 @@ def render_figures(folder: str, records: list[dict], size: tuple[int, int], hash
     if len(run) < 2:
         return None
     guided = all(r.get("init") for r in run)  # the input gives the flow and the reference figure
-    frames: dict[int, np.ndarray] = {}
-    inputs: dict[int, np.ndarray] = {}
-
-    def frame(i: int) -> np.ndarray:
-        if i not in frames:
-            frames[i] = _shrunk(read_frames([os.path.join(folder, frame_filename(run[i]["frame"]))])[0])
-        return frames[i]
-
-    def given(i: int) -> np.ndarray:
-        if i not in inputs:
-            inputs[i] = _shrunk(read_init(run[i]["init"], size))
-        return inputs[i]
-
-    def measure(i: int) -> tuple[dict, dict | None]:
-        """Pair i-1, i: the frames' figures and the input's, both along the input's flow (else the frames')."""
-        current, previous = frame(i), frame(i - 1)
-        if current.shape != previous.shape or (guided and not given(i).shape == given(i - 1).shape == current.shape):
-            raise FlickerError(f"frames {run[i - 1]['frame']} and {run[i]['frame']} (and their inputs) are not one "
-                               f"size: {_size(previous)}, {_size(current)}")
-        source = (given(i), given(i - 1)) if guided else (current, previous)
-        flows = (estimate_flow(*source), estimate_flow(*source[::-1]))
-        return (pair_error(current, previous, *flows),
-                pair_error(given(i), given(i - 1), *flows) if guided else None)
-
     pairs, reference_pairs = [], []
-    for i in range(1, len(run)):
-        a, b = (hashes or {}).get(run[i - 1]["frame"]), (hashes or {}).get(run[i]["frame"])
-        key = (a, b, guided) if cache is not None and a and b else None
-        measured = cache.get(key) if key is not None else None
-        if measured is None:
-            measured = measure(i)
-            if key is not None:
-                cache[key] = measured
+    for previous, record in zip(run, run[1:]):
+        measured = measure_pair(folder, previous, record, size, guided, hashes, cache)
         pairs.append(measured[0])
         reference_pairs.append(measured[1])
     result = {"frames": len(run), "flow": f"dis from the {'reference' if guided else 'frames'}", **_means(pairs)}
     if guided:
         result["reference"] = _means(reference_pairs)
     return result
+
+
+class PairMeter:
+    """Measures each pair of consecutive frames on a thread as soon as both have landed, into a renderer's pair cache,
+    so render_figures finds them measured. For renders on a GPU: there the CPU idles while the next frames denoise,
+    and the flows (tens of milliseconds a pair at 256 pixels) would otherwise come after the last frame, as long as a
+    few-step model's whole frame. On the CPU they would take cores from the UNet: measured at the end instead."""
+
+    def __init__(self, folder: str, records: list[dict], size: tuple[int, int], hashes: dict[int, str],
+                 cache: PairCache):
+        import queue
+        import threading
+
+        self._folder, self._records, self._size, self._hashes, self._cache = folder, records, size, hashes, cache
+        self._index = {r["frame"]: i for i, r in enumerate(records)}
+        self._guided = all(r.get("init") for r in records)  # as render_figures decides for the whole range
+        self._landed: set[int] = set()
+        self._lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="kd-flicker")
+        self._thread.start()
+
+    def landed(self, frame: int) -> None:
+        """A finished frame is on disk: its pairs with finished neighbours go to the thread."""
+        i = self._index.get(frame)
+        if i is None:
+            return
+        with self._lock:
+            self._landed.add(frame)
+            for a, b in ((i - 1, i), (i, i + 1)):
+                if a >= 0 and b < len(self._records):
+                    previous, record = self._records[a], self._records[b]
+                    if (record["frame"] == previous["frame"] + 1
+                            and {previous["frame"], record["frame"]} <= self._landed):
+                        self._queue.put((previous, record))
+
+    def _run(self) -> None:
+        while (pair := self._queue.get()) is not None:
+            try:
+                measure_pair(self._folder, *pair, self._size, self._guided, self._hashes, self._cache)
+            except Exception:  # noqa: BLE001 - render_figures measures it again at the end and says what failed
+                pass
+
+    def close(self) -> None:
+        """Wait for the pairs queued so far."""
+        self._queue.put(None)
+        self._thread.join()

@@ -227,8 +227,16 @@ class Renderer:
                 path = store.write(frame, to_image(image), hashes[frame], frame_params(settings, by_frame[frame]))
                 rendered += 1
                 pace.frame(frame)
+                if meter is not None:
+                    meter.landed(frame)
                 emit(events.frame(frame, path, False, done + rendered, total, timing=pace.timing()))
 
+            meter = None
+            if measure_while_rendering(pipe):
+                from .flicker import PairMeter
+
+                meter = PairMeter(store.folder, records, (settings["width"], settings["height"]), hashes,
+                                  self._flicker_pairs(store.folder))
             writer = BackgroundWriter(write, 2 * settings["batch_size"]) if settings.get("background_writes") else None
             try:
                 # A cancel stops the mode at its next denoising step (on_step); frames it made before that (the
@@ -242,6 +250,8 @@ class Renderer:
                 failing = sys.exc_info()[0] is not None
                 if writer:  # frames already made are kept: the writes in the queue finish first
                     writer.close(raise_error=not failing)
+                if meter is not None:
+                    meter.close()
                 try:
                     store.compact()
                 except DiskFullError:
@@ -257,6 +267,12 @@ class Renderer:
             summary.update(result)
         emit(summary)
         return summary
+
+
+def measure_while_rendering(pipe) -> bool:
+    """Whether the flicker pairs are measured on a thread while the render goes on (flicker.PairMeter): on a GPU, whose
+    CPU idles meanwhile; on the CPU the thread would slow the UNet."""
+    return getattr(getattr(pipe, "device", None), "type", "cpu") != "cpu"
 
 
 def _add_flicker(summary: dict, folder: str, records: list[dict], settings: dict, hashes: dict[int, str],

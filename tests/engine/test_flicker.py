@@ -208,6 +208,30 @@ def test_a_warm_rerun_measures_only_the_pairs_it_changed(tmp_path, monkeypatch):
     assert Renderer().render(plan, None, lambda e: None)["flicker"] == fresh and len(flows) == 8
 
 
+def test_on_a_gpu_pairs_are_measured_on_a_thread_while_frames_render(tmp_path, monkeypatch):
+    """Where the render runs on a GPU (forced here), each pair of frames is measured on the kd-flicker thread as soon
+    as both are written, so nothing is left to measure after the last frame; the figures are the same."""
+    import threading
+
+    from engine import renderer as renderer_mod
+
+    picture = texture(8)
+    inits = []
+    for t in range(5):
+        inits.append(str(tmp_path / f"in_{t}.png"))
+        cv2.imwrite(inits[-1], cv2.cvtColor(panned(picture, 2 * t), cv2.COLOR_RGB2BGR))
+    monkeypatch.setattr(renderer_mod, "measure_while_rendering", lambda pipe: True)
+    threads = []
+    estimate = flicker.estimate_flow
+    monkeypatch.setattr(flicker, "estimate_flow",
+                        lambda *a, **k: threads.append(threading.current_thread().name) or estimate(*a, **k))
+    plan = _video_plan(tmp_path / "out", inits, 0.8)
+    summary = renderer_mod.Renderer().render(plan, None, lambda e: None)
+    assert threads == ["kd-flicker"] * 8  # four pairs, two flows each, none after the render on the main thread
+    threads.clear()
+    assert summary["flicker"] == flicker.render_figures(str(tmp_path / "out"), plan["frames"], (W, H))
+
+
 def test_a_file_that_is_not_a_vector_pass_is_refused_by_name(tmp_path):
     """Blender's Vector pass has four channels; a depth pass (one) or an image is said to be something else."""
     import OpenEXR
