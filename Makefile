@@ -9,7 +9,7 @@ VENV52 := .venv-bpy52
 PYTHON313 ?= $(or $(shell prefix=$$(pyenv prefix 3.13.0 2>/dev/null) && echo $$prefix/bin/python3.13),$(shell command -v python3.13 2>/dev/null))
 PY := $(VENV)/bin/python
 
-.PHONY: setup no-python313 demo demo-coherence test test-engine test-blender test-packaging bench bench-ray bench-speed bench-gpu build build-light build-full clean e2e-real-blender train-shapes
+.PHONY: setup no-python313 demo demo-coherence test test-engine test-blender test-packaging bench bench-ray bench-speed bench-table bench-overhead bench-gpu build build-light build-full clean e2e-real-blender train-shapes
 
 setup: $(VENV)/.ready $(VENV42)/.ready $(VENV45)/.ready $(if $(PYTHON313),$(VENV52)/.ready,no-python313)
 
@@ -69,10 +69,19 @@ bench: $(VENV)/.ready
 	$(PY) bench/audio.py
 	$(PY) bench/audio_keys.py
 
-# Engine vs a plain diffusers loop and stable-diffusion-videos on the CPU (about 3 minutes on 2 cores; sdv in its own
-# venv, as it needs an older diffusers/transformers: requirements/bench-sdv.txt).
+# Engine vs plain diffusers loops and stable-diffusion-videos, and the speed switches, on the CPU in alternating rounds
+# (bench/interleave.py; about 20 minutes on 2 cores; sdv in its own venv, as it needs an older diffusers/transformers:
+# requirements/bench-sdv.txt).
 bench-speed: $(VENV)/.ready .venv-sdv/.ready
 	$(PY) bench/speed_cpu.py --sdv-python .venv-sdv/bin/python
+
+# The peer table: interpolate, the plain loop and sdv at 8/16/48/200 frames x 64/96/128 px (about 30 minutes).
+bench-table: $(VENV)/.ready .venv-sdv/.ready
+	$(PY) bench/speed_cpu.py --table --sdv-python .venv-sdv/bin/python
+
+# What a render pays outside the model: fixed cost per render, overhead per frame (about a minute).
+bench-overhead: $(VENV)/.ready
+	$(PY) bench/overhead.py
 
 # The GPU set (SD-Turbo, SD 1.5, SDXL layouts, random weights) on a CUDA machine; `--smoke` runs it on the CPU with tiny
 # models (about a minute) to check the script. See the script's docstring for splitting it into 10-minute runs.
