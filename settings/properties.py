@@ -459,8 +459,9 @@ class KD_Settings(bpy.types.PropertyGroup):
     feature_reuse: IntProperty(options=FIXED,
                                name="Feature Reuse", description="Run the whole UNet only every this many denoising "
                                "steps and its shallow branch in between, reusing the deep features (DeepCache): "
-                               "about 1.7x faster at 2, 2.2x at 3, but it changes the pictures slightly (finished "
-                               "frames render again). 0 or 1: off. Image models' UNets, not clip mode or Compile",
+                               "about 1.7-2x faster at 2, 2.1-3x at 3, but it changes the pictures slightly "
+                               "(finished frames render again; use 30 steps or more). 0 or 1: off. Image models' "
+                               "UNets, not clip mode or Compile",
                                default=0, min=0, soft_max=5, max=100)
     decoder: StringProperty(
         name="Fast Decoder",
