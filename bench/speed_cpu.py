@@ -382,6 +382,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--lengths", default="8,16,48,200", help="--table's shot lengths")
     parser.add_argument("--sizes", default="64,96,128", help="--table's sizes")
     parser.add_argument("--only", default="", help="comma-separated comparison names to run (default: all)")
+    parser.add_argument("--engine-setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a plan setting for --table's engine side (e.g. feature_reuse=2; VALUE is JSON)")
     return parser.parse_args()
 
 
@@ -443,10 +445,14 @@ def peer_table(renderer, pipe, peer: SdvPeer | None, tmp: str, args) -> list[dic
     the engine over each, with the goals (2x the plain loop, 1.5x sdv)."""
     rows = []
     folders = Folders(tmp)
+    extra = {}
+    for item in args.engine_setting:
+        key, _, value = item.partition("=")
+        extra[key] = json.loads(value)
     for size in [int(s) for s in args.sizes.split(",")]:
         for n in [int(f) for f in args.lengths.split(",")]:
             sides = {"engine": lambda i, n=n, size=size: engine_seconds(renderer, make_plan(
-                         "INTERPOLATE", folders(), n, size, args.steps, args.batch)),
+                         "INTERPOLATE", folders(), n, size, args.steps, args.batch, **extra)),
                      "plain": lambda i, n=n, size=size: plain_interpolate(pipe, folders(), n, size, args.steps)}
             pairs = [("engine", "plain")]
             if peer:
@@ -455,7 +461,7 @@ def peer_table(renderer, pipe, peer: SdvPeer | None, tmp: str, args) -> list[dic
             log(f"table: {n} frames at {size}x{size}")
             done = interleave(sides, comparisons=pairs, rounds=args.rounds, max_rounds=args.max_rounds,
                               goals={"engine over plain": 2.0, "engine over sdv": 1.5}, log=log)
-            rows.append({"frames": n, "size": size, **done["ratios"],
+            rows.append({"frames": n, "size": size, **({"engine_settings": extra} if extra else {}), **done["ratios"],
                          "frames_per_s": {k: round(n / statistics.median(v), 2) for k, v in done["seconds"].items()}})
     return rows
 
