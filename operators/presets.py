@@ -37,8 +37,8 @@ def draw_presets(self, context) -> None:
 PRESET_PROPS = ("mode", "model", "width", "height", "seed", "seed_behavior", "seed_iter_n", "latent_source", "pace",
                 "scheduler", "scheduler_class", "negative_prompt", "batch_size", "decoder", "precision", "channels_last",
                 "vae_slicing", "vae_tiling", "compile", "feature_reuse", "background_writes", "stream_batch",
-                "overlap_decode", "device", "motion_mode", "border", "cadence", "color_coherence", "flow_guide", "warp_noise", "fusion",
-                "anchor_attention", *FRAME_PARAMS)
+                "overlap_decode", "device", "motion_mode", "border", "cadence", "color_coherence", "flow_guide",
+                "warp_noise", "fusion", "anchor_attention", *FRAME_PARAMS)
 
 
 class KD_PT_presets(PresetPanel, bpy.types.Panel):

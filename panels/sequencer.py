@@ -516,10 +516,12 @@ class KD_PT_speed(_Panel, bpy.types.Panel):
         row = col.row()
         row.active = settings.mode == "VIDEO"
         row.prop(settings, "stream_batch")
-        col = layout.column(heading="Changes Pictures")
-        row = col.row()
+        # An int field shows no column heading: the hint says what the switches above don't do.
+        row = layout.row()
         row.active = settings.mode != "CLIP" and not settings.compile
         row.prop(settings, "feature_reuse")
+        if settings.feature_reuse >= 2:
+            layout.label(text="Changes the pictures a little: use 30+ steps", icon="INFO")
 
 
 class KD_PT_audio(_Panel, bpy.types.Panel):
