@@ -9,7 +9,8 @@ rest (prompt encoding, scheduler and speed setup, hashing, the frame store's PNG
 the flicker figure). Per render the median over the repeats; the outside time against the shot length is fitted by
 least squares: the intercept is the fixed cost per render, the slope the overhead per frame. The named parts are
 timed by wrapping the functions that do them (their medians per render, at the shortest and longest length). Last, a
-warm re-run of one changed frame of the longest shot, split the same way.
+warm re-run of one changed frame of the longest shot, split the same way, and the frame store's write of a 512x512
+frame (PNG, text chunks, journal) at PIL's default zlib level 6 against the level it uses.
 
 Prints one JSON object; record it in bench/RESULTS.md.
 """
@@ -139,6 +140,19 @@ def main() -> int:
             totals["outside"] = totals["total"] - totals["inside"]
             reruns.append(totals)
         rerun = {key: statistics.median(r.get(key, 0.0) for r in reruns) for key in reruns[0]}
+        # The frame store's PNG level (engine/frames.PNG_COMPRESSION) at 512x512, PIL's default 6 against the 1 used.
+        from engine import frames
+
+        png = {}
+        for level in (6, frames.PNG_COMPRESSION):
+            kept, frames.PNG_COMPRESSION = frames.PNG_COMPRESSION, level
+            try:
+                folder = os.path.join(tmp, f"png{level}")
+                written = speed_cpu.store_write_ms(folder, frames=20)
+                sizes = [os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if f.endswith(".png")]
+                png[f"level_{level}"] = {"write_ms": written["first_20_ms"], "kb": round(sum(sizes) / len(sizes) / 1024)}
+            finally:
+                frames.PNG_COMPRESSION = kept
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -157,6 +171,7 @@ def main() -> int:
         "rerun_one_frame": {"total_ms": ms(rerun["total"]), "inside_ms": ms(rerun["inside"]),
                             "outside_ms": ms(rerun["outside"]),
                             "parts_ms": {name: ms(rerun.get(name, 0.0)) for name, _, _ in PARTS}},
+        "frame_write_512": png,
     }))
     return 0
 
