@@ -415,7 +415,8 @@ def run(tmp: str) -> int:
     if not args.table:
         # The worker first, while this process has run no torch work: like Blender, the parent of a real worker, it
         # then takes no core from the worker (an OpenMP pool that just ran spins for a while after).
-        result["worker"] = worker_overheads(tmp, args.size, args.steps, args.frames, 3 * args.rounds)
+        worker = worker_overheads(tmp, args.size, args.steps, args.frames, 3 * args.rounds)
+        result["worker"] = {k: round(v, 3) for k, v in worker.items() if not k.startswith("_")}
     from engine.renderer import Renderer
 
     renderer = Renderer()
@@ -431,6 +432,9 @@ def run(tmp: str) -> int:
             result["table"] = peer_table(renderer, pipe, peer, tmp, args)
         else:
             result.update(comparisons(renderer, pipe, peer, tmp, args))
+            if "rerun" in result:  # the worker's warm re-run against the same bare call
+                result["worker"]["warm_one_frame_over_bare"] = round(
+                    result["worker"]["warm_one_frame_s"] / result["rerun"]["bare_s"], 2)
     finally:
         if peer:
             result["sdv"] = {"load_s": peer.hello.get("load_s"), **peer.info}
