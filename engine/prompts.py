@@ -45,7 +45,6 @@ as calling the pipeline without a negative prompt does.
 from __future__ import annotations
 
 import functools
-
 import re
 from dataclasses import dataclass
 
