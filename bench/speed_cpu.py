@@ -455,7 +455,10 @@ def peer_table(renderer, pipe, peer: SdvPeer | None, tmp: str, args) -> list[dic
     extra = {}
     for item in args.engine_setting:
         key, _, value = item.partition("=")
-        extra[key] = json.loads(value)
+        try:
+            extra[key] = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"--engine-setting {item!r}: VALUE must be JSON (a number, true, \"text\"): {e}") from e
     for size in [int(s) for s in args.sizes.split(",")]:
         for n in [int(f) for f in args.lengths.split(",")]:
             sides = {"engine": lambda i, n=n, size=size: engine_seconds(renderer, make_plan(

@@ -140,6 +140,16 @@ def test_command_prints_json_for_frames_and_reference(tmp_path):
     assert mismatch.returncode == 2 and "has 3 frames" in mismatch.stderr
 
 
+def _panning_inputs(folder) -> list[str]:
+    """Five input frames of a texture panning 2 pixels a frame (PNG paths)."""
+    picture = texture(8)
+    inits = []
+    for t in range(5):
+        inits.append(str(folder / f"in_{t}.png"))
+        cv2.imwrite(inits[-1], cv2.cvtColor(panned(picture, 2 * t), cv2.COLOR_RGB2BGR))
+    return inits
+
+
 def _video_plan(out, inits: list[str], strength: float) -> dict:
     from engine import plan as plan_mod
 
@@ -160,11 +170,7 @@ def test_every_render_reports_its_flicker_beside_its_inputs(tmp_path):
     from engine.events import describe
     from engine.renderer import Renderer
 
-    picture = texture(8)
-    inits = []
-    for t in range(5):
-        inits.append(str(tmp_path / f"in_{t}.png"))
-        cv2.imwrite(inits[-1], cv2.cvtColor(panned(picture, 2 * t), cv2.COLOR_RGB2BGR))
+    inits = _panning_inputs(tmp_path)
     renderer = Renderer()
     events = []
     kept = renderer.render(_video_plan(tmp_path / "kept", inits, 0.0), None, events.append)
@@ -185,11 +191,7 @@ def test_a_warm_rerun_measures_only_the_pairs_it_changed(tmp_path, monkeypatch):
     from engine import plan as plan_mod
     from engine.renderer import Renderer
 
-    picture = texture(8)
-    inits = []
-    for t in range(5):
-        inits.append(str(tmp_path / f"in_{t}.png"))
-        cv2.imwrite(inits[-1], cv2.cvtColor(panned(picture, 2 * t), cv2.COLOR_RGB2BGR))
+    inits = _panning_inputs(tmp_path)
     renderer = Renderer()
     plan = _video_plan(tmp_path / "out", inits, 0.8)
     renderer.render(plan, None, lambda e: None)
@@ -215,11 +217,7 @@ def test_on_a_gpu_pairs_are_measured_on_a_thread_while_frames_render(tmp_path, m
 
     from engine import renderer as renderer_mod
 
-    picture = texture(8)
-    inits = []
-    for t in range(5):
-        inits.append(str(tmp_path / f"in_{t}.png"))
-        cv2.imwrite(inits[-1], cv2.cvtColor(panned(picture, 2 * t), cv2.COLOR_RGB2BGR))
+    inits = _panning_inputs(tmp_path)
     monkeypatch.setattr(renderer_mod, "measure_while_rendering", lambda pipe: True)
     threads = []
     estimate = flicker.estimate_flow
