@@ -27,6 +27,9 @@ BORDERS = vocab.names(vocab.BORDERS)
 COLOR_MODES = vocab.names(vocab.COLOR_MODES)
 CONTROL_PREPROCESSORS = vocab.names(vocab.CONTROL_PREPROCESSORS)
 LATENT_SOURCES = vocab.names(vocab.LATENT_SOURCES)
+MEMORY_MODES = vocab.names(vocab.MEMORY_MODES)
+VIDEO_CACHES = vocab.names(vocab.VIDEO_CACHES)
+VIDEO_CONTROLS = vocab.names(vocab.VIDEO_CONTROLS)
 # The default: a tiny model trained on flat shapes, shipped in engine/shapes/model (draws "a red circle on a blue
 # background" at 64x64). The random-weight tiny model is for plumbing tests and speed checks: its frames are noise.
 EMBEDDED_MODEL = "embedded:shapes"
@@ -117,6 +120,20 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     # An upscaling pass over finished frames into its own folder: {"model": x4 or latent upscaler, "steps", "guidance",
     # "noise_level" (x4 only), "output_dir"}
     "upscale": ((dict,), False),
+    # Shot mode (a Wan 2.x or LTX-Video model renders each shot, the plan's frames from a start or restart to the next):
+    # pictures pinned at timeline frames [{"frame", "path", "index" (a movie's frame, 0-based), "strength" (0-1)}];
+    # windows of shot_window frames (0: the model's own length) sharing shot_overlap frames for long shots;
+    # chain_shots: a shot starts from the last frames of the one before; the memory mode (and a limit in GB in place
+    # of the device's free memory, 0: none), a cache hook, and what each frame's control_frame is.
+    "pins": ((list,), False),
+    "shot_window": ((int,), False),
+    "shot_overlap": ((int,), False),
+    "chain_shots": ((bool,), False),
+    "memory_mode": ((str,), False),
+    "memory_limit_gb": (_NUMBER, False),
+    "video_cache": ((str,), False),
+    "video_control": ((str,), False),
+    "control_scale": (_NUMBER, False),
 }
 FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "frame": ((int,), True),
@@ -144,6 +161,9 @@ FRAME_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     # and Blender's Vector pass of this frame (engine/flow.py); without it the motion is estimated from the inputs.
     "guide": (_NUMBER, False),
     "flow": ((str,), False),
+    # Shot mode: this frame's control picture, of the kind settings.video_control names: {"path": image, movie, .exr
+    # or .npy pass file, "index": movie frame (0-based)}
+    "control_frame": ((dict,), False),
 }
 PROMPT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "text": ((str,), True),
@@ -174,11 +194,20 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
     "context_overlap": 4,
     "free_noise": True,
     "mask_blur": 4,
+    "shot_window": 0,
+    "shot_overlap": 8,
+    "chain_shots": False,
+    "memory_mode": "AUTO",
+    "memory_limit_gb": 0.0,
+    "video_cache": "NONE",
+    "video_control": "NONE",
+    "control_scale": 1.0,
 }
 FRAME_DEFAULTS: dict[str, Any] = {"guidance_rescale": 0.0, "strength": 0.6, "guide": 0.5}
 _CHOICES = {"precision": vocab.names(vocab.PRECISIONS), "motion_mode": MOTION_MODES,
             "camera_source": CAMERA_SOURCES, "depth_source": DEPTH_SOURCES,
-            "depth_kind": ("planar", "radial"), "border": BORDERS, "color_coherence": COLOR_MODES}
+            "depth_kind": ("planar", "radial"), "border": BORDERS, "color_coherence": COLOR_MODES,
+            "memory_mode": MEMORY_MODES, "video_cache": VIDEO_CACHES, "video_control": VIDEO_CONTROLS}
 
 
 class Range(NamedTuple):
@@ -221,6 +250,8 @@ SETTINGS_RANGES = {
     "cadence": Range(1, 1000), "plane_distance": Range(0, 1e6, open_low=True), "coherence_every": Range(1, MAX_STEPS),
     "context_length": Range(2, 256), "context_overlap": Range(0, 255), "mask_blur": Range(0, 1024),
     "fusion": Range(0, 1), "feature_reuse": Range(0, MAX_STEPS),
+    "shot_window": Range(0, 4096), "shot_overlap": Range(0, 4095), "memory_limit_gb": Range(0, 1e6),
+    "control_scale": Range(0, 10),
 }
 FRAME_RANGES = {
     "frame": Range(-MAX_FRAME, MAX_FRAME), "seed": Range(0, MAX_SEED), "steps": Range(1, MAX_STEPS),
@@ -415,6 +446,7 @@ def validate(plan: Any) -> dict:
             raise PlanError(f"settings: '{name}' must be one of {', '.join(choices)}, got {settings[name]!r}")
     _check_units(settings)
     _check_clip(settings)
+    _check_shot(settings)
     _check_feature_reuse(settings)
     _check_upscale(settings)
     for i, lora in enumerate(settings.get("loras", [])):
@@ -428,6 +460,7 @@ def validate(plan: Any) -> dict:
     seen: set[int] = set()
     for i, record in enumerate(frames):
         _check_frame(record, i, settings, seen)
+    _check_pins_in_shots(settings, frames)
     return {**plan, "settings": settings}
 
 
@@ -485,11 +518,52 @@ def _check_clip(settings: dict) -> None:
                         f"(the mode is {settings['mode']})")
 
 
+_PIN_FIELDS = {"frame": ((int,), True), "path": ((str,), True), "index": ((int,), False),
+               "strength": (_NUMBER, False)}
+PIN_RANGES = {"frame": Range(-MAX_FRAME, MAX_FRAME), "index": Range(0, MAX_INDEX), "strength": Range(0, 1)}
+_SHOT_ONLY = ("pins", "chain_shots")
+
+
+def _check_shot(settings: dict) -> None:
+    pins = settings.get("pins", [])
+    if settings["mode"] != "SHOT":
+        used = [name for name in _SHOT_ONLY if settings.get(name)]
+        if used:
+            raise PlanError(f"settings: {' and '.join(used)} work in shot mode only (the mode is {settings['mode']})")
+        return
+    seen: dict[int, int] = {}
+    for i, pin in enumerate(pins):
+        where = f"settings.pins[{i}]"
+        _check_fields(pin, _PIN_FIELDS, where, PIN_RANGES)
+        if not pin["path"].strip():
+            raise PlanError(f"{where} (frame {pin['frame']}): 'path' is empty; give the pinned picture's file")
+        if pin["frame"] in seen:
+            raise PlanError(f"{where}: two pictures are pinned at frame {pin['frame']} (pins[{seen[pin['frame']]}] "
+                            "too); keep one, or move one to another frame")
+        seen[pin["frame"]] = i
+    if settings["shot_overlap"] and settings["shot_window"] and settings["shot_overlap"] >= settings["shot_window"]:
+        raise PlanError(f"settings: 'shot_overlap' {settings['shot_overlap']} must be below 'shot_window' "
+                        f"{settings['shot_window']} (the frames two windows share)")
+
+
+def _check_pins_in_shots(settings: dict, frames: list[dict]) -> None:
+    """Every pin lies on a frame of a shot (a pin between shots or past the plan's frames pins nothing)."""
+    if settings["mode"] != "SHOT":
+        return
+    have = {r["frame"] for r in frames}
+    for i, pin in enumerate(settings.get("pins", [])):
+        if pin["frame"] not in have:
+            shots = ", ".join(f"{s[0]['frame']}-{s[-1]['frame']}" for s in chain_segments(frames))
+            raise PlanError(f"settings.pins[{i}]: the picture pinned at frame {pin['frame']} ({pin['path']}) lies "
+                            f"outside every shot (the shots are frames {shots}); move the pin into a shot or widen "
+                            "the frame range")
+
+
 def _check_feature_reuse(settings: dict) -> None:
     if settings.get("feature_reuse", 0) < 2:
         return
-    if settings["mode"] == "CLIP":
-        raise PlanError("settings: feature reuse works on image models' UNets, not in clip mode (AnimateDiff's motion "
+    if settings["mode"] in ("CLIP", "SHOT"):
+        raise PlanError(f"settings: feature reuse works on image models' UNets, not in {settings['mode'].lower()} mode (AnimateDiff's motion "
                         "UNet, text-to-video UNets); turn Feature Reuse off (0)")
     if settings.get("compile"):
         raise PlanError("settings: feature reuse skips parts of the UNet that a compiled UNet runs as one graph; turn "
@@ -536,6 +610,14 @@ def _check_frame_inputs(record: dict, settings: dict, where: str) -> None:
         init = record.get("init")
         if init is None:
             raise PlanError(f"{where}: video mode needs an 'init' image for every frame (no input strip covers it?)")
+    if "control_frame" in record:
+        if settings["mode"] != "SHOT":
+            raise PlanError(f"{where}: 'control_frame' is for shot mode (the mode is {settings['mode']})")
+        _check_fields(record["control_frame"], {"path": ((str,), True), "index": ((int,), False)},
+                      f"{where} control_frame", INIT_RANGES)
+    if settings["mode"] == "SHOT" and settings["video_control"] != "NONE" and "control_frame" not in record:
+        raise PlanError(f"{where}: the shot's control video is {settings['video_control']} but this frame has no "
+                        "'control_frame' (bake the plan again)")
     if "init" in record:
         _check_fields(record["init"], {"path": ((str,), True), "index": ((int,), False)}, f"{where} init",
                       INIT_RANGES)
@@ -636,7 +718,9 @@ _HASHED_FRAME = {
     "VIDEO": (*_FRAME_BASE, "strength", "init", "control", "image", "depth", "mask", "guide", "flow"),
     "FEEDBACK": (*_FRAME_BASE, "strength", "motion", "image", "camera", "depth", "control", "mask", "flow"),
     "CLIP": _FRAME_BASE,
+    "SHOT": (*_FRAME_BASE, "strength", "control_frame"),
 }
+_HASHED_SHOT = ("shot_window", "shot_overlap", "chain_shots", "video_cache", "video_control", "control_scale")
 _HASHED_CLIP = ("context_length", "context_overlap", "free_noise")
 _HASHED_FEEDBACK = ("motion_mode", "border", "cadence", "color_coherence", "camera_source", "depth_source",
                     "depth_kind", "plane_distance", "color_reference", "coherence_every", "init_image")
@@ -666,6 +750,8 @@ def _frame_data(settings: dict, record: dict) -> dict:
         data["control"] = [{**c, "file": _file_stamp(c.get("image"))} for c in data["control"]]
     if data.get("depth"):
         data["depth"] = _file_stamp(data["depth"])
+    if data.get("control_frame"):
+        data["control_frame"] = {**data["control_frame"], "file": _file_stamp(data["control_frame"].get("path"))}
     if data.get("mask"):
         data["mask"] = {**data["mask"], "file": _file_stamp(data["mask"].get("path")),
                         "blur": data["mask"].get("blur", settings["mask_blur"])}
@@ -706,6 +792,8 @@ def _settings_data(settings: dict) -> dict:
         data["pace"] = True
     if settings["mode"] == "CLIP":
         data.update({k: settings.get(k) for k in _HASHED_CLIP})
+    if settings["mode"] == "SHOT":
+        data.update({k: settings.get(k) for k in _HASHED_SHOT})
     if settings["mode"] == "FEEDBACK":
         data.update({k: settings.get(k) for k in _HASHED_FEEDBACK})
         data["init_image"] = _file_stamp(settings.get("init_image"))
@@ -728,6 +816,8 @@ def frame_hashes(settings: dict, records: list[dict]) -> dict[int, str]:
     restart (and only those). A clip's frames are denoised together, so each depends on every frame of its clip."""
     if settings["mode"] == "CLIP":
         return _clip_hashes(settings, records)
+    if settings["mode"] == "SHOT":
+        return _shot_hashes(settings, records)
     if not is_chained(settings):
         return {r["frame"]: frame_hash(settings, r) for r in records}
     base = _settings_data(settings)
@@ -759,6 +849,30 @@ def _clip_hashes(settings: dict, records: list[dict]) -> dict[int, str]:
                                                      for r in segment]})
         hashes.update({r["frame"]: _digest({"clip": clip, "frame": r["frame"]}) for r in segment})
     return hashes
+
+
+def _shot_hashes(settings: dict, records: list[dict]) -> dict[int, str]:
+    """As clips, plus each shot's own pins (a moved pin changes its shot, and the shot it left, and no other); with
+    chain_shots a shot also depends on the one before it."""
+    base = _settings_data(settings)
+    hashes, previous = {}, ""
+    pins = settings.get("pins", [])
+    for segment in chain_segments(records):
+        frames = {r["frame"] for r in segment}
+        own = [{**p, "file": _file_stamp(p["path"])} for p in sorted(pins, key=lambda p: p["frame"])
+               if p["frame"] in frames]
+        shot = _digest({"settings": base, "pins": own, "previous": previous,
+                        "frames": [{"frame": r["frame"], **_frame_data(settings, r)} for r in segment]})
+        if settings.get("chain_shots"):
+            previous = shot
+        hashes.update({r["frame"]: _digest({"clip": shot, "frame": r["frame"]}) for r in segment})
+    return hashes
+
+
+def shot_pins(settings: dict, segment: list[dict]) -> list[dict]:
+    """The pins of one shot (chain segment), in frame order."""
+    frames = {r["frame"] for r in segment}
+    return sorted((p for p in settings.get("pins", []) if p["frame"] in frames), key=lambda p: p["frame"])
 
 
 def chain_segments(records: Iterable[dict]) -> list[list[dict]]:

@@ -23,6 +23,8 @@ MODES: tuple[Choice, ...] = (
      "the scene"),
     ("CLIP", "Clip", "All frames of a shot at once with a video model: AnimateDiff (a motion adapter on an SD 1.5 "
      "model) or a text-to-video model; long shots in overlapping context windows"),
+    ("SHOT", "Shot (Video Model)", "Each shot at once with a Wan 2.x or LTX-Video model: pictures pinned at frames "
+     "condition it, Blender's passes drive it (VACE); long shots in overlapping windows"),
 )
 MOTION_MODES: tuple[Choice, ...] = (
     ("2D", "2D", "Zoom, angle and translation of the image"),
@@ -56,6 +58,42 @@ IMAGE_PREPROCESSORS: tuple[Choice, ...] = (
 CONTROL_PREPROCESSORS: tuple[Choice, ...] = IMAGE_PREPROCESSORS + (
     ("DEPTH", "Depth", "A depth pass as the depth ControlNets want it (near = bright)"),
     ("NORMAL", "Normal", "A normal pass as the normal ControlNets want it"),
+)
+# Shot mode (engine/modes/shot.py, engine/video_models/): how the video model fits the GPU (engine/video_memory.py),
+# fastest first; AUTO takes the fastest whose estimated peak fits the free memory.
+MEMORY_MODES: tuple[Choice, ...] = (
+    ("AUTO", "Auto", "The fastest mode whose estimated peak memory fits the device's free memory"),
+    ("FULL", "Full", "Every model on the GPU: fastest, most memory"),
+    ("FP8", "FP8 Storage", "The transformer's weights stored in fp8 and cast per layer when used (about half its "
+     "memory; slightly different pixels)"),
+    ("MODEL_OFFLOAD", "Model Offload", "Each model on the GPU only while it runs (text encoder, transformer, VAE)"),
+    ("FP8_OFFLOAD", "FP8 + Offload", "FP8 storage and model offload together"),
+    ("GROUP_OFFLOAD", "Group Offload", "The transformer's blocks stream to the GPU one group at a time: least memory, "
+     "slowest"),
+)
+# diffusers' cache hooks on the video transformer (engine/video_cache.py): fewer full transformer passes per shot.
+VIDEO_CACHES: tuple[Choice, ...] = (
+    ("NONE", "None", "Every step runs the whole transformer"),
+    ("FIRST_BLOCK", "First Block Cache", "Skip the other blocks while the first block's output barely changes"),
+    ("PYRAMID", "Pyramid Attention Broadcast", "Reuse attention outputs for a few steps in the middle of the "
+     "schedule"),
+    ("FASTER", "FasterCache", "Reuse attention outputs and the unconditional branch between steps"),
+    ("TAYLORSEER", "TaylorSeer", "Predict skipped steps' features from earlier ones (Taylor series)"),
+)
+# What each frame's control picture is in shot mode (a VACE control video, or an LTX video condition for RENDER).
+VIDEO_CONTROLS: tuple[Choice, ...] = (
+    ("NONE", "None", "No control video"),
+    ("DEPTH", "Depth", "Blender's depth pass (near = bright)"),
+    ("FLOW", "Motion (Vector Pass)", "Blender's motion vectors as a colour-coded flow picture"),
+    ("INDEX", "Object Index", "The object index pass as a flat colour layout"),
+    ("RENDER", "Scene Render", "Blender's render itself: video to video at the frames' Strength"),
+)
+# Where a pinned picture comes from (the bake turns each into a file).
+PIN_SOURCES: tuple[Choice, ...] = (
+    ("FILE", "Image File", "A picture on disk"),
+    ("STRIP", "Strip", "An image strip's picture or a movie strip's frame at the pin"),
+    ("RENDER", "Scene Render", "Blender's render of the scene at the pin's frame"),
+    ("GENERATED", "Generated Frame", "A frame already generated into the output folder"),
 )
 LATENT_SOURCES: tuple[Choice, ...] = (
     ("PROMPT_SEEDS", "Prompt Seeds", "Slerp between the seeded noise of each prompt key"),
