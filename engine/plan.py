@@ -34,6 +34,9 @@ VIDEO_CONTROLS = vocab.names(vocab.VIDEO_CONTROLS)
 # background" at 64x64). The random-weight tiny model is for plumbing tests and speed checks: its frames are noise.
 EMBEDDED_MODEL = "embedded:shapes"
 TINY_RANDOM_MODEL = "embedded:tiny"
+# Random-weight tiny video models for shot mode's plumbing (engine/tiny_video_models.py): embedded:tiny-wan-t2v,
+# embedded:tiny-wan-i2v, embedded:tiny-wan-vace, embedded:tiny-ltx-condition...
+TINY_VIDEO_PREFIX = "embedded:tiny-"
 
 
 class PlanError(ValueError):

@@ -66,6 +66,26 @@ class Renderer:
             self._pipes[key] = load_pipeline(model, opts)
         return self._pipes[key]
 
+    def reload_pipeline(self, settings: dict, emit: Emit):
+        """The plan's model loaded afresh (what was done to the warm one, such as offload hooks, can't be undone)."""
+        self._pipes.clear()
+        return self.pipeline(settings["model"], settings["device"], emit, settings.get("precision", "auto"))
+
+    def _check_model_class(self, settings: dict) -> None:
+        """A video model only in shot mode and shot mode only with one, said before any weights load."""
+        from .models.locate import locate, read_class_name
+        from .video_models import check_class
+
+        key = (settings["model"], settings["device"], settings.get("precision", "auto"))
+        if key in self._pipes:
+            name = type(self._pipes[key]).__name__
+        else:
+            options = LoadOptions(self.options.allow_download, self.options.allow_unsafe, settings["device"],
+                                  self.options.single_file_config)
+            name = read_class_name(settings["model"], locate(settings["model"], options),
+                                   self.options.allow_download)
+        check_class(settings["model"], name, settings["mode"])
+
     def controlnet(self, model: str, device: str, emit: Emit):
         key = (model, device)
         if key not in self._controlnets:
@@ -149,8 +169,10 @@ class Renderer:
     def prepare(self, settings: dict, emit: Emit) -> tuple[object, list]:
         """The pipeline the plan's mode renders with and its ControlNet units, made from the base pipeline (loaded
         once and reused) by the mode (modes.Mode.prepare)."""
+        self._check_model_class(settings)
         pipe = self.pipeline(settings["model"], settings["device"], emit, settings.get("precision", "auto"))
-        check_model_use(pipe, settings)  # an inpainting or depth-to-image model where it can't work: say so first
+        if settings["mode"] != "SHOT":  # (video models: _check_model_class)
+            check_model_use(pipe, settings)  # an inpainting or depth-to-image model where it can't work: say so first
         return modes.get(settings["mode"]).prepare(self, pipe, settings, emit)
 
     def image_pipeline(self, pipe, settings: dict, emit: Emit) -> tuple[object, list]:

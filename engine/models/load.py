@@ -24,14 +24,20 @@ _BASE_CLASS = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeli
 def load_pipeline(model: str, options: LoadOptions) -> DiffusionPipeline:
     """Load a Stable Diffusion (1.x/2.x) or SDXL text-to-image pipeline onto the chosen device: a diffusers folder
     or cached id (by its model_index.json) or a single-file checkpoint (with its base model's configs)."""
-    import torch  # noqa: F401  first: in an interpreter without the engine's libraries, torch is the one to name
+    import torch  # first: in an interpreter without the engine's libraries, torch is the one to name
     import diffusers
 
     source = locate(model, options)
     kind = check_class(model, read_class_name(model, source, options.allow_download))
-    cls = getattr(diffusers, _BASE_CLASS[kind])
+    if kind == "video" and source.single_file:
+        raise ModelError(f"model '{model}' is a single file: give a Wan or LTX-Video model's diffusers folder (with "
+                         "model_index.json) or Hugging Face id")
+    class_name = read_class_name(model, source, options.allow_download)
+    cls = getattr(diffusers, class_name if kind == "video" else _BASE_CLASS[kind])
     device = pick_device(options.device)
     kwargs: dict[str, Any] = dict(dtype=pick_dtype(options.precision, device))
+    if kind == "video" and options.precision == "auto" and device.startswith("cuda"):
+        kwargs["dtype"] = torch.bfloat16  # Wan and LTX are trained in bf16; fp16 overflows in their transformers
     if kind in ("sd", "sd-inpaint"):
         # Frames of an animation must not turn black one by one; the checker is the user's choice, not ours.
         kwargs.update(safety_checker=None, requires_safety_checker=False)
@@ -55,4 +61,8 @@ def load_pipeline(model: str, options: LoadOptions) -> DiffusionPipeline:
         except (OSError, EnvironmentError, ValueError, KeyError, RuntimeError, TypeError) as e:
             raise ModelError(f"could not load model '{model}': {e}.{hint}") from e
     pipe.set_progress_bar_config(disable=True)
+    if kind == "video":
+        # Shot mode places it (engine/video_setup.py): on the device whole, or offloaded, as its memory mode says.
+        pipe._kd_device = device
+        return pipe
     return pipe.to(device)

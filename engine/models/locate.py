@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import ModelError
-from ..plan import EMBEDDED_MODEL, TINY_RANDOM_MODEL
+from ..plan import EMBEDDED_MODEL, TINY_RANDOM_MODEL, TINY_VIDEO_PREFIX
 from .embedded import shapes_model_dir, tiny_model_dir
 from .hub import cached_file, in_hf_cache, looks_like_repo_id
 from .options import ALLOW_DOWNLOADS, LoadOptions
@@ -26,6 +26,12 @@ PIPELINE_CLASSES: dict[str, str] = {
     "StableDiffusionDepth2ImgPipeline": "sd-depth",
     # Text-to-video (UNet3DConditionModel, damo-vilab/text-to-video-ms-1.7b): clip mode only (see clip_pipeline).
     "TextToVideoSDPipeline": "t2v",
+    # Wan 2.x and LTX-Video (engine/video_models): shot mode only.
+    "WanPipeline": "video",
+    "WanImageToVideoPipeline": "video",
+    "WanVACEPipeline": "video",
+    "LTXPipeline": "video",
+    "LTXConditionPipeline": "video",
 }
 
 
@@ -53,6 +59,10 @@ def locate(model: str, options: LoadOptions) -> Source:
         return Source(shapes_model_dir())
     if model == TINY_RANDOM_MODEL:
         return Source(tiny_model_dir())
+    if model.startswith(TINY_VIDEO_PREFIX):
+        from .embedded import tiny_video_model_dir
+
+        return Source(tiny_video_model_dir(model[len(TINY_VIDEO_PREFIX):]))
     expanded = os.path.expanduser(model)
     if os.path.isdir(expanded):
         if not os.path.isfile(os.path.join(expanded, "model_index.json")):
@@ -107,7 +117,9 @@ def check_class(model: str, class_name: str) -> str:
             "Keyframe Diffusion can't run: supported are Stable Diffusion 1.x/2.x (StableDiffusionPipeline) and SDXL "
             "(StableDiffusionXLPipeline), Turbo and other distilled models saved as those included, their inpainting "
             "models (StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline) and depth-to-image "
-            "(StableDiffusionDepth2ImgPipeline), and text-to-video models (TextToVideoSDPipeline, clip mode)"
+            "(StableDiffusionDepth2ImgPipeline), text-to-video models (TextToVideoSDPipeline, clip mode), and Wan 2.x "
+            "and LTX-Video models (WanPipeline, WanImageToVideoPipeline, WanVACEPipeline, LTXPipeline, "
+            "LTXConditionPipeline: shot mode)"
         )
     return PIPELINE_CLASSES[class_name]
 
