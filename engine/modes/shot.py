@@ -57,7 +57,10 @@ class ShotPrompts:
 
     def _encode(self, text: str) -> dict:
         if text not in self._cache:
-            self._cache[text] = self.family.encode(self.pipe, [text], self.pipe._execution_device)
+            import torch
+
+            with torch.no_grad():
+                self._cache[text] = self.family.encode(self.pipe, [text], self.pipe._execution_device)
         return self._cache[text]
 
     def _mix(self, weights: dict[str, float]) -> dict:

@@ -358,3 +358,103 @@ def test_errors_say_what_and_where(tmp_path, models, renderer, pictures, tiny_mo
     with pytest.raises(ModelError, match="needs a picture at the shot's first frame"):
         renderer.render(shot_plan(tmp_path, models["wan-i2v"]), None, lambda e: None)
     assert not os.listdir(tmp_path) or not FrameStore(str(tmp_path)).finished_frames()
+
+
+def _with_controls(plan: dict, kind: str, paths: dict[int, str], **settings) -> dict:
+    frames = [{**r, "control_frame": {"path": paths[r["frame"]]}} for r in plan["frames"]]
+    return plan_mod.validate({**plan, "settings": {**plan["settings"], "video_control": kind, **settings},
+                              "frames": frames})
+
+
+def test_depth_control_video_reaches_vace_around_the_pins(tmp_path, models, renderer, pictures):
+    from engine.image_ops import depth_to_control
+
+    depths = {}
+    for f in range(1, 10):  # a plane stepping away frame by frame, nearer at the left
+        depth = np.tile(np.linspace(1.0, 2.0 + f, 32, dtype=np.float32), (32, 1))
+        depths[f] = str(tmp_path / f"depth_{f}.npy")
+        np.save(depths[f], depth)
+    plan = _with_controls(shot_plan(tmp_path / "out", models["wan-vace"], frames=9, pins=[(4, pictures["red"])]),
+                          "DEPTH", depths, control_scale=0.5)
+    pipe, _ = renderer.prepare(plan["settings"], lambda e: None)
+    video = Stage(pipe, "prepare_video_latents")
+    latents = Stage(pipe, "prepare_latents")
+    try:
+        summary, _ = render(renderer, plan)
+    finally:
+        video.close()
+        latents.close()
+    assert summary["rendered"] == 9
+    frames = video.calls[0]["video"][0]  # (C, F, H, W) in -1..1
+    for f in (1, 2, 9):
+        expected = depth_to_control(np.load(depths[f]), (32, 32)).astype(np.float32)
+        got = (frames[:, f - 1].permute(1, 2, 0).float().numpy() + 1.0) * 127.5
+        assert np.abs(got - expected).max() < 2.5, f
+    assert np.allclose(colour_of(frames[:, 3]), (230, 20, 20), atol=3)  # the pin, not its depth picture
+
+
+def test_flow_and_index_passes_become_control_pictures(tmp_path):
+    import OpenEXR
+
+    from engine.video_inputs import control_picture
+
+    vector = str(tmp_path / "vector.exr")
+    still = np.zeros((16, 16), np.float32)
+    moving = np.full((16, 16), -3.0, np.float32)  # Z = now - next: moving right 3 px a frame
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+                 {"R": still, "G": still, "B": moving, "A": still}).write(vector)
+    flow = control_picture({"path": vector}, "FLOW", (16, 16))
+    assert flow.shape == (16, 16, 3) and flow.max() == 255
+    assert np.all(flow[..., 0] == 255) and np.all(flow[..., 1] == 0)  # rightwards: hue 0, red
+    index = np.zeros((16, 16), np.float32)
+    index[:, 8:] = 2.0
+    path = str(tmp_path / "index.npy")
+    np.save(path, index)
+    layout = control_picture({"path": path}, "INDEX", (16, 16))
+    assert np.all(layout[:, :8] == 0) and len({tuple(p) for p in layout[:, 8:].reshape(-1, 3)}) == 1
+    assert layout[:, 8:].max() >= 40
+
+
+def test_the_scene_render_is_an_ltx_video_condition_at_the_frames_strength(tmp_path, models, renderer, pictures):
+    renders = {}
+    for f in range(1, 10):
+        renders[f] = str(tmp_path / f"render_{f}.png")
+        Image.new("RGB", (32, 32), (20 * f, 100, 200)).save(renders[f])
+    plan = shot_plan(tmp_path / "out", models["ltx-condition"], frames=9, pins=[(5, pictures["red"])])
+    plan["frames"] = [{**r, "strength": 0.2 + 0.05 * i} for i, r in enumerate(plan["frames"])]
+    plan = _with_controls(plan, "RENDER", renders)
+    pipe, _ = renderer.prepare(plan["settings"], lambda e: None)
+    latents = Stage(pipe, "prepare_latents")
+    try:
+        render(renderer, plan)
+    finally:
+        latents.close()
+    call, = latents.calls
+    assert call["condition_frame_index"] == [4, 0]
+    assert call["condition_strength"][0] == 1.0 and call["condition_strength"][1] == pytest.approx(0.4)
+    video = call["conditions"][1][0]  # (C, F, H, W): the render's 9 frames
+    assert video.shape[1] == 9
+    assert np.allclose(colour_of(video[:, 0]), (20, 100, 200), atol=3)
+    assert np.allclose(colour_of(video[:, 8]), (180, 100, 200), atol=3)
+
+
+def test_a_window_gets_its_frames_keyed_prompts_averaged(tmp_path, models, renderer):
+    def prompts(i):  # frames 1-8: "a red circle" fading out as "a blue square" fades in
+        return [{"text": "a red circle", "weight": 1.0 - i / 7}, {"text": "a blue square", "weight": i / 7 + 1e-9}]
+
+    plan = shot_plan(tmp_path, models["wan-t2v"], frames=8, prompts=prompts)
+    pipe, _ = renderer.prepare(plan["settings"], lambda e: None)
+    calls = Calls(pipe)
+    try:
+        render(renderer, plan)
+    finally:
+        calls.close()
+    family = family_of(pipe)
+    import torch
+    with torch.no_grad():
+        red = family.encode(pipe, ["a red circle"], "cpu")["embeds"]
+        blue = family.encode(pipe, ["a blue square"], "cpu")["embeds"]
+    embeds = calls.windows[0].embeds["prompt_embeds"]
+    assert not embeds.requires_grad
+    assert not np.allclose(red.numpy(), blue.numpy())
+    assert np.allclose(embeds.numpy(), (0.5 * red + 0.5 * blue).numpy(), atol=1e-5)
