@@ -1,5 +1,6 @@
 """The embedded models: the trained shapes model shipped inside the engine package ('embedded:shapes') and the
-random-weight tiny model built on first use ('embedded:tiny'), in the engine's own cache folder."""
+random-weight tiny models built on first use ('embedded:tiny', and the tiny video pipelines of
+engine.tiny_video_models), in the engine's own cache folder."""
 
 from __future__ import annotations
 
@@ -35,14 +36,32 @@ def tiny_model_dir() -> str:
     folder = os.path.join(cache_dir(), "models", "tiny-sd")
     if os.path.isfile(os.path.join(folder, "model_index.json")):
         return folder
-    from filelock import FileLock
-
     from ..tiny_model import make_tiny_model
 
+    return _build_once(folder, make_tiny_model)
+
+
+def _build_once(folder: str, make) -> str:
+    """`make(folder)` unless the folder already holds a pipeline; under a file lock, as several processes (Ray workers,
+    a CLI render beside Blender's worker) may ask at once: one builds, the others wait and then find it, so nobody
+    swaps the folder out from under a process that is loading it."""
+    from filelock import FileLock
+
     os.makedirs(os.path.dirname(folder), exist_ok=True)
-    # Several processes (Ray workers, a CLI render beside Blender's worker) may ask at once: one builds, the others
-    # wait and then find it, so nobody swaps the folder out from under a process that is loading it.
     with FileLock(folder + ".lock"):
         if not os.path.isfile(os.path.join(folder, "model_index.json")):
-            make_tiny_model(folder)
+            make(folder)
     return folder
+
+
+def tiny_video_model_dir(kind: str) -> str:
+    """The random-weight tiny video pipeline of `kind` ('wan-t2v', 'wan-i2v', 'wan22-i2v', 'wan-vace',
+    'ltx-condition' or 'ltx-t2v'; engine.tiny_video_models), built into the cache on first use."""
+    from ..tiny_video_models import BUILDERS, make_tiny_video_model
+
+    if kind not in BUILDERS:
+        raise ModelError(f"unknown tiny video model '{kind}' (known: {', '.join(BUILDERS)})")
+    folder = os.path.join(cache_dir(), "models", f"tiny-{kind}")
+    if os.path.isfile(os.path.join(folder, "model_index.json")):
+        return folder
+    return _build_once(folder, lambda target: make_tiny_video_model(target, kind))
