@@ -30,7 +30,7 @@ def check_settings(pipe, family, settings: dict) -> None:
 
 def prepare_video(renderer, pipe, family, settings: dict, emit):
     """The pipeline ready to render the plan's shots (reloaded when its memory mode must change)."""
-    from .modes.shot import window_length
+    from .video_models import window_length
 
     check_settings(pipe, family, settings)
     try:  # TEMP until the memory and cache modules land

@@ -35,12 +35,6 @@ from . import Context, Frames, Mode, WorkUnit, register, touched
 from .clip import context_windows
 
 
-def window_length(settings: dict, step: int, default: int) -> int:
-    """The frames of a full window: the plan's shot_window (or the model's own length), down to a count it takes."""
-    wanted = settings.get("shot_window") or default
-    return 1 + max(1, (wanted - 1) // step) * step
-
-
 def positions(length: int, count: int, spread: bool) -> list[int]:
     """The model frame each of a window's `length` frames is taken from, out of `count` rendered (see module doc)."""
     if not spread or length < 2:
@@ -157,7 +151,7 @@ def check_shot(pipe, family, settings: dict, segment: list[dict]) -> None:
 def render_shot(ctx: Context, family, segment: list[dict], carry: list[np.ndarray],
                 prompts: ShotPrompts) -> Iterator[tuple[int, np.ndarray]]:
     """Make one shot in windows; yield (frame, picture) as frames become final (see the module doc)."""
-    from ..video_models import Pin, Window, valid_count
+    from ..video_models import Pin, Window, valid_count, window_length
 
     pipe, settings = ctx.pipe, ctx.settings
     inputs = ShotInputs(settings, segment)

@@ -188,6 +188,12 @@ def valid_count(count: int, step: int) -> int:
     return 1 + max(0, -(-(count - 1) // step)) * step
 
 
+def window_length(settings: dict, step: int, default: int) -> int:
+    """The frames of a full window: the plan's shot_window (or the model's own length), down to a count it takes."""
+    wanted = settings.get("shot_window") or default
+    return 1 + max(1, (wanted - 1) // step) * step
+
+
 def nearest_size(value: int, step: int) -> int:
     """The multiple of `step` nearest `value` (at least `step`; halfway goes up)."""
     return max(step, int(value / step + 0.5) * step)

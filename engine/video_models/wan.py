@@ -51,6 +51,13 @@ class WanFirstLastFrame(_Wan):
                              "Blender's render or a generated frame), or use a text-to-video, VACE or LTX model")
         kwargs = {"image": to_pil(by_index[0].image)}
         last = by_index.get(window.count - 1)
+        one_picture = pipe.image_encoder is not None and not getattr(pipe.transformer.config, "pos_embed_seq_len",
+                                                                      None)
+        if last is not None and one_picture:
+            # Wan 2.1 I2V (480P/720P) embeds one picture; its last_image path fails inside diffusers.
+            raise ModelError(f"this {self.label} model (Wan 2.1 I2V) takes one picture, at the shot's first frame; "
+                             "for a picture at the last frame too use a first-last-frame model (Wan2.1-FLF2V, "
+                             "Wan 2.2 I2V) or a VACE or LTX condition model")
         if last is not None:
             kwargs["last_image"] = to_pil(last.image)
         elif getattr(pipe.transformer.config, "pos_embed_seq_len", None):

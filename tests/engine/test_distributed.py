@@ -387,3 +387,23 @@ def test_restart_must_be_true_or_false(tmp_path):
     plan["frames"][1]["restart"] = 1
     with pytest.raises(plan_mod.PlanError, match=r"frames\[1\] \(frame 2\): field 'restart' must be true or false"):
         plan_mod.validate(plan)
+
+
+def test_shots_are_units_of_work_and_match_local(renderer, tmp_path):
+    """Shot mode (a tiny Wan text-to-video model): each shot is made whole by one worker, as a local render makes it."""
+    from engine.tiny_video_models import make_tiny_wan_t2v
+
+    model = make_tiny_wan_t2v(str(tmp_path / "wan"))
+    records = [{"frame": f, "seed": 10 + f, "steps": 2, "guidance": 4.0, "restart": f == 6,
+                "prompts": [{"text": "a red circle", "weight": 1.0}]} for f in range(1, 11)]
+    plan = plan_mod.validate({"schema": plan_mod.SCHEMA, "version": plan_mod.VERSION, "frames": records,
+                              "settings": {"mode": "SHOT", "model": model, "width": 32, "height": 32,
+                                           "output_dir": str(tmp_path / "ray")}})
+    local_reference(plan, str(tmp_path / "local"))
+    events = []
+    summary = renderer.render(plan, None, collect(events))
+    assert summary["rendered"] == 10
+    by_frame = {e["frame"]: e["worker"] for e in events if e["event"] == "frame"}
+    assert len({by_frame[f] for f in range(1, 6)}) == 1 and len({by_frame[f] for f in range(6, 11)}) == 1
+    for f in range(1, 11):
+        assert np.abs(pixels(tmp_path / "ray", f) - pixels(tmp_path / "local", f)).max() <= 1, f"frame {f} differs"

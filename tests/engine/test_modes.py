@@ -368,7 +368,7 @@ def test_every_plan_mode_has_one_registered_engine_mode():
     for name in plan_mod.MODES:
         mode = modes.get(name)
         assert mode.name == name and isinstance(mode, modes.Mode)
-    assert [n for n in plan_mod.MODES if modes.get(n).linked] == ["FEEDBACK", "CLIP"]  # chains and clips
+    assert [n for n in plan_mod.MODES if modes.get(n).linked] == ["FEEDBACK", "CLIP", "SHOT"]  # chains, clips, shots
     with pytest.raises(plan_mod.PlanError, match="no engine mode 'SLIDESHOW'"):
         modes.get("SLIDESHOW")
 

@@ -357,6 +357,12 @@ def test_errors_say_what_and_where(tmp_path, models, renderer, pictures, tiny_mo
         renderer.render(shot_plan(tmp_path, models["wan-t2v"], pins=[(2, pictures["red"])]), None, lambda e: None)
     with pytest.raises(ModelError, match="needs a picture at the shot's first frame"):
         renderer.render(shot_plan(tmp_path, models["wan-i2v"]), None, lambda e: None)
+    with pytest.raises(ModelError, match=r"first-last-frame model \(FLF2V\): it needs a picture at each shot's"):
+        renderer.render(shot_plan(tmp_path, models["wan-i2v"], pins=[(1, pictures["red"])]), None, lambda e: None)
+    with pytest.raises(ModelError, match="a depth control video needs a Wan VACE model"):
+        plan = shot_plan(tmp_path, models["ltx-condition"])
+        renderer.render(_with_controls(plan, "DEPTH", {f: pictures["red"] for f in range(1, 7)}), None,
+                        lambda e: None)
     assert not os.listdir(tmp_path) or not FrameStore(str(tmp_path)).finished_frames()
 
 
@@ -458,3 +464,12 @@ def test_a_window_gets_its_frames_keyed_prompts_averaged(tmp_path, models, rende
     assert not embeds.requires_grad
     assert not np.allclose(red.numpy(), blue.numpy())
     assert np.allclose(embeds.numpy(), (0.5 * red + 0.5 * blue).numpy(), atol=1e-5)
+
+
+def test_the_embedded_tiny_video_models_render_by_name(tmp_path, monkeypatch, renderer):
+    monkeypatch.setenv("KEYFRAME_DIFFUSION_CACHE", str(tmp_path / "cache"))
+    summary, events = render(renderer, shot_plan(tmp_path / "out", "embedded:tiny-wan-vace", frames=5))
+    assert rendered(events) == [1, 2, 3, 4, 5]
+    assert os.path.isfile(tmp_path / "cache" / "models" / "tiny-wan-vace" / "model_index.json")
+    with pytest.raises(ModelError, match=r"unknown tiny video model 'nope' \(known: wan-t2v"):
+        renderer.render(shot_plan(tmp_path / "out2", "embedded:tiny-nope"), None, lambda e: None)
