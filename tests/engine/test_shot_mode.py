@@ -132,6 +132,7 @@ def test_frames_come_out_in_order_with_the_plan_size(tmp_path, models, renderer,
     frames = [store.read(f) for f in range(1, 8)]
     assert all(f.shape == (32, 32, 3) for f in frames)
     assert len({f.tobytes() for f in frames}) > 1  # a video, not one picture repeated
+    assert summary["flicker"]["frames"] == 7  # the flicker figure covers shot frames as any others
 
 
 def test_vace_pins_reach_the_pipeline_at_their_frame_index(tmp_path, models, renderer, pictures):
