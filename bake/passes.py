@@ -45,12 +45,40 @@ def pass_path(folder: str, name: str, frame: int) -> str:
 
 
 def place_file(tmp: str, final: str) -> None:
-    """Move a new pass (or mask) file into place unless an identical one is already there."""
+    """Move a new pass (or mask) file into place unless one with the same content is already there."""
     os.makedirs(os.path.dirname(final), exist_ok=True)
-    if os.path.isfile(final) and filecmp.cmp(tmp, final, shallow=False):
+    if os.path.isfile(final) and same_content(tmp, final):
         os.remove(tmp)
     else:
         os.replace(tmp, final)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_picture(path: str) -> list[bytes] | None:
+    """A PNG's critical chunks (header, palette, pixels): what makes its picture. Its ancillary chunks (text, EXIF,
+    resolution) are left out: Cycles writes its render time into every render's text chunks."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    chunks, pos = [], len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        if data[pos + 4:pos + 5].isupper():
+            chunks.append(data[pos:pos + 12 + length])
+        pos += 12 + length
+    return chunks
+
+
+def same_content(a: str, b: str) -> bool:
+    """Whether two pass files hold the same picture (for PNGs, whatever their metadata)."""
+    if a.lower().endswith(".png") and b.lower().endswith(".png"):
+        pictures = _png_picture(a), _png_picture(b)
+        if None not in pictures:
+            return pictures[0] == pictures[1]
+    return filecmp.cmp(a, b, shallow=False)
 
 
 class _RenderState:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 
@@ -16,10 +18,11 @@ import numpy as np
 
 from ..engine import plan as plan_mod
 from ..engine import seeds
+from ..engine.frames import frame_filename
 from ..engine import vocabulary as vocab
 from ..settings import compat
 from ..settings.properties import FRAME_PARAMS
-from ..timeline import frame_range, text_prompts
+from ..timeline import frame_range, pins as timeline_pins, text_prompts
 from . import inputs
 from . import passes as scene_passes
 
@@ -27,6 +30,10 @@ WEIGHT_EPSILON = 1e-6
 CUT_MARKERS = ("cut", "restart")  # timeline markers whose names start so restart a feedback chain (or a clip)
 MASK_PASSES = {"OBJECT_INDEX": "object_index", "MATERIAL_INDEX": "material_index"}
 UPSCALE_FOLDER = "upscaled"  # inside the output folder
+# Shot mode: the pass each kind of control video is made of, and where generated frames pinned are kept (a copy: the
+# shot renders the pinned frame again, and a pin on the frame file itself would change with every render).
+CONTROL_PASSES = {"DEPTH": "depth", "FLOW": "vector", "INDEX": "object_index", "RENDER": "image"}
+PINS_FOLDER = "pins"  # inside the output folder
 
 
 class BakeError(ValueError):
@@ -115,8 +122,21 @@ def _settings(scene: bpy.types.Scene, folder: str, model: str | None) -> dict:
         "anchor_attention": s.flow_guide and s.mode == "VIDEO" and s.anchor_attention,
         "cpu_offload": s.cpu_offload,
         **_clip_settings(s),
+        **_shot_settings(s),
         **_upscale_settings(s, folder),
     }
+
+
+def _shot_settings(s) -> dict:
+    if s.mode != "SHOT":
+        return {}
+    window = s.shot_window
+    # The video model has its own scheduler and VAE and takes no ControlNet or LoRA (engine/video_setup.py): those
+    # settings are hidden in shot mode (panels/sequencer.py) and not baked.
+    return {"controlnets": [], "loras": [], "decoder": "", "scheduler": "default", "shot_window": window,
+            "shot_overlap": min(s.shot_overlap, window - 1) if window else s.shot_overlap,
+            "chain_shots": s.chain_shots, "memory_mode": s.memory_mode, "memory_limit_gb": s.memory_limit_gb,
+            "video_cache": s.video_cache, "video_control": s.video_control, "control_scale": s.control_scale}
 
 
 def _clip_settings(s) -> dict:
@@ -142,6 +162,8 @@ def _abspath(path: str) -> str:
 
 def _scheduler(s) -> str:
     """The plan's scheduler: the menu's name, or with "Other" the diffusers class named in Scheduler Class."""
+    if s.mode == "SHOT":
+        return "default"  # the video model's own (_shot_settings)
     if s.scheduler != vocab.SCHEDULER_OTHER:
         return s.scheduler
     if not s.scheduler_class.strip():
@@ -163,6 +185,8 @@ def _json_object(text: str, what: str) -> dict:
 
 
 def _units(settings) -> list:
+    if settings.mode == "SHOT":
+        return []  # a video model takes no ControlNet (SHOT_HIDDEN)
     return [u for u in settings.controlnets if u.enabled]
 
 
@@ -201,6 +225,8 @@ def _needed_passes(scene, settings) -> set[str]:
             passes.add("mask")
     for unit in _units(settings):
         passes.add({"DEPTH": "depth", "NORMAL": "normal", "RENDER": "image"}.get(unit.source, ""))
+    if settings.mode == "SHOT":
+        passes.add(CONTROL_PASSES.get(settings.video_control, ""))
     passes.discard("")
     return passes
 
@@ -295,15 +321,15 @@ def _attach_passes(scene, settings, records: list[dict], masks: list[dict], fold
     """Render the scene passes the settings need and point the frame records at them; `masks` holds each frame's
     mask settings as evaluated there (_evaluate_frames)."""
     passes = _needed_passes(scene, settings)
+    pin_frames = [] if "image" in passes else _render_pin_frames(settings, records)
+    total = len(records) * bool(passes) + len(pin_frames)
+    if pin_frames:  # Scene Render pins (with a scene render control video, the passes below make them)
+        _render(scene, settings, folder, pin_frames, {"image"}, _offset(progress, len(records) * bool(passes), total))
     if not passes:
         return
     strip = _mask_strip(scene, settings) if "mask" in passes else None
-    try:
-        rendered = scene_passes.render_passes(scene, folder, [r["frame"] for r in records], passes,
-                                              (settings.width, settings.height), progress,
-                                              mask=strip.mask if strip is not None else None)
-    except scene_passes.PassError as e:
-        raise BakeError(str(e)) from None
+    rendered = _render(scene, settings, folder, [r["frame"] for r in records], passes, _offset(progress, 0, total),
+                       mask=strip.mask if strip is not None else None)
     units = _units(settings)
     for record, mask in zip(records, masks):
         paths = rendered[record["frame"]]
@@ -322,6 +348,86 @@ def _attach_passes(scene, settings, records: list[dict], masks: list[dict], fold
             source = {"DEPTH": "depth", "NORMAL": "normal", "RENDER": "image"}.get(unit.source)
             if source:
                 entry["image"] = paths[source]
+
+
+def _render(scene, settings, folder: str, frames: list[int], passes: set[str], progress, mask=None) -> dict:
+    try:
+        return scene_passes.render_passes(scene, folder, frames, passes, (settings.width, settings.height), progress,
+                                          mask=mask)
+    except scene_passes.PassError as e:
+        raise BakeError(str(e)) from None
+
+
+def _offset(progress, done: int, total: int):
+    """A progress(done, total) callback for one of several renders: counted on from `done`, out of `total`."""
+    if progress is None:
+        return None
+    return lambda n, _count: progress(done + n, total)
+
+
+def _render_pin_frames(settings, records: list[dict]) -> list[int]:
+    """The baked frames that Scene Render pins need Blender's render of (a pin elsewhere the plan check refuses)."""
+    if settings.mode != "SHOT":
+        return []
+    baked = {r["frame"] for r in records}
+    return sorted({pin.frame for pin in settings.pins if pin.source == "RENDER"} & baked)
+
+
+def _pins(scene, settings, folder: str) -> list[dict]:
+    """Shot mode's pins as the plan holds them: each picture as a file (and a movie's frame index)."""
+    if settings.mode != "SHOT":
+        return []
+    return [_pin_entry(scene, pin, folder) for pin in settings.pins]
+
+
+def _pin_entry(scene, pin, folder: str) -> dict:
+    frame = pin.frame
+    where = f"pin '{pin.name}' at frame {frame}"
+    entry = {"frame": frame, "strength": pin.strength}
+    if pin.source == "FILE":
+        path = _abspath(pin.filepath)
+        if not path:
+            raise BakeError(f"{where}: no image file chosen: pick the picture to pin (Image)")
+        if not os.path.isfile(path):
+            raise BakeError(f"{where}: image file not found: {path}")
+        return {**entry, "path": path}
+    if pin.source == "STRIP":
+        if not pin.strip.strip():
+            raise BakeError(f"{where}: no strip chosen: pick the image or movie strip to pin (Strip)")
+        try:
+            return {**entry, **inputs.strip_frame(inputs.find_input_strip(scene, pin.strip), frame)}
+        except inputs.InputError as e:
+            raise BakeError(f"{where}: {e}") from None
+    if pin.source == "GENERATED":
+        return {**entry, "path": _generated_pin(pin, folder, frame, where)}
+    return {**entry, "path": scene_passes.pass_path(folder, "image", frame)}  # RENDER: rendered with the passes
+
+
+def _generated_pin(pin, folder: str, frame: int, where: str) -> str:
+    """A generated frame pinned: a copy of the output folder's frame, taken the first time the pin is baked at that
+    frame and kept from then on (the shot renders that frame again; a new pin takes the frame as it is then)."""
+    token = pin.token or bpy.path.clean_name(pin.name)
+    copy = os.path.join(folder, PINS_FOLDER, token, frame_filename(frame))
+    if os.path.isfile(copy):
+        return copy
+    source = os.path.join(folder, frame_filename(frame))
+    if not os.path.isfile(source):
+        raise BakeError(f"{where}: no generated frame there yet ({source}): generate the frames first, or pin "
+                        "another source")
+    os.makedirs(os.path.dirname(copy), exist_ok=True)
+    tmp = copy + ".tmp"
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, copy)
+    return copy
+
+
+def _name_pins(message: str, settings) -> str:
+    """A plan error about settings.pins[i] names the pin as the user knows it (its label)."""
+    def name(match) -> str:
+        index = int(match.group(1))
+        return f"pin '{settings.pins[index].name}'" if index < len(settings.pins) else match.group(0)
+
+    return re.sub(r"(?:settings\.)?pins\[(\d+)\]", name, message) if settings.mode == "SHOT" else message
 
 
 def _key_prompts(settings) -> list[dict]:
@@ -358,11 +464,13 @@ def _chain_restarts(scene: bpy.types.Scene, settings, records: list[dict], keyed
     value at every frame) turns on, where the scene camera changes (markers bound to cameras), and at markers named
     "cut..." or "restart...". A cut shows something else, which warping the previous frame would only smear, and
     chains that share nothing render independently (on different machines with Ray). Never the range's first frame,
-    which starts a chain anyway. Only in feedback mode, the one mode that chains, and clip mode, where a cut ends one
-    clip and starts the next."""
-    if settings.mode not in ("FEEDBACK", "CLIP"):
+    which starts a chain anyway. Only in feedback mode, the one mode that chains, and clip and shot modes, where a cut
+    ends one clip (shot) and starts the next. Pins' markers are never cuts."""
+    if settings.mode not in ("FEEDBACK", "CLIP", "SHOT"):
         return set()
-    marked = {m.frame for m in scene.timeline_markers if m.name.strip().lower().startswith(CUT_MARKERS)}
+    owned = timeline_pins.pin_markers(scene) if settings.mode == "SHOT" else set()
+    marked = {m.frame for m in scene.timeline_markers
+              if m.name.strip().lower().startswith(CUT_MARKERS) and m.name not in owned}
     cameras = [(r["camera"] or {}).get("name") for r in records]
     return {records[i]["frame"] for i in range(1, len(records))
             if (keyed[i] and not keyed[i - 1]) or cameras[i] != cameras[i - 1] or records[i]["frame"] in marked}
@@ -400,6 +508,8 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
         mask_strip=_mask_strip(scene, s),
         mask_image=_mask_image_file(s, folder),
     )
+    if s.mode == "SHOT":
+        settings["pins"] = _pins(scene, s, folder)
     records, evaluated = _evaluate_frames(scene, s, settings, sources)
     evaluated_seeds, keyed_restarts = [e["seed"] for e in evaluated], [e["restart"] for e in evaluated]
     _first_frame_settings(settings, records, evaluated)
@@ -424,7 +534,7 @@ def bake_scene(scene: bpy.types.Scene, output: str | None = None, model: str | N
     try:
         return plan_mod.validate(plan)
     except plan_mod.PlanError as e:
-        raise BakeError(str(e)) from e
+        raise BakeError(_name_pins(str(e), s)) from e
 
 
 @dataclass
@@ -511,6 +621,9 @@ def _frame_record(scene, s, settings: dict, sources: _FrameSources, frame: int) 
     mask = _mask_entry(s, sources.mask_strip, sources.mask_image, frame)
     if mask is not None:
         record["mask"] = mask
+    if s.mode == "SHOT" and s.video_control in CONTROL_PASSES:  # rendered with the passes (_attach_passes)
+        record["control_frame"] = {"path": scene_passes.pass_path(settings["output_dir"],
+                                                                  CONTROL_PASSES[s.video_control], frame)}
     return record
 
 

@@ -2,12 +2,12 @@
 
 import bpy
 
-from . import (audio, compositor, engine_check, engine_env, export, generate, inspire, messages, models, presets,
-               prompts, schedules, units)
+from . import (audio, compositor, engine_check, engine_env, export, generate, inspire, messages, models, pins,
+               presets, prompts, schedules, units)
 
 classes = (*prompts.classes, *generate.classes, *export.classes, *schedules.classes, *presets.classes,
            *inspire.classes, *audio.classes, *units.classes, *engine_check.classes, *engine_env.classes,
-           *models.classes, *messages.classes, *compositor.classes)
+           *models.classes, *messages.classes, *compositor.classes, *pins.classes)
 
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(classes)
 

@@ -12,6 +12,7 @@ from ..engine.plan import parse_frame_range
 from ..engine_link import workers
 from ..run import estimate
 from ..run.generate import GenerateError, GenerateJob
+from ..timeline import pins
 from ..timeline.frame_range import describe_range, render_range
 from .messages import report
 
@@ -105,10 +106,11 @@ class KD_OT_bake(bpy.types.Operator):
     model: StringProperty(name="Model", description="Model override (default: the scene's)", default="")
 
     def execute(self, context):
+        pins.sync_stored_frames(context.scene)  # a pin whose marker is deleted later stays where it was baked
         try:
             path, plan = write_plan(context.scene, self.output or None, self.model or None)
         except BakeError as e:
-            self.report({"ERROR"}, str(e))
+            report(self, "ERROR", str(e))
             return {"CANCELLED"}
         self.report({"INFO"}, f"Baked {len(plan['frames'])} frames to {path}")
         return {"FINISHED"}

@@ -11,6 +11,7 @@ from ..operators.models import recommended_differs
 from ..operators.presets import KD_PT_presets
 from ..run.estimate import duration_text, estimate
 from ..settings import compat
+from ..settings.properties import pin_marker
 from ..timeline.frame_range import describe_range
 from .compositor import draw_compositor
 from .progress import draw_running
@@ -198,9 +199,10 @@ class KD_PT_advanced(_Panel, bpy.types.Panel):
         layout = self.layout
         layout.use_property_split = True
         settings = context.scene.keyframe_diffusion
-        layout.prop(settings, "scheduler")
-        if settings.scheduler == vocab.SCHEDULER_OTHER:
-            layout.prop(settings, "scheduler_class")
+        if settings.mode != "SHOT":  # a video model denoises with its own flow-matching scheduler
+            layout.prop(settings, "scheduler")
+            if settings.scheduler == vocab.SCHEDULER_OTHER:
+                layout.prop(settings, "scheduler_class")
         layout.prop(settings, "guidance_rescale")
         col = layout.column(align=True)
         col.prop(settings, "seed_behavior")
@@ -379,6 +381,99 @@ class KD_PT_clip(_Panel, bpy.types.Panel):
         col.prop(settings, "cpu_offload")
 
 
+class KD_UL_pins(bpy.types.UIList):
+    """A pin's frame (its marker's), label, source and strength; a pin whose marker is gone shows a warning icon."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row(align=True)
+        split = row.split(factor=0.22, align=True)
+        marked = pin_marker(item) is not None
+        split.label(text=f"{item.frame}", icon="PINNED" if marked else "ERROR")
+        split = split.split(factor=0.55, align=True)
+        split.prop(item, "name", text="", emboss=False)
+        split.label(text=PIN_SOURCE_NAMES.get(item.source, item.source))
+        row.prop(item, "strength", text="", slider=True)
+
+
+PIN_SOURCE_NAMES = {"FILE": "File", "STRIP": "Strip", "RENDER": "Render", "GENERATED": "Generated"}
+VIDEO_MODEL_HINT = ("Model: a Wan 2.x (text-to-video, image-to-video, VACE) or LTX-Video diffusers folder or Hugging "
+                    "Face id, e.g. Wan-AI/Wan2.1-VACE-1.3B-diffusers or Lightricks/LTX-Video")
+
+
+def looks_like_video_model(model: str) -> bool:
+    """A name that says Wan or LTX (the hint is shown otherwise; the engine checks the real class)."""
+    name = model.lower()
+    return "wan" in name or "ltx" in name
+
+
+class KD_PT_shot(_Panel, bpy.types.Panel):
+    """Shot mode: the pins (pictures at frames, shown as timeline markers), the control video, windows and memory."""
+
+    bl_label = "Shot"
+    bl_parent_id = "KD_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene.keyframe_diffusion.mode == "SHOT"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.keyframe_diffusion
+        if not looks_like_video_model(settings.model):
+            draw_wrapped(layout.box(), VIDEO_MODEL_HINT, panel_width(context), icon="INFO")
+        _draw_pins(layout, context, settings)
+        col = layout.column()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(settings, "video_control")
+        if settings.video_control != "NONE":
+            col.prop(settings, "control_scale")
+        if settings.video_control == "RENDER":
+            col.prop(settings, "strength")  # animatable: how much of each frame's render is diffused again
+        sub = col.column(align=True)
+        sub.prop(settings, "shot_window")
+        sub.prop(settings, "shot_overlap")
+        col.prop(settings, "chain_shots")
+        col.prop(settings, "memory_mode")
+        row = col.row()
+        row.active = settings.memory_mode == "AUTO"
+        row.prop(settings, "memory_limit_gb", text="Limit GB")
+        col.prop(settings, "video_cache")
+
+
+def _draw_pins(layout, context, settings) -> None:
+    layout.label(text="Pinned Pictures")
+    row = layout.row()
+    row.template_list("KD_UL_pins", "", settings, "pins", settings, "active_pin", rows=3)
+    col = row.column(align=True)
+    col.operator_menu_enum("keyframe_diffusion.pin_add", "source", icon="ADD", text="")
+    col.operator("keyframe_diffusion.pin_remove", icon="REMOVE", text="")
+    col.separator()
+    col.operator("keyframe_diffusion.pin_jump", icon="PLAY", text="")
+    if not 0 <= settings.active_pin < len(settings.pins):
+        if not len(settings.pins):
+            draw_wrapped(layout, "Pin a picture at the current frame (+): the shot passes through it there. Its "
+                         "marker in the timeline is the pin: move it to move the pin.", panel_width(context),
+                         icon="HELP")
+        return
+    pin = settings.pins[settings.active_pin]
+    col = layout.column()
+    col.use_property_split = True
+    col.use_property_decorate = False
+    col.prop(pin, "source")
+    if pin.source == "FILE":
+        col.prop(pin, "filepath")
+    elif pin.source == "STRIP":
+        _strip_field(col, context.scene, pin, "strip")
+    col.prop(pin, "frame")
+    col.prop(pin, "strength")
+    if pin_marker(pin) is None:
+        box = layout.box()
+        draw_wrapped(box, f"Its marker was deleted or renamed: the pin stays at frame {pin.stored_frame}.",
+                     panel_width(context), icon="ERROR")
+        box.operator("keyframe_diffusion.pin_restore_marker", icon="MARKER_HLT")
+
+
 class KD_PT_inpaint(_Panel, bpy.types.Panel):
     bl_label = "Inpaint and Depth"
     bl_parent_id = "KD_PT_main"
@@ -441,7 +536,7 @@ class KD_PT_controlnet(_Panel, bpy.types.Panel):
 
     @classmethod
     def poll(cls, context):
-        return context.scene.keyframe_diffusion.mode != "CLIP"  # the video models take no ControlNet
+        return context.scene.keyframe_diffusion.mode not in ("CLIP", "SHOT")  # the video models take no ControlNet
 
     def draw(self, context):
         layout = self.layout
@@ -475,21 +570,26 @@ class KD_PT_model(_Panel, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.keyframe_diffusion
-        layout.label(text="LoRAs")
-        row = layout.row()
-        row.template_list("UI_UL_list", "kd_loras", settings, "loras", settings, "active_lora", rows=2)
-        col = row.column(align=True)
-        col.operator("keyframe_diffusion.item_add", icon="ADD", text="").kind = "LORA"
-        col.operator("keyframe_diffusion.item_remove", icon="REMOVE", text="").kind = "LORA"
-        if 0 <= settings.active_lora < len(settings.loras):
-            lora = settings.loras[settings.active_lora]
-            col = layout.column(align=True)
-            col.prop(lora, "path")
-            col.prop(lora, "scale")
+        if settings.mode != "SHOT":  # shot mode loads no LoRAs (bake/scene.py _shot_settings)
+            _draw_loras(layout, settings)
         col = layout.column()
         col.use_property_split = True
         col.prop(settings, "scheduler_kwargs")
         col.prop(settings, "pipeline_kwargs")
+
+
+def _draw_loras(layout, settings) -> None:
+    layout.label(text="LoRAs")
+    row = layout.row()
+    row.template_list("UI_UL_list", "kd_loras", settings, "loras", settings, "active_lora", rows=2)
+    col = row.column(align=True)
+    col.operator("keyframe_diffusion.item_add", icon="ADD", text="").kind = "LORA"
+    col.operator("keyframe_diffusion.item_remove", icon="REMOVE", text="").kind = "LORA"
+    if 0 <= settings.active_lora < len(settings.loras):
+        lora = settings.loras[settings.active_lora]
+        col = layout.column(align=True)
+        col.prop(lora, "path")
+        col.prop(lora, "scale")
 
 
 class KD_PT_speed(_Panel, bpy.types.Panel):
@@ -502,7 +602,8 @@ class KD_PT_speed(_Panel, bpy.types.Panel):
         layout.use_property_split = True
         settings = context.scene.keyframe_diffusion
         layout.prop(settings, "precision")
-        layout.prop(settings, "decoder")
+        if settings.mode != "SHOT":  # the video models decode with their own video VAE
+            layout.prop(settings, "decoder")
         col = layout.column(heading="Memory")
         col.prop(settings, "vae_slicing")
         col.prop(settings, "vae_tiling")
@@ -518,7 +619,7 @@ class KD_PT_speed(_Panel, bpy.types.Panel):
         row.prop(settings, "stream_batch")
         # An int field shows no column heading: the hint says what the switches above don't do.
         row = layout.row()
-        row.active = settings.mode != "CLIP" and not settings.compile
+        row.active = settings.mode not in ("CLIP", "SHOT") and not settings.compile
         row.prop(settings, "feature_reuse")
         if settings.feature_reuse >= 2:
             layout.label(text="Changes the pictures a little: use 30+ steps", icon="INFO")
@@ -572,7 +673,7 @@ class KD_PT_schedules(_Panel, bpy.types.Panel):
 
 
 # Registration order is the sidebar's order of sub-panels.
-classes = (KD_UL_prompts, KD_UL_audio_links, KD_UL_controlnets, KD_PT_main, KD_PT_prompts, KD_PT_prompt_options,
-           KD_PT_settings, KD_PT_advanced, KD_PT_input, KD_PT_clip, KD_PT_motion, KD_PT_inpaint, KD_PT_controlnet,
-           KD_PT_model, KD_PT_upscale, KD_PT_speed, KD_PT_audio, KD_PT_schedules, KD_PT_output, KD_PT_compositor,
-           KD_PT_ray)
+classes = (KD_UL_prompts, KD_UL_audio_links, KD_UL_controlnets, KD_UL_pins, KD_PT_main, KD_PT_prompts,
+           KD_PT_prompt_options, KD_PT_settings, KD_PT_advanced, KD_PT_input, KD_PT_clip, KD_PT_shot, KD_PT_motion,
+           KD_PT_inpaint, KD_PT_controlnet, KD_PT_model, KD_PT_upscale, KD_PT_speed, KD_PT_audio, KD_PT_schedules,
+           KD_PT_output, KD_PT_compositor, KD_PT_ray)

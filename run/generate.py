@@ -18,7 +18,7 @@ from ..engine.events import describe, progress_text
 from ..engine.frames import frame_filename
 from ..engine_link import workers
 from ..engine_link.worker_client import WorkerClient, WorkerError
-from ..timeline import audio_keys, frame_range
+from ..timeline import audio_keys, frame_range, pins
 from . import compositor, estimate, live_preview, strips
 
 
@@ -88,6 +88,7 @@ class GenerateJob:
                 audio_keys.refresh(self.scene, context=context)
             except audio_keys.AudioError as e:
                 raise GenerateError(f"Audio: {e}") from e
+        pins.sync_stored_frames(self.scene)  # a pin whose marker is deleted later stays where it was baked
         try:
             self.plan_path, plan = write_plan(self.scene, self.output, self.model)
         except BakeError as e:

@@ -16,8 +16,8 @@ from bpy.props import (
 from . import compat
 from ..engine import vocabulary as vocab
 from ..engine.plan import EMBEDDED_MODEL, MAX_FRAME
-from ..engine.plan import (CONTROL_RANGES, FRAME_RANGES, IMAGE_RANGES, LORA_RANGES, MOTION_RANGES, PROMPT_RANGES,
-                           UPSCALE_RANGES)
+from ..engine.plan import (CONTROL_RANGES, FRAME_RANGES, IMAGE_RANGES, LORA_RANGES, MOTION_RANGES, PIN_RANGES,
+                           PROMPT_RANGES, SETTINGS_RANGES, UPSCALE_RANGES)
 
 PATH_OPTIONS = compat.path_options()  # '//' (relative to the .blend) paths are welcome in these
 
@@ -171,6 +171,84 @@ class KD_Lora(bpy.types.PropertyGroup):
     scale: FloatProperty(options=FIXED, name="Scale", default=1.0, soft_min=-1.0, soft_max=2.0,
                          **_bounds(LORA_RANGES["scale"]),
                          description="Weight of the adapter. " + ONE_VALUE + " (LoRAs are weighted once per render)")
+
+
+# Shot mode's pins. A pin owns a timeline marker named PIN_MARKER_PREFIX + its label: the marker IS the pin's frame
+# (move it in the timeline and the pin moves). A deleted or renamed marker leaves the pin at its stored frame, the
+# frame it had when it was last set or synced (timeline/pins.py), and the panel says so.
+PIN_MARKER_PREFIX = "Pin: "
+PIN_SOURCES = enum_items(vocab.PIN_SOURCES)
+
+
+def pin_marker(pin):
+    """The timeline marker a pin owns, or None (deleted, renamed, or a pin not yet given one)."""
+    return pin.id_data.timeline_markers.get(pin.marker) if pin.marker else None
+
+
+def _pin_frame_get(self) -> int:
+    marker = pin_marker(self)
+    return marker.frame if marker is not None else self.stored_frame
+
+
+def _pin_frame_set(self, value: int) -> None:
+    marker = pin_marker(self)
+    if marker is not None:
+        marker.frame = value
+    self.stored_frame = value
+
+
+def unique_pin_label(scene, label: str, pin=None) -> str:
+    """`label`, or `label 2`, `label 3`...: one no other pin (nor another marker) has, so each pin owns its marker."""
+    own = pin.marker if pin is not None else None
+    taken = {p.marker for p in scene.keyframe_diffusion.pins if pin is None or p.as_pointer() != pin.as_pointer()}
+    taken |= {m.name for m in scene.timeline_markers if m.name != own}
+    base, n = label.strip() or "Pin", 1
+    label = base
+    while PIN_MARKER_PREFIX + label in taken:
+        n += 1
+        label = f"{base} {n}"
+    return label
+
+
+def _pin_label_update(self, context) -> None:
+    """A renamed pin renames its marker (and keeps owning it); a label another pin has gets a number."""
+    name = PIN_MARKER_PREFIX + self.name
+    if name == self.marker:
+        return
+    unique = unique_pin_label(self.id_data, self.name, self)
+    if unique != self.name:
+        self.name = unique  # updates again, with the free label
+        return
+    marker = pin_marker(self)
+    if marker is not None:
+        marker.name = name
+    self.marker = name
+
+
+class KD_Pin(bpy.types.PropertyGroup):
+    """A picture pinned at a timeline frame: shot mode's video model holds the shot to it there."""
+
+    name: StringProperty(name="Label", update=_pin_label_update,
+                         description="The pin's name; its timeline marker is named \"" + PIN_MARKER_PREFIX
+                         + "<label>\"")
+    source: EnumProperty(options=FIXED, name="Source", items=PIN_SOURCES, default="RENDER",
+                         description="Where the pinned picture comes from")
+    filepath: StringProperty(name="Image", subtype="FILE_PATH", options=PATH_OPTIONS,
+                             description="Image File: the picture pinned at the frame")
+    strip: StringProperty(name="Strip", description="Strip: the image or movie strip whose picture at the pin's frame "
+                          "is pinned")
+    strength: FloatProperty(options=FIXED, name="Strength", default=1.0, min=0.0, max=PIN_RANGES["strength"].high,
+                            subtype="FACTOR", description="How strongly the shot is held to the picture at its frame "
+                            "(1: exactly; lower: a looser guide, where the model takes it). " + ONE_VALUE)
+    frame: IntProperty(options=FIXED, name="Frame", get=_pin_frame_get, set=_pin_frame_set,
+                       **_bounds(PIN_RANGES["frame"]),
+                       description="The frame the picture is pinned at: its timeline marker's frame (move the marker "
+                       "to move the pin)")
+    stored_frame: IntProperty(options=FIXED, name="Stored Frame", **_bounds(PIN_RANGES["frame"]),
+                              description="The pin's frame when its marker is gone (kept in step with the marker)")
+    marker: StringProperty(name="Marker", description="Name of the timeline marker that is the pin's frame")
+    token: StringProperty(name="Token", description="Names the folder where a Generated Frame pin keeps its copy of "
+                          "the frame (a new pin takes a new copy)")
 
 
 class KD_Settings(bpy.types.PropertyGroup):
@@ -529,6 +607,37 @@ class KD_Settings(bpy.types.PropertyGroup):
     cpu_offload: BoolProperty(options=FIXED,
                               name="CPU Offload", description="Keep each model on the GPU only while it runs "
                               "(much less GPU memory, slower)", default=False)
+    # Shot mode (Wan 2.x / LTX-Video): pins, windows, memory, cache and the control video (the plan's settings of the
+    # same names, engine/plan.py)
+    pins: CollectionProperty(type=KD_Pin, description="Shot mode: pictures pinned at timeline frames")
+    active_pin: IntProperty(options=FIXED, default=0, description="The pin shown for editing")
+    shot_window: IntProperty(options=FIXED, name="Window", default=0, min=0,
+                             max=SETTINGS_RANGES["shot_window"].high, soft_max=257,
+                             description="Frames the video model makes at once; longer shots are made in "
+                             "overlapping windows of this length (0: the model's own length, Wan 81, LTX 121). "
+                             + ONE_VALUE)
+    shot_overlap: IntProperty(options=FIXED, name="Overlap", default=8, min=0,
+                              max=SETTINGS_RANGES["shot_overlap"].high, soft_max=64,
+                              description="Frames shared by neighbouring windows of a long shot: the next window "
+                              "continues from them. " + ONE_VALUE)
+    chain_shots: BoolProperty(options=FIXED, name="Chain Shots", default=False,
+                              description="Each shot starts from the last frames of the shot before it (a continuous "
+                              "take across cuts); off: every shot is made on its own")
+    memory_mode: EnumProperty(options=FIXED, name="Memory", items=enum_items(vocab.MEMORY_MODES), default="AUTO",
+                              description="How the video model fits the GPU")
+    memory_limit_gb: FloatProperty(options=FIXED, name="Memory Limit", default=0.0, min=0.0,
+                                   max=SETTINGS_RANGES["memory_limit_gb"].high, soft_max=192.0, precision=1,
+                                   description="Auto: the GPU memory in GB the model may use, in place of the "
+                                   "device's free memory (0: the free memory)")
+    video_cache: EnumProperty(options=FIXED, name="Cache", items=enum_items(vocab.VIDEO_CACHES), default="NONE",
+                              description="Skip transformer work between denoising steps: faster, slightly "
+                              "different pictures")
+    video_control: EnumProperty(options=FIXED, name="Control Video", items=enum_items(vocab.VIDEO_CONTROLS),
+                                default="NONE", description="What of Blender's scene drives the shot at every frame "
+                                "(a VACE model's control video; the scene render is an LTX video condition too)")
+    control_scale: FloatProperty(options=FIXED, name="Control Scale", default=1.0, min=0.0,
+                                 max=SETTINGS_RANGES["control_scale"].high, soft_max=2.0,
+                                 description="How strongly the control video drives the shot. " + ONE_VALUE)
     # Inpainting (feedback and video modes)
     mask_source: EnumProperty(
         options=FIXED,
@@ -617,7 +726,7 @@ class KD_Status(bpy.types.PropertyGroup):
     error: StringProperty(default="", description="Why the last generation failed, in full (empty: it didn't)")
 
 
-classes = (KD_PromptKey, KD_AudioLink, KD_ControlUnit, KD_Lora, KD_Settings, KD_Status)
+classes = (KD_PromptKey, KD_AudioLink, KD_ControlUnit, KD_Lora, KD_Pin, KD_Settings, KD_Status)
 
 
 def register() -> None:

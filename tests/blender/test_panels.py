@@ -36,6 +36,12 @@ class Layout:
         self.calls.append(("operator", idname))
         return SimpleNamespace()
 
+    def operator_menu_enum(self, idname, prop, **kwargs):
+        module, name = idname.split(".")
+        op = getattr(getattr(bpy.ops, module), name)
+        assert prop in op.get_rna_type().properties, f"{idname} has no property '{prop}'"
+        self.calls.append(("operator", idname))
+
     def template_list(self, list_type, list_id, data, prop, active_data, active_prop, **kwargs):
         assert hasattr(bpy.types, list_type) and prop in data.bl_rna.properties
         self.calls.append(("list", prop))

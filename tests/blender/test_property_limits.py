@@ -30,8 +30,12 @@ def _ranges(extension) -> dict[tuple[str, str], plan_mod.Range]:
         ("KD_Settings", "mask_blur"): plan_mod.MASK_RANGES["blur"],
         ("KD_Settings", "width"): plan_mod.Range(8, plan_mod.DEFAULT_MAX_SIDE),
         ("KD_Settings", "height"): plan_mod.Range(8, plan_mod.DEFAULT_MAX_SIDE),
+        ("KD_Pin", "strength"): plan_mod.PIN_RANGES["strength"],
+        ("KD_Pin", "frame"): plan_mod.PIN_RANGES["frame"],
+        ("KD_Pin", "stored_frame"): plan_mod.PIN_RANGES["frame"],
     })
-    for name in ("batch_size", "cadence", "context_length", "context_overlap"):
+    for name in ("batch_size", "cadence", "context_length", "context_overlap", "shot_window", "shot_overlap",
+                 "memory_limit_gb", "control_scale"):
         ranges[("KD_Settings", name)] = plan_mod.SETTINGS_RANGES[name]
     return ranges
 
