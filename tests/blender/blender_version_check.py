@@ -205,5 +205,16 @@ strips.new_mask("Mask", mask, channel=8, frame_start=1)
 settings.mask_source, settings.mask_strip = "STRIP", "Mask"
 plan = package_module.bake.scene.bake_scene(scene)
 result["strip_mask"] = plan["frames"][0]["mask"]
+
+# Shot mode on this Blender: pins own timeline markers (a moved marker moves its pin), a Scene Render pin is Blender's
+# render at its frame and every frame's control picture is its depth pass.
+settings.mask_source, settings.mode, settings.video_control = "NONE", "SHOT", "DEPTH"
+bpy.ops.keyframe_diffusion.pin_add(source="RENDER", frame=1)
+bpy.ops.keyframe_diffusion.pin_add(source="RENDER", frame=2)
+scene.timeline_markers[settings.pins[1].marker].frame = 4
+plan = package_module.bake.scene.bake_scene(scene, output=os.path.join(out, "shot"))  # the depth above stays
+result["shot"] = {"pins": [[p["frame"], os.path.isfile(p["path"])] for p in plan["settings"]["pins"]],
+                  "markers": sorted(m.name for m in scene.timeline_markers),
+                  "controls": [os.path.isfile(r["control_frame"]["path"]) for r in plan["frames"]]}
 result["deprecations"] = deprecations
 print(json.dumps(result))

@@ -114,3 +114,6 @@ def test_extension_installs_bakes_and_generates_on_other_blenders(version, built
     square = read_depth(result["strip_mask"]["path"])
     assert "select" not in result["strip_mask"] and square.shape == (64, 64)
     assert square[32, 32] > 0.9 and square[2, 2] < 0.1
+    # Shot mode: pins as markers, a Scene Render pin and the depth control video.
+    assert result["shot"] == {"pins": [[1, True], [4, True]], "markers": ["Pin: Render", "Pin: Render 2"],
+                              "controls": [True] * 4}
