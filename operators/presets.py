@@ -38,7 +38,8 @@ PRESET_PROPS = ("mode", "model", "width", "height", "seed", "seed_behavior", "se
                 "scheduler", "scheduler_class", "negative_prompt", "batch_size", "decoder", "precision", "channels_last",
                 "vae_slicing", "vae_tiling", "compile", "feature_reuse", "background_writes", "stream_batch",
                 "overlap_decode", "device", "motion_mode", "border", "cadence", "color_coherence", "flow_guide",
-                "warp_noise", "fusion", "anchor_attention", *FRAME_PARAMS)
+                "warp_noise", "fusion", "anchor_attention", "shot_window", "shot_overlap", "chain_shots", "memory_mode",
+                "memory_limit_gb", "video_cache", "video_control", "control_scale", *FRAME_PARAMS)
 
 
 class KD_PT_presets(PresetPanel, bpy.types.Panel):

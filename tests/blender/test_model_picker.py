@@ -182,3 +182,6 @@ def test_the_preset_menu_lists_the_shipped_presets(scene, extension):
     for name in ("Final", "Mode_Interpolate", "Mode_Video", "Mode_Clip"):
         apply(name)
     assert (settings.mode, settings.motion_adapter) == ("CLIP", "guoyww/animatediff-motion-adapter-v1-5-2")
+    apply("Mode_Shot")
+    assert (settings.mode, settings.model, settings.video_control, settings.width, settings.height) == (
+        "SHOT", "Wan-AI/Wan2.1-VACE-1.3B-diffusers", "DEPTH", 832, 480)

@@ -31,5 +31,6 @@ def test_zip_holds_only_files_the_repository_tracks(built_zip):
 def test_zip_holds_the_shipped_presets(built_zip):
     # The Settings panel's preset menu lists them from the installed extension's folder (operators/presets.py).
     names = zipfile.ZipFile(built_zip).namelist()
-    for preset in ("Preview", "Final", "Turbo", "Mode_Interpolate", "Mode_Feedback", "Mode_Video", "Mode_Clip"):
+    for preset in ("Preview", "Final", "Turbo", "Mode_Interpolate", "Mode_Feedback", "Mode_Video", "Mode_Clip",
+                   "Mode_Shot"):
         assert f"presets/keyframe_diffusion/{preset}.py" in names, preset
