@@ -465,15 +465,30 @@ def _chain_restarts(scene: bpy.types.Scene, settings, records: list[dict], keyed
     "cut..." or "restart...". A cut shows something else, which warping the previous frame would only smear, and
     chains that share nothing render independently (on different machines with Ray). Never the range's first frame,
     which starts a chain anyway. Only in feedback mode, the one mode that chains, and clip and shot modes, where a cut
-    ends one clip (shot) and starts the next. Pins' markers are never cuts."""
+    ends one clip (shot) and starts the next. In shot mode also where a scene or movie strip of the edit starts or
+    ends (a cut in the Sequencer); pins' markers are never cuts."""
     if settings.mode not in ("FEEDBACK", "CLIP", "SHOT"):
         return set()
     owned = timeline_pins.pin_markers(scene) if settings.mode == "SHOT" else set()
     marked = {m.frame for m in scene.timeline_markers
               if m.name.strip().lower().startswith(CUT_MARKERS) and m.name not in owned}
+    if settings.mode == "SHOT":
+        marked |= _strip_cuts(scene)
     cameras = [(r["camera"] or {}).get("name") for r in records]
     return {records[i]["frame"] for i in range(1, len(records))
             if (keyed[i] and not keyed[i - 1]) or cameras[i] != cameras[i - 1] or records[i]["frame"] in marked}
+
+
+SHOT_STRIPS = ("SCENE", "MOVIE")  # the strips an edit cuts between (not images, text, sound, effects or ours)
+
+
+def _strip_cuts(scene) -> set[int]:
+    """The frames where an unmuted scene or movie strip starts, or the frame after it ends: the edit's cuts."""
+    cuts = set()
+    for strip in compat.all_strips(scene):
+        if strip.type in SHOT_STRIPS and not strip.mute:
+            cuts.update((compat.strip_start(strip), compat.strip_end(strip)))
+    return cuts
 
 
 def _depsgraph(scene: bpy.types.Scene):

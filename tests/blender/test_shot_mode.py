@@ -217,8 +217,8 @@ def test_a_pin_whose_marker_is_gone_stays_at_its_frame_until_it_gets_one_again(s
 
 def test_bake_render_pins_and_depth_control_with_shots_split_at_cuts(shot, extension):
     """Scene Render pins at 1 and 24 and a depth control video: the pins are Blender's renders at their frames, every
-    frame's control picture is its depth pass, the shot splits at a cut marker and a camera cut, and the pins'
-    own markers cut nothing."""
+    frame's control picture is its depth pass, the shot splits at a cut marker, a camera cut and a strip cut in the
+    edit, and the pins' own markers cut nothing."""
     settings = shot.keyframe_diffusion
     camera = _geometry(shot)
     settings.video_control = "DEPTH"
@@ -231,6 +231,14 @@ def test_bake_render_pins_and_depth_control_with_shots_split_at_cuts(shot, exten
     shot.collection.objects.link(other)
     shot.timeline_markers.new("A", frame=1).camera = camera
     shot.timeline_markers.new("B", frame=17).camera = other
+    # The edit: a scene strip showing frames 1-4 of another scene, cut to this one's at 5 (its own frames 5-24 play
+    # beneath nothing; a strip's start and its end are cuts). Muted strips, image strips and text strips cut nothing.
+    insert = bpy.data.scenes.new("Insert")
+    insert.frame_start, insert.frame_end = 1, 4
+    strips = shot.sequence_editor_create().strips
+    strips.new_scene("Insert", insert, 1, 1)
+    strips.new_scene("Muted", insert, 2, 19).mute = True
+    strips.new_image("Still", "//still.png", 3, 21)
     assert bpy.ops.keyframe_diffusion.bake() == {"FINISHED"}
     folder = bpy.path.abspath(settings.output_dir)
     with open(os.path.join(folder, "plan.json")) as f:
@@ -245,10 +253,10 @@ def test_bake_render_pins_and_depth_control_with_shots_split_at_cuts(shot, exten
     for record in plan["frames"]:
         path = record["control_frame"]["path"]
         assert path.endswith(".exr") and os.path.isfile(path) and f"{os.sep}depth{os.sep}" in path
-    assert [r["frame"] for r in plan["frames"] if r.get("restart")] == [9, 17]
-    assert [[r["frame"] for r in s][::7] for s in plan_mod.chain_segments(plan["frames"])] == [
-        [1, 8], [9, 16], [17, 24]]
-    assert plan_mod.shot_pins(plan["settings"], plan_mod.chain_segments(plan["frames"])[2])[0]["frame"] == 24
+    assert [r["frame"] for r in plan["frames"] if r.get("restart")] == [5, 9, 17]
+    assert [[r["frame"] for r in s] for s in plan_mod.chain_segments(plan["frames"])] == [
+        [1, 2, 3, 4], list(range(5, 9)), list(range(9, 17)), list(range(17, 25))]
+    assert plan_mod.shot_pins(plan["settings"], plan_mod.chain_segments(plan["frames"])[3])[0]["frame"] == 24
     # Only the pins' frames were rendered with the scene's engine.
     assert sorted(os.listdir(os.path.join(folder, "passes", "image"))) == [frame_filename(1), frame_filename(24)]
     # Baked again, the renders keep their files (Cycles' render time in the PNG's text is not a new picture), so the
