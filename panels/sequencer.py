@@ -386,16 +386,17 @@ class KD_UL_pins(bpy.types.UIList):
 
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
         row = layout.row(align=True)
-        split = row.split(factor=0.22, align=True)
-        marked = pin_marker(item) is not None
-        split.label(text=f"{item.frame}", icon="PINNED" if marked else "ERROR")
-        split = split.split(factor=0.55, align=True)
-        split.prop(item, "name", text="", emboss=False)
-        split.label(text=PIN_SOURCE_NAMES.get(item.source, item.source))
-        row.prop(item, "strength", text="", slider=True)
+        frame = row.row(align=True)
+        frame.ui_units_x = 3.4  # a pin icon and five digits
+        frame.label(text=f"{item.frame}", icon="PINNED" if pin_marker(item) is not None else "ERROR")
+        row.prop(item, "name", text="", emboss=False)
+        row.label(text="", icon=PIN_SOURCE_ICONS.get(item.source, "QUESTION"))
+        strength = row.row(align=True)
+        strength.ui_units_x = 3.5
+        strength.prop(item, "strength", text="", slider=True)
 
 
-PIN_SOURCE_NAMES = {"FILE": "File", "STRIP": "Strip", "RENDER": "Render", "GENERATED": "Generated"}
+PIN_SOURCE_ICONS = {"FILE": "FILE_IMAGE", "STRIP": "SEQUENCE", "RENDER": "SCENE", "GENERATED": "RENDER_RESULT"}
 VIDEO_MODEL_HINT = ("Model: a Wan 2.x (text-to-video, image-to-video, VACE) or LTX-Video diffusers folder or Hugging "
                     "Face id, e.g. Wan-AI/Wan2.1-VACE-1.3B-diffusers or Lightricks/LTX-Video")
 

@@ -135,6 +135,10 @@ def test_the_shot_panel_draws_its_settings_and_pins(shot, extension):
     assert {"keyframe_diffusion.pin_add", "keyframe_diffusion.pin_remove", "keyframe_diffusion.pin_jump"} <= ops
     labels = " ".join(name for kind, name in calls if kind == "label")
     assert "Wan 2.x" in labels  # the model field holds an image model: the hint says what to put there
+    calls.clear()
+    row = extension.panels.sequencer.KD_UL_pins.draw_item
+    row(None, context, Layout(calls), settings, settings.pins[0], 0, settings, "active_pin", 0)
+    assert calls == [("label", "1"), ("prop", "name"), ("label", ""), ("prop", "strength")]
     assert "marker was deleted" not in labels
     shot.timeline_markers.remove(_marker(shot, settings.pins[0]))
     calls.clear()
