@@ -119,8 +119,9 @@ class ShotInputs:
         return self._controls[frame]
 
 
-def check_shot(pipe, family, settings: dict, segment: list[dict]) -> None:
-    """What must hold before a shot's first step: one step count, pins the model takes."""
+def check_shot(pipe, family, settings: dict, segment: list[dict], chained: bool = False) -> None:
+    """What must hold before a shot's first step: one step count, pins the model takes. `chained`: the shot starts
+    from the last frames of the one before (chain_shots)."""
     first, last = segment[0]["frame"], segment[-1]["frame"]
     steps = segment[0]["steps"]
     other = [r["frame"] for r in segment if r["steps"] != steps]
@@ -139,6 +140,10 @@ def check_shot(pipe, family, settings: dict, segment: list[dict]) -> None:
             raise ModelError(f"model '{settings['model']}' is {family.label}: it takes pictures at a shot's first and "
                              f"last frames only ({first} and {last}), not at frame {inside[0]}; move the pin, or use a "
                              "VACE or LTX condition model for pictures inside a shot")
+    if chained and family.pins in ("first", "first_last") and pins and pins[0]["frame"] == first:
+        raise ModelError(f"with Chain Shots the shot {first}-{last} starts from the last frame of the shot before, "
+                         f"which {family.label} takes as its first picture: the picture pinned at frame {first} "
+                         "can't apply too; remove it, or turn Chain Shots off")
     kind = settings.get("video_control", "NONE")
     if kind == "RENDER" and not (family.control or family.video_condition):
         raise ModelError(f"model '{settings['model']}' is {family.label}: it takes no video to follow; video to video "
@@ -240,7 +245,7 @@ class Shot(Mode):
         shots = plan_mod.chain_segments(ctx.chain)
         chosen = [i for i, shot in enumerate(shots) if todo.intersection(frames_of(shot))]
         for i in chosen:  # a bad shot fails before any shot is denoised
-            check_shot(ctx.pipe, family, ctx.settings, shots[i])
+            check_shot(ctx.pipe, family, ctx.settings, shots[i], chained=bool(ctx.settings.get("chain_shots") and i))
         prompts = ShotPrompts(family, ctx.pipe)
         last: dict[int, np.ndarray] = {}  # the previous shot's frames, for chained shots
         for i in chosen:

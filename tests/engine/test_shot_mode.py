@@ -360,6 +360,10 @@ def test_errors_say_what_and_where(tmp_path, models, renderer, pictures, tiny_mo
         renderer.render(shot_plan(tmp_path, models["wan-i2v"]), None, lambda e: None)
     with pytest.raises(ModelError, match=r"first-last-frame model \(FLF2V\): it needs a picture at each shot's"):
         renderer.render(shot_plan(tmp_path, models["wan-i2v"], pins=[(1, pictures["red"])]), None, lambda e: None)
+    with pytest.raises(ModelError, match="with Chain Shots the shot 4-6 starts from the last frame of the shot before"):
+        renderer.render(shot_plan(tmp_path, models["wan-i2v"], restarts=(4,), chain_shots=True,
+                                  pins=[(1, pictures["red"]), (3, pictures["blue"]), (4, pictures["green"]),
+                                        (6, pictures["red"])]), None, lambda e: None)
     with pytest.raises(ModelError, match="a depth control video needs a Wan VACE model"):
         plan = shot_plan(tmp_path, models["ltx-condition"])
         renderer.render(_with_controls(plan, "DEPTH", {f: pictures["red"] for f in range(1, 7)}), None,
