@@ -28,18 +28,27 @@ def check_settings(pipe, family, settings: dict) -> None:
     check_size(settings["model"], family.label, settings["width"], settings["height"], family.size_step(pipe))
 
 
+def window_frames(pipe, family, settings: dict) -> int:
+    """The most frames one call renders for this plan: a full window, or less when the plan's frame range (with the
+    frames a chained shot carries) is shorter. The memory estimate is made for it."""
+    from .video_models import valid_count, window_length
+
+    step = family.frame_step(pipe)
+    full = window_length(settings, step, family.default_window)
+    start, end = settings.get("frame_start"), settings.get("frame_end")
+    if start is None or end is None or end < start:
+        return full
+    carried = settings["shot_overlap"] if settings.get("chain_shots") else 0
+    return min(full, valid_count(end - start + 1 + carried, step))
+
+
 def prepare_video(renderer, pipe, family, settings: dict, emit):
     """The pipeline ready to render the plan's shots (reloaded when its memory mode must change)."""
-    from .video_models import window_length
+    from . import video_cache, video_memory
 
     check_settings(pipe, family, settings)
-    try:  # TEMP until the memory and cache modules land
-        from . import video_cache, video_memory
-    except ImportError:
-        pipe.to(getattr(pipe, "_kd_device", "cpu"))
-        return pipe
     device = getattr(pipe, "_kd_device", "cpu")
-    frames = window_length(settings, family.frame_step(pipe), family.default_window)
+    frames = window_frames(pipe, family, settings)
     mode = video_memory.choose(pipe, settings, frames, settings["height"], settings["width"], device)
     current = video_memory.applied(pipe)
     if current is not None and current != mode:

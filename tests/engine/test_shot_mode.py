@@ -478,3 +478,34 @@ def test_the_embedded_tiny_video_models_render_by_name(tmp_path, monkeypatch, re
     assert os.path.isfile(tmp_path / "cache" / "models" / "tiny-wan-vace" / "model_index.json")
     with pytest.raises(ModelError, match=r"unknown tiny video model 'nope' \(known: wan-t2v"):
         renderer.render(shot_plan(tmp_path / "out2", "embedded:tiny-nope"), None, lambda e: None)
+
+
+def test_memory_mode_fits_the_limit_and_a_mode_that_does_not_fit_says_which_does(tmp_path, models):
+    """On the CPU (FULL and FP8 Storage there): a Memory Limit between the two estimates makes AUTO store the
+    transformer in fp8, and FULL an error naming FP8 Storage; lifting the limit loads the model again for FULL."""
+    import torch
+
+    from engine import video_memory
+    from engine.video_setup import window_frames
+
+    renderer = Renderer()
+    plan = shot_plan(tmp_path / "a", models["wan-vace"], frames=5)
+    pipe, _ = renderer.prepare(plan["settings"], lambda e: None)
+    assert window_frames(pipe, family_of(pipe), plan["settings"]) == 81  # no frame range: a full window
+    assert window_frames(pipe, family_of(pipe), {**plan["settings"], "frame_start": 1, "frame_end": 24}) == 25
+    parts = video_memory.estimate_parts(pipe, 81, 32, 32, 4)
+    full, fp8 = video_memory._peak(parts, "FULL"), video_memory._peak(parts, "FP8")
+    assert fp8 < full
+    limit = (full + fp8) / 2 / 2**30
+    with pytest.raises(ModelError, match=r"Memory mode Full needs about .* GB for 81 frames at 32x32, over the .* GB "
+                                         r"limit \(the Memory Limit setting\)\. FP8 Storage fits"):
+        renderer.render(shot_plan(tmp_path / "b", models["wan-vace"], frames=5, memory_mode="FULL",
+                                  memory_limit_gb=limit), None, lambda e: None)
+    summary, _ = render(renderer, shot_plan(tmp_path / "c", models["wan-vace"], frames=5, memory_limit_gb=limit))
+    pipe, _ = renderer.prepare(plan["settings"] | {"memory_limit_gb": limit}, lambda e: None)
+    assert summary["rendered"] == 5 and video_memory.applied(pipe) == "FP8"
+    assert any(p.dtype == torch.float8_e4m3fn for p in pipe.transformer.parameters())
+    summary, _ = render(renderer, shot_plan(tmp_path / "d", models["wan-vace"], frames=5))
+    pipe, _ = renderer.prepare(plan["settings"], lambda e: None)
+    assert summary["rendered"] == 5 and video_memory.applied(pipe) == "FULL"
+    assert not any(p.dtype == torch.float8_e4m3fn for p in pipe.transformer.parameters())
