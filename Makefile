@@ -9,7 +9,7 @@ VENV52 := .venv-bpy52
 PYTHON313 ?= $(or $(shell prefix=$$(pyenv prefix 3.13.0 2>/dev/null) && echo $$prefix/bin/python3.13),$(shell command -v python3.13 2>/dev/null))
 PY := $(VENV)/bin/python
 
-.PHONY: setup no-python313 demo demo-coherence test test-engine test-blender test-packaging bench bench-ray bench-speed bench-table bench-overhead bench-gpu build build-light build-full clean e2e-real-blender train-shapes
+.PHONY: setup no-python313 demo demo-coherence test test-engine test-blender test-packaging bench bench-ray bench-speed bench-table bench-overhead bench-video-cache bench-gpu build build-light build-full clean e2e-real-blender train-shapes
 
 setup: $(VENV)/.ready $(VENV42)/.ready $(VENV45)/.ready $(if $(PYTHON313),$(VENV52)/.ready,no-python313)
 
@@ -82,6 +82,11 @@ bench-table: $(VENV)/.ready .venv-sdv/.ready
 # What a render pays outside the model: fixed cost per render, overhead per frame (about a minute).
 bench-overhead: $(VENV)/.ready
 	$(PY) bench/overhead.py
+
+# diffusers' cache hooks on a Wan transformer (engine/video_cache.py): time per step with and without each cache in
+# alternating rounds, and each cache's difference from the uncached output (random weights; about 4 minutes).
+bench-video-cache: $(VENV)/.ready
+	$(PY) bench/video_cache.py
 
 # The GPU set (SD-Turbo, SD 1.5, SDXL layouts, random weights) on a CUDA machine; `--smoke` runs it on the CPU with tiny
 # models (about a minute) to check the script. See the script's docstring for splitting it into 10-minute runs.
