@@ -9,7 +9,7 @@ VENV52 := .venv-bpy52
 PYTHON313 ?= $(or $(shell prefix=$$(pyenv prefix 3.13.0 2>/dev/null) && echo $$prefix/bin/python3.13),$(shell command -v python3.13 2>/dev/null))
 PY := $(VENV)/bin/python
 
-.PHONY: setup no-python313 demo demo-coherence test test-engine test-blender test-packaging bench bench-ray bench-speed bench-table bench-overhead bench-video-cache bench-gpu build build-light build-full clean e2e-real-blender train-shapes
+.PHONY: setup no-python313 demo demo-coherence test test-engine test-blender test-packaging bench bench-ray bench-speed bench-table bench-overhead bench-video-cache bench-gpu build build-light build-full clean e2e-real-blender e2e-real-blender-shot train-shapes
 
 setup: $(VENV)/.ready $(VENV42)/.ready $(VENV45)/.ready $(if $(PYTHON313),$(VENV52)/.ready,no-python313)
 
@@ -126,3 +126,7 @@ clean:
 # Real Blender 4.3 binary (needs root, debootstrap and Debian's archive; not part of `make test`).
 e2e-real-blender: $(VENV)/.ready
 	scripts/real_blender_e2e.sh out/real-blender
+
+# Shot mode on the real Blender 4.3 binary: Blender's render pinned at frames 1 and 24, depth as the VACE control.
+e2e-real-blender-shot: $(VENV)/.ready
+	scripts/real_blender_shot.sh out/real-blender-shot
