@@ -388,3 +388,26 @@ def test_shot_mode_end_to_end_with_a_tiny_wan_vace_model(shot, extension):
     job = extension.run.generate.GenerateJob(shot)
     job.run_blocking()
     assert job.rendered == []
+
+
+@pytest.mark.parametrize("model, pinned", [("embedded:tiny-wan-t2v", ()), ("embedded:tiny-wan-i2v", (1, 24)),
+                                           ("embedded:tiny-ltx-condition", (1, 9, 24))])
+def test_each_family_renders_through_the_worker_into_a_strip(shot, extension, tmp_path, model, pinned):
+    """Wan text-to-video, Wan first/last frame (FLF2V) and LTX conditions: pictures from files pinned, 24 frames in
+    the strip at their frames and size, in order."""
+    settings = shot.keyframe_diffusion
+    settings.model = model
+    settings.steps = 2
+    for i, frame in enumerate(pinned):
+        art = tmp_path / f"pin_{frame}.png"
+        Image.fromarray(np.full((32, 32, 3), 60 * i + 40, np.uint8)).save(art)
+        bpy.ops.keyframe_diffusion.pin_add(source="FILE", frame=frame, filepath=str(art))
+    assert bpy.ops.keyframe_diffusion.generate() == {"FINISHED"}
+    strip = next(s for s in shot.sequence_editor.strips_all if s.name == settings.strip_name)
+    assert [e.filename for e in strip.elements] == [frame_filename(f) for f in range(1, 25)]
+    assert strip.frame_final_start == 1 and strip.frame_final_end == 25
+    folder = bpy.path.abspath(strip.directory)
+    images = [np.asarray(Image.open(os.path.join(folder, e.filename)).convert("RGB")) for e in strip.elements]
+    assert all(i.shape == (32, 32, 3) for i in images) and len({i.tobytes() for i in images}) > 1
+    with open(os.path.join(bpy.path.abspath(settings.output_dir), "plan.json")) as f:
+        assert [p["frame"] for p in json.load(f)["settings"]["pins"]] == list(pinned)
