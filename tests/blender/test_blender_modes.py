@@ -35,15 +35,15 @@ def _generate_and_check(scene, frames=range(1, 7)):
     return plan, images
 
 
-def _geometry_scene(scene):
-    """A camera dollying past a cube in front of a floor: depth with real parallax."""
+def _geometry_scene(scene, last_frame: int = 6, samples: int = 4):
+    """A camera dollying past a cube in front of a floor from frame 1 to `last_frame`: depth with real parallax."""
     bpy.ops.mesh.primitive_plane_add(size=40, location=(0, 0, 0))
     bpy.ops.mesh.primitive_cube_add(size=2, location=(0, 0, 1))
     camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
     scene.collection.objects.link(camera)
     scene.camera = camera
     camera.rotation_euler = (1.1, 0.0, 0.0)
-    for frame, x in ((1, -1.0), (6, 1.0)):
+    for frame, x in ((1, -1.0), (last_frame, 1.0)):
         camera.location = (x, -8.0, 4.0)
         camera.keyframe_insert("location", frame=frame)
     sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
@@ -51,7 +51,7 @@ def _geometry_scene(scene):
     sun.rotation_euler = (0.6, 0.3, 0.0)
     scene.collection.objects.link(sun)
     scene.render.engine = "CYCLES"
-    scene.cycles.samples = 4
+    scene.cycles.samples = samples
     return camera
 
 

@@ -16,6 +16,8 @@ from engine import plan as plan_mod
 from engine import vocabulary as vocab
 from engine.frames import frame_filename
 
+from test_blender_modes import _geometry_scene
+
 bpy = pytest.importorskip("bpy")
 
 SHOT_SETTINGS = ("shot_window", "shot_overlap", "chain_shots", "memory_mode", "memory_limit_gb", "video_cache",
@@ -34,22 +36,8 @@ def shot(scene):
 
 
 def _geometry(scene):
-    """A camera dollying past a cube over a floor (Cycles, few samples): depth and a render with something in it."""
-    bpy.ops.mesh.primitive_plane_add(size=40, location=(0, 0, 0))
-    bpy.ops.mesh.primitive_cube_add(size=2, location=(0, 0, 1))
-    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    scene.collection.objects.link(camera)
-    scene.camera = camera
-    camera.rotation_euler = (1.1, 0.0, 0.0)
-    for frame, x in ((1, -1.0), (24, 1.0)):
-        camera.location = (x, -8.0, 4.0)
-        camera.keyframe_insert("location", frame=frame)
-    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
-    sun.data.energy = 4.0
-    scene.collection.objects.link(sun)
-    scene.render.engine = "CYCLES"
-    scene.cycles.samples = 2
-    return camera
+    """A camera dollying past a cube over a floor over the shot's 24 frames (Cycles, few samples)."""
+    return _geometry_scene(scene, last_frame=24, samples=2)
 
 
 def _marker(scene, pin):

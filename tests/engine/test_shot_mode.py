@@ -116,6 +116,17 @@ class Stage:
         delattr(self.pipe, self.name)
 
 
+def stage_calls(renderer, plan: dict, name: str) -> list[dict]:
+    """Render `plan` and return what the pipeline's stage `name` received in each call (by parameter name)."""
+    pipe, _ = renderer.prepare(plan["settings"], lambda e: None)
+    stage = Stage(pipe, name)
+    try:
+        render(renderer, plan)
+    finally:
+        stage.close()
+    return stage.calls
+
+
 def colour_of(tensor) -> np.ndarray:
     """The mean RGB (0-255) of a preprocessed picture tensor in -1..1 (C, H, W)."""
     values = tensor.float().reshape(3, -1).mean(1).numpy()
@@ -137,23 +148,13 @@ def test_frames_come_out_in_order_with_the_plan_size(tmp_path, models, renderer,
 
 def test_vace_pins_reach_the_pipeline_at_their_frame_index(tmp_path, models, renderer, pictures):
     plan = shot_plan(tmp_path, models["wan-vace"], frames=9, pins=[(1, pictures["red"]), (6, pictures["blue"])])
-    pipe, _ = renderer.prepare(plan["settings"], lambda e: None)
-    masks = Stage(pipe, "prepare_masks")
-    try:
-        render(renderer, plan)
-    finally:
-        masks.close()
-    call, = masks.calls
+    call, = stage_calls(renderer, plan, "prepare_masks")
     mask = call["mask"][0, 0].float()  # (F, H, W): 1 makes, 0 keeps
     kept = [i for i in range(mask.shape[0]) if float(mask[i].max()) < 0.5]
     assert kept == [0, 5]  # frames 1 and 6 of a shot starting at 1
-    video = Stage(pipe, "prepare_video_latents")
-    try:
-        render(renderer, shot_plan(tmp_path / "b", models["wan-vace"], frames=9,
-                                   pins=[(1, pictures["red"]), (6, pictures["blue"])]))
-    finally:
-        video.close()
-    call, = video.calls
+    call, = stage_calls(renderer, shot_plan(tmp_path / "b", models["wan-vace"], frames=9,
+                                            pins=[(1, pictures["red"]), (6, pictures["blue"])]),
+                        "prepare_video_latents")
     frames = call["video"][0]  # (C, F, H, W) in -1..1
     assert np.allclose(colour_of(frames[:, 0]), (230, 20, 20), atol=3)
     assert np.allclose(colour_of(frames[:, 5]), (20, 20, 230), atol=3)
@@ -182,13 +183,7 @@ def test_first_and_last_frame_pins_reach_wan_i2v(tmp_path, models, renderer, pic
 
 def test_ltx_conditions_carry_pins_at_their_frame_index(tmp_path, models, renderer, pictures):
     plan = shot_plan(tmp_path, models["ltx-condition"], frames=9, pins=[(1, pictures["red"]), (7, pictures["blue"])])
-    pipe, _ = renderer.prepare(plan["settings"], lambda e: None)
-    latents = Stage(pipe, "prepare_latents")
-    try:
-        render(renderer, plan)
-    finally:
-        latents.close()
-    call, = latents.calls
+    call, = stage_calls(renderer, plan, "prepare_latents")
     conditions = call["conditions"]
     assert call["condition_frame_index"] == [0, 6]
     assert call["condition_strength"] == [1.0, 1.0]
@@ -434,13 +429,7 @@ def test_the_scene_render_is_an_ltx_video_condition_at_the_frames_strength(tmp_p
     plan = shot_plan(tmp_path / "out", models["ltx-condition"], frames=9, pins=[(5, pictures["red"])])
     plan["frames"] = [{**r, "strength": 0.2 + 0.05 * i} for i, r in enumerate(plan["frames"])]
     plan = _with_controls(plan, "RENDER", renders)
-    pipe, _ = renderer.prepare(plan["settings"], lambda e: None)
-    latents = Stage(pipe, "prepare_latents")
-    try:
-        render(renderer, plan)
-    finally:
-        latents.close()
-    call, = latents.calls
+    call, = stage_calls(renderer, plan, "prepare_latents")
     assert call["condition_frame_index"] == [4, 0]
     assert call["condition_strength"][0] == 1.0 and call["condition_strength"][1] == pytest.approx(0.4)
     video = call["conditions"][1][0]  # (C, F, H, W): the render's 9 frames
